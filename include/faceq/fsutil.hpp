@@ -1,0 +1,34 @@
+// faceq/fsutil.hpp — small file-system helpers shared by the core.
+//
+// sha256 of files and buffers (OpenSSL), atomic file writes (write a temp file
+// in the same directory, fsync, rename, fsync the directory) and reading a
+// whole file. All throw Error{io} with the path on failure.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace faceq {
+
+std::string sha256_hex(const void* data, std::size_t size);
+std::string sha256_file(const std::filesystem::path& path);
+
+std::vector<std::uint8_t> read_file(const std::filesystem::path& path);
+
+// Replaces `path` with `contents` atomically: readers see the old file or the
+// new one, never a partial one.
+void write_file_atomic(const std::filesystem::path& path, std::string_view contents);
+
+// Renames `from` over `to` and fsyncs the directory of `to`.
+void rename_durable(const std::filesystem::path& from, const std::filesystem::path& to);
+
+// A unique temporary path beside `target` ("<target>.tmp.<pid>.<n>").
+std::filesystem::path temp_path_beside(const std::filesystem::path& target);
+
+// Current UTC time as "YYYY-MM-DDTHH:MM:SSZ".
+std::string utc_now_iso8601();
+
+}  // namespace faceq

@@ -1,0 +1,50 @@
+// context.hpp — what every subcommand gets from main(): the resolved home,
+// data directory, mirror, verbosity and terminal facts, plus the helpers that
+// print to stderr in the house format ("faceq: error: <what> '<path>': <why>").
+// Subcommands return an exit code (0 ok, 1 failure or partial failure,
+// 2 usage) and never call exit().
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "faceq/home.hpp"
+
+namespace faceq::cli {
+
+struct Context {
+    Home home;
+    std::filesystem::path data_dir;
+    std::string mirror;          // --mirror / FACEQ_MIRROR (for download)
+    int verbosity = 0;           // -1 quiet, 0 normal, 1 verbose
+    bool color = false;          // colour on stderr
+    bool stderr_tty = false;     // progress bars only then
+
+    std::filesystem::path manifest_path() const { return data_dir / "models.json"; }
+
+    void error(const std::string& message, const std::string& hint = {}) const;
+    void warn(const std::string& message) const;
+    void info(const std::string& message) const;   // suppressed by -q
+    void debug(const std::string& message) const;  // shown with -v
+};
+
+// A subcommand registers its options on `app` and returns the function main()
+// calls when the user chose it.
+using Runner = std::function<int()>;
+using Registrar = std::pair<CLI::App*, Runner> (*)(CLI::App& app, Context& ctx);
+
+std::pair<CLI::App*, Runner> register_analyze(CLI::App& app, Context& ctx);
+std::pair<CLI::App*, Runner> register_download(CLI::App& app, Context& ctx);
+std::pair<CLI::App*, Runner> register_bench(CLI::App& app, Context& ctx);
+
+// Draws a one-line progress bar on stderr when it is a TTY; no-op otherwise.
+void draw_progress(const Context& ctx, const std::string& label, std::uint64_t done, std::uint64_t total);
+void end_progress(const Context& ctx);
+
+}  // namespace faceq::cli
