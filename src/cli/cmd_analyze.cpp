@@ -1,0 +1,162 @@
+// cmd_analyze.cpp — `faceq analyze PATH...`: one record per image on stdout.
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "context.hpp"
+#include "faceq/analyzer.hpp"
+#include "faceq/batch.hpp"
+#include "faceq/draw.hpp"
+#include "faceq/error.hpp"
+#include "faceq/image_io.hpp"
+#include "faceq/records.hpp"
+#include "faceq/sysinfo.hpp"
+
+namespace faceq::cli {
+namespace {
+
+struct AnalyzeCommand {
+    std::vector<std::string> paths;
+    bool recursive = false;
+    AnalyzeOptions options;
+    int jobs = 0;
+    std::string format = "jsonl";
+    bool embeddings = false;
+    std::string draw_dir;
+    std::uint64_t max_pixels = ImageLimits{}.max_pixels;
+};
+
+struct ItemOutcome {
+    nlohmann::json record;
+    bool failed = false;
+    std::string message;
+};
+
+// Unique output names for --draw: the input's file name, with "_2", "_3"...
+// appended when two inputs share one.
+std::vector<std::filesystem::path> draw_targets(const std::vector<InputItem>& items, const std::string& dir) {
+    std::vector<std::filesystem::path> out;
+    if (dir.empty()) return out;
+    std::map<std::string, int> seen;
+    for (const auto& item : items) {
+        std::filesystem::path name = std::filesystem::path(item.path).filename();
+        const int n = ++seen[name.string()];
+        if (n > 1) name = name.stem().string() + fmt::format("_{}", n) + name.extension().string();
+        out.push_back(std::filesystem::path(dir) / name);
+    }
+    return out;
+}
+
+int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
+    const auto format = parse_record_format(cmd.format);
+    const auto items = expand_inputs(cmd.paths, cmd.recursive, &std::cin);
+    if (items.empty()) throw Error(ErrorKind::usage, "no input images (give files, folders, or - for stdin)");
+
+    if (!cmd.draw_dir.empty()) {
+        std::error_code ec;
+        std::filesystem::create_directories(cmd.draw_dir, ec);
+        if (ec)
+            throw Error(ErrorKind::io, fmt::format("cannot create --draw directory '{}': {}", cmd.draw_dir, ec.message()));
+    }
+    const auto manifest = load_manifest(ctx.manifest_path());
+    const auto models = find_model_set(ctx.home.models_dir(), manifest, cmd.options.detector == "cnn");
+    set_blas_threads(1);  // parallelism is across images, one BLAS thread per worker
+    const Analyzer prototype(models, cmd.options);
+    ctx.debug(fmt::format("models: detector {}, landmarks {}, embedder {}, gender {}", prototype.versions().detector,
+                          prototype.versions().landmarks, prototype.versions().embedder,
+                          prototype.versions().gender.empty() ? "none" : prototype.versions().gender));
+
+    const auto targets = draw_targets(items, cmd.draw_dir);
+    const ImageLimits limits{cmd.max_pixels, ImageLimits{}.max_file_bytes};
+    const int jobs = cmd.jobs > 0 ? cmd.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+
+    RecordWriter writer(std::cout, format);
+    std::size_t failures = 0;
+    ordered_parallel<ItemOutcome>(
+        items.size(), jobs,
+        [&] {
+            return [&, analyzer = Analyzer(prototype)](std::size_t i) mutable {
+                ItemOutcome out;
+                const auto& item = items[i];
+                if (item.error) {
+                    out.failed = true;
+                    out.message = *item.error;
+                    out.record = error_record(item.path, ErrorKind::invalid_input, *item.error);
+                    return out;
+                }
+                try {
+                    const auto start = std::chrono::steady_clock::now();
+                    const auto image = load_image_file(item.path, limits);
+                    const double decode_ms =
+                        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+                    auto result = analyzer.analyze(image.bgr);
+                    result.times.decode = decode_ms;
+                    const double elapsed =
+                        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+                    out.record = analysis_record(item.path, result, analyzer.versions(), elapsed, cmd.embeddings);
+                    if (!targets.empty()) {
+                        const auto written = save_annotated(draw_faces(image.bgr, result.faces), targets[i]);
+                        out.record["drawn"] = written.string();
+                    }
+                } catch (const Error& e) {
+                    out.failed = true;
+                    out.message = e.what();
+                    out.record = error_record(item.path, e.kind(), e.what());
+                } catch (const std::exception& e) {
+                    out.failed = true;
+                    out.message = fmt::format("cannot analyze '{}': {}", item.path, e.what());
+                    out.record = error_record(item.path, ErrorKind::internal, out.message);
+                }
+                return out;
+            };
+        },
+        [&](std::size_t, ItemOutcome&& out) {
+            if (out.failed) {
+                ++failures;
+                ctx.error(out.message);
+            }
+            writer.write(out.record);
+        });
+    writer.finish();
+    if (failures > 0) ctx.debug(fmt::format("{} of {} inputs failed", failures, items.size()));
+    return failures > 0 ? 1 : 0;
+}
+
+}  // namespace
+
+std::pair<CLI::App*, Runner> register_analyze(CLI::App& app, Context& ctx) {
+    auto cmd = std::make_shared<AnalyzeCommand>();
+    auto* sub = app.add_subcommand("analyze", "Detect faces, landmarks, gender (and age) in photos; one record per image");
+    sub->add_option("paths", cmd->paths, "Image files, folders, or - to read paths from stdin")->required();
+    sub->add_flag("-r,--recursive", cmd->recursive, "Descend into subfolders");
+    sub->add_option("--detector", cmd->options.detector, "Face detector")
+        ->check(CLI::IsMember({"hog", "cnn"}))
+        ->capture_default_str();
+    sub->add_option("--upsample", cmd->options.upsample,
+                    "Upsample the image 2^N times before detecting (default: derived from --min-face)")
+        ->check(CLI::Range(0, 3));
+    sub->add_option("--max-side", cmd->options.max_side, "Longest side (px) the detector sees; larger photos are downscaled")
+        ->check(CLI::Range(64, 32768))
+        ->capture_default_str();
+    sub->add_option("--min-face", cmd->options.min_face, "Smallest face (px) to find and report")
+        ->check(CLI::Range(8, 10000))
+        ->capture_default_str();
+    sub->add_option("--jitter", cmd->options.jitter, "Average descriptors over N jittered copies (slower, steadier)")
+        ->check(CLI::Range(0, 100))
+        ->capture_default_str();
+    sub->add_option("-j,--jobs", cmd->jobs, "Worker threads (default: number of cores)")->check(CLI::Range(1, 256));
+    sub->add_option("--format", cmd->format, "Output format")
+        ->check(CLI::IsMember({"jsonl", "json", "csv"}))
+        ->capture_default_str();
+    sub->add_flag("--embeddings", cmd->embeddings, "Include each face's 128-D descriptor");
+    sub->add_option("--draw", cmd->draw_dir, "Write annotated copies into this folder");
+    sub->add_option("--max-pixels", cmd->max_pixels, "Refuse images declaring more pixels than this")
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40))
+        ->capture_default_str();
+    return {sub, [cmd, &ctx] { return run_analyze(*cmd, ctx); }};
+}
+
+}  // namespace faceq::cli

@@ -1,0 +1,214 @@
+#include "faceq/analyzer.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include <dlib/image_processing.h>
+#include <dlib/image_processing/frontal_face_detector.h>
+#include <dlib/opencv/cv_image.h>
+#include <dlib/revision.h>
+#include <fmt/format.h>
+#include <opencv2/imgproc.hpp>
+
+#include "dnn_nets.hpp"
+#include "faceq/error.hpp"
+
+namespace faceq {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+constexpr double hog_window = 80.0;  // dlib's frontal face detector: 80x80 windows
+constexpr double cnn_window = 40.0;  // mmod_human_face_detector: faces >= ~40x40
+
+double score_to_confidence(double score) { return 1.0 / (1.0 + std::exp(-2.0 * score)); }
+
+}  // namespace
+
+ModelSet find_model_set(const std::filesystem::path& models_dir, const Manifest& manifest, bool need_cnn) {
+    ModelSet set{need_cnn ? std::optional<InstalledModel>(require_installed(models_dir, manifest, role::detector_cnn))
+                          : find_installed(models_dir, manifest, role::detector_cnn),
+                 require_installed(models_dir, manifest, role::landmarks),
+                 require_installed(models_dir, manifest, role::embedder),
+                 find_installed(models_dir, manifest, role::gender)};
+    return set;
+}
+
+struct Analyzer::Impl {
+    AnalyzeOptions options;
+    ModelVersions versions;
+    dlib::frontal_face_detector hog;
+    std::optional<detail::CnnDetectorNet> cnn;
+    // Read-only during prediction, and the 68-point model is ~100 MB: shared.
+    std::shared_ptr<const dlib::shape_predictor> predictor;
+    std::optional<detail::EmbedderNet> embedder;
+    std::optional<detail::GenderNet> gender;
+};
+
+Analyzer::Analyzer(const ModelSet& models, const AnalyzeOptions& options) : impl_(std::make_unique<Impl>()) {
+    auto& m = *impl_;
+    m.options = options;
+    if (options.detector != "hog" && options.detector != "cnn")
+        throw Error(ErrorKind::usage, fmt::format("unknown detector '{}' (hog or cnn)", options.detector));
+    if (options.detector == "cnn") {
+        if (!models.detector_cnn)
+            throw Error(ErrorKind::model, "the CNN detector model is not installed; run: faceq download models");
+        m.cnn.emplace(models.detector_cnn->path);
+        m.versions.detector = models.detector_cnn->version();
+    } else {
+        m.hog = dlib::get_frontal_face_detector();
+        m.versions.detector = fmt::format("dlib_hog_frontal_face@{}.{}", DLIB_MAJOR_VERSION, DLIB_MINOR_VERSION);
+    }
+    try {
+        auto predictor = std::make_shared<dlib::shape_predictor>();
+        dlib::deserialize(models.landmarks.path.string()) >> *predictor;
+        m.predictor = std::move(predictor);
+    } catch (const std::exception& e) {
+        throw Error(ErrorKind::model, fmt::format("landmark model '{}' cannot be loaded: {}",
+                                                  models.landmarks.path.string(), e.what()));
+    }
+    m.versions.landmarks = models.landmarks.version();
+    m.embedder.emplace(models.embedder.path);
+    m.versions.embedder = models.embedder.version();
+    if (models.gender && options.gender) {
+        m.gender.emplace(models.gender->path);
+        m.versions.gender = models.gender->version();
+    }
+}
+
+Analyzer::Analyzer(const Analyzer& other) : impl_(std::make_unique<Impl>(*other.impl_)) {}
+Analyzer& Analyzer::operator=(const Analyzer& other) {
+    if (this != &other) impl_ = std::make_unique<Impl>(*other.impl_);
+    return *this;
+}
+Analyzer::~Analyzer() = default;
+
+const AnalyzeOptions& Analyzer::options() const { return impl_->options; }
+const ModelVersions& Analyzer::versions() const { return impl_->versions; }
+
+double Analyzer::detection_scale(int width, int height) const {
+    const auto& o = impl_->options;
+    const double longest = std::max(width, height);
+    const double cap = longest > 0 ? o.max_side / longest : 1.0;
+    double f;
+    if (o.upsample >= 0) {
+        f = std::ldexp(1.0, o.upsample);
+    } else {
+        const double window = o.detector == "cnn" ? cnn_window : hog_window;
+        f = window / std::max(1, o.min_face);
+    }
+    return std::min(f, cap);
+}
+
+AnalysisResult Analyzer::analyze(const cv::Mat& bgr) {
+    auto& m = *impl_;
+    AnalysisResult result;
+    result.width = bgr.cols;
+    result.height = bgr.rows;
+    if (bgr.empty() || bgr.type() != CV_8UC3) throw Error(ErrorKind::internal, "analyze: image must be CV_8UC3");
+
+    // ---- detect on a resized copy
+    auto t0 = Clock::now();
+    const double f = detection_scale(bgr.cols, bgr.rows);
+    cv::Mat scaled;
+    if (std::abs(f - 1.0) < 1e-9)
+        scaled = bgr;
+    else
+        cv::resize(bgr, scaled, cv::Size(), f, f, f < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
+    struct Det {
+        dlib::rectangle rect;
+        double score;
+    };
+    std::vector<Det> dets;
+    if (m.cnn) {
+        detail::RgbImage img;
+        dlib::assign_image(img, dlib::cv_image<dlib::bgr_pixel>(scaled));
+        for (const auto& d : m.cnn->detect(img, 0)) dets.push_back({d.rect, d.score});
+    } else {
+        std::vector<dlib::rect_detection> found;
+        m.hog(dlib::cv_image<dlib::bgr_pixel>(scaled), found, 0.0);
+        for (const auto& d : found) dets.push_back({d.rect, d.detection_confidence});
+    }
+    const dlib::rectangle bounds(0, 0, bgr.cols - 1, bgr.rows - 1);
+    std::vector<dlib::rectangle> rects;
+    for (const auto& d : dets) {
+        dlib::rectangle r(static_cast<long>(std::lround(d.rect.left() / f)),
+                          static_cast<long>(std::lround(d.rect.top() / f)),
+                          static_cast<long>(std::lround((d.rect.right() + 1) / f)) - 1,
+                          static_cast<long>(std::lround((d.rect.bottom() + 1) / f)) - 1);
+        if (static_cast<int>(std::max(r.width(), r.height())) < m.options.min_face) continue;
+        Face face;
+        const dlib::rectangle clipped = r.intersect(bounds);
+        face.bbox = {static_cast<int>(clipped.left()), static_cast<int>(clipped.top()),
+                     static_cast<int>(clipped.width()), static_cast<int>(clipped.height())};
+        face.detector_score = d.score;
+        face.confidence = score_to_confidence(d.score);
+        result.faces.push_back(face);
+        rects.push_back(r);  // unclipped: the landmark model expects the detector's box
+    }
+    result.times.detect = ms_since(t0);
+    if (result.faces.empty()) return result;
+
+    // ---- landmarks and chips from the original pixels
+    t0 = Clock::now();
+    dlib::cv_image<dlib::bgr_pixel> original(bgr);
+    std::vector<dlib::full_object_detection> shapes;
+    shapes.reserve(rects.size());
+    for (std::size_t i = 0; i < rects.size(); ++i) {
+        shapes.push_back((*m.predictor)(original, rects[i]));
+        auto& pts = result.faces[i].landmarks;
+        for (unsigned long p = 0; p < shapes.back().num_parts(); ++p)
+            pts.push_back({static_cast<float>(shapes.back().part(p).x()),
+                           static_cast<float>(shapes.back().part(p).y())});
+    }
+    result.times.landmarks = ms_since(t0);
+
+    if (m.options.descriptors) {
+        t0 = Clock::now();
+        std::vector<dlib::chip_details> details;
+        for (const auto& s : shapes)
+            details.push_back(dlib::get_face_chip_details(s, detail::EmbedderNet::chip_size,
+                                                          detail::EmbedderNet::chip_padding));
+        dlib::array<detail::RgbImage> chips_arr;
+        dlib::extract_image_chips(original, details, chips_arr);
+        std::vector<detail::RgbImage> chips(chips_arr.begin(), chips_arr.end());
+        const auto descs = m.embedder->embed(chips, m.options.jitter, m.options.batch_size);
+        for (std::size_t i = 0; i < descs.size(); ++i) {
+            result.faces[i].descriptor = descs[i];
+            result.faces[i].has_descriptor = true;
+        }
+        result.times.descriptor = ms_since(t0);
+    }
+
+    if (m.gender) {
+        t0 = Clock::now();
+        std::vector<dlib::chip_details> details;
+        for (const auto& s : shapes) details.push_back(dlib::get_face_chip_details(s, detail::GenderNet::chip_size));
+        dlib::array<detail::RgbImage> chips_arr;
+        dlib::extract_image_chips(original, details, chips_arr);
+        std::vector<detail::RgbImage> chips(chips_arr.begin(), chips_arr.end());
+        const auto p = m.gender->p_male(chips);
+        for (std::size_t i = 0; i < p.size(); ++i) {
+            result.faces[i].gender = p[i] >= 0.5f ? "male" : "female";
+            result.faces[i].gender_confidence = p[i] >= 0.5f ? p[i] : 1.0f - p[i];
+        }
+        result.times.gender = ms_since(t0);
+    }
+    return result;
+}
+
+float descriptor_distance(const std::array<float, 128>& a, const std::array<float, 128>& b) {
+    float sum = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const float d = a[i] - b[i];
+        sum += d * d;
+    }
+    return std::sqrt(sum);
+}
+
+}  // namespace faceq
