@@ -5,12 +5,17 @@
 // are converted. Before decoding it reads the declared size from the header
 // (JPEG, PNG, GIF, BMP, WebP, PNM, TIFF) and refuses images above the pixel
 // limit, so a small file declaring 50000x50000 pixels is never decoded.
-// Truncated JPEG/PNG data is refused rather than returned half-grey.
+// Truncated JPEG/PNG data is refused rather than returned half-grey. Formats
+// other than these seven are refused too (their size cannot be checked first),
+// and GIF, whose header is read, cannot be decoded by OpenCV 4.6.
 //
 // Errors: Error{not_found} (missing file), Error{io} (unreadable),
-// Error{invalid_input} (empty file, not an image, truncated, 0x0),
-// Error{too_large} (over the pixel limit). Messages name the file.
-// Thread-safety: all functions are reentrant.
+// Error{invalid_input} (empty file, directory, not an image, truncated,
+// corrupt, 0x0), Error{too_large} (over the byte or pixel limit, ours or
+// OpenCV's). Messages are one line and name the file:
+// "cannot read image '<name>': <why>" ("no such file '<path>'" when missing).
+// Thread-safety: all functions are reentrant. The first decode lowers
+// OpenCV's log level from WARNING (its default) to ERROR, once per process.
 #pragma once
 
 #include <cstdint>
@@ -33,8 +38,10 @@ struct ImageHeader {
     int height = 0;
 };
 
-// Reads the declared size without decoding. Throws Error{invalid_input} when
-// the bytes are not a recognised image format.
+// Reads the declared size (before any EXIF rotation) without decoding, never
+// reading past `size`. Throws Error{invalid_input} when the bytes are not a
+// recognised image format or the header is cut short, Error{too_large} when a
+// side does not fit in an int.
 ImageHeader peek_image_header(const std::uint8_t* data, std::size_t size);
 
 struct DecodedImage {
