@@ -11,11 +11,13 @@
 // thread uses its own copy.
 //
 // Detection scale. The detector runs on a copy of the image resized by one
-// factor f. With --upsample N given, f = 2^N (then capped by max_side); by
-// default f is chosen so that a face of `min_face` pixels in the original
-// becomes as large as the detector's smallest window (80 px for HOG, 40 px
-// for the CNN), and the longest side never exceeds max_side. Boxes are mapped
-// back to original pixels; landmarks and chips come from the original pixels.
+// factor f = 2^N: N = --upsample when given, else the smallest N that makes a
+// face of `min_face` pixels as large as the detector's smallest window (80 px
+// for HOG, 40 px for the CNN). Upsampling uses dlib's pyramid_up, as dlib's
+// own tools do, so boxes match theirs. When f would make the longest side
+// exceed max_side, f = max_side / longest side instead (area averaging).
+// Boxes are mapped back to original pixels; landmarks and chips come from the
+// original pixels.
 //
 // Confidence. Detector scores are SVM/MMOD margins (0 = the detection
 // threshold). They map to 0..1 by a logistic: confidence = 1/(1+exp(-2·score));

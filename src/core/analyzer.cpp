@@ -95,14 +95,13 @@ double Analyzer::detection_scale(int width, int height) const {
     const auto& o = impl_->options;
     const double longest = std::max(width, height);
     const double cap = longest > 0 ? o.max_side / longest : 1.0;
-    double f;
-    if (o.upsample >= 0) {
-        f = std::ldexp(1.0, o.upsample);
-    } else {
+    int n = o.upsample;
+    if (n < 0) {
+        // Smallest power of two that brings a min_face face up to the window.
         const double window = o.detector == "cnn" ? cnn_window : hog_window;
-        f = window / std::max(1, o.min_face);
+        n = std::max(0, static_cast<int>(std::ceil(std::log2(window / std::max(1, o.min_face)) - 1e-9)));
     }
-    return std::min(f, cap);
+    return std::min(std::ldexp(1.0, n), cap);
 }
 
 AnalysisResult Analyzer::analyze(const cv::Mat& bgr) {
@@ -115,11 +114,19 @@ AnalysisResult Analyzer::analyze(const cv::Mat& bgr) {
     // ---- detect on a resized copy
     auto t0 = Clock::now();
     const double f = detection_scale(bgr.cols, bgr.rows);
-    cv::Mat scaled;
-    if (std::abs(f - 1.0) < 1e-9)
-        scaled = bgr;
-    else
-        cv::resize(bgr, scaled, cv::Size(), f, f, f < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
+    // Upsampling by powers of two uses dlib's pyramid_up, as dlib's own tools
+    // do, so boxes match theirs; downscaling a large photo uses area averaging.
+    dlib::array2d<dlib::bgr_pixel> scaled;
+    int exponent = 0;
+    const bool power_of_two = std::frexp(f, &exponent) == 0.5 && f >= 1.0;
+    if (power_of_two) {
+        dlib::assign_image(scaled, dlib::cv_image<dlib::bgr_pixel>(bgr));
+        for (int i = 1; i < exponent; ++i) dlib::pyramid_up(scaled);
+    } else {
+        cv::Mat resized;
+        cv::resize(bgr, resized, cv::Size(), f, f, f < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
+        dlib::assign_image(scaled, dlib::cv_image<dlib::bgr_pixel>(resized));
+    }
     struct Det {
         dlib::rectangle rect;
         double score;
@@ -127,11 +134,11 @@ AnalysisResult Analyzer::analyze(const cv::Mat& bgr) {
     std::vector<Det> dets;
     if (m.cnn) {
         detail::RgbImage img;
-        dlib::assign_image(img, dlib::cv_image<dlib::bgr_pixel>(scaled));
+        dlib::assign_image(img, scaled);
         for (const auto& d : m.cnn->detect(img, 0)) dets.push_back({d.rect, d.score});
     } else {
         std::vector<dlib::rect_detection> found;
-        m.hog(dlib::cv_image<dlib::bgr_pixel>(scaled), found, 0.0);
+        m.hog(scaled, found, 0.0);
         for (const auto& d : found) dets.push_back({d.rect, d.detection_confidence});
     }
     const dlib::rectangle bounds(0, 0, bgr.cols - 1, bgr.rows - 1);

@@ -1,0 +1,320 @@
+// tests/test_analyzer.cpp — the pipeline on real photos: detection recall and
+// false positives, the converted descriptor network's verification accuracy
+// on LFW (View 1 dev pairs), reference distances, gender on labelled faces.
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "faceq/analyzer.hpp"
+#include "faceq/batch.hpp"
+#include "faceq/image_io.hpp"
+#include "test_models.hpp"
+
+using namespace faceq;
+using namespace faceq::test;
+
+namespace {
+
+struct TruthBox {
+    int x, y, w, h;
+};
+
+std::map<std::string, std::vector<TruthBox>> read_imglab(const std::filesystem::path& xml) {
+    std::ifstream in(xml);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string text = ss.str();
+    std::map<std::string, std::vector<TruthBox>> out;
+    const std::regex image_re("<image file='([^']+)'[^>]*>([\\s\\S]*?)</image>");
+    const std::regex box_re("<box top='(-?\\d+)' left='(-?\\d+)' width='(\\d+)' height='(\\d+)'");
+    for (std::sregex_iterator it(text.begin(), text.end(), image_re), end; it != end; ++it) {
+        const std::string body = (*it)[2];
+        auto& boxes = out[(*it)[1]];
+        for (std::sregex_iterator b(body.begin(), body.end(), box_re); b != end; ++b)
+            boxes.push_back({std::stoi((*b)[2]), std::stoi((*b)[1]), std::stoi((*b)[3]), std::stoi((*b)[4])});
+    }
+    return out;
+}
+
+double iou(const Box& a, const TruthBox& b) {
+    const int x0 = std::max(a.x, b.x), y0 = std::max(a.y, b.y);
+    const int x1 = std::min(a.x + a.width, b.x + b.w), y1 = std::min(a.y + a.height, b.y + b.h);
+    const double inter = std::max(0, x1 - x0) * static_cast<double>(std::max(0, y1 - y0));
+    const double uni = static_cast<double>(a.width) * a.height + static_cast<double>(b.w) * b.h - inter;
+    return uni > 0 ? inter / uni : 0.0;
+}
+
+AnalysisResult analyze_file(Analyzer& analyzer, const std::filesystem::path& path) {
+    return analyzer.analyze(load_image_file(path).bgr);
+}
+
+// The face nearest the image centre (the LFW subject).
+const Face* central_face(const AnalysisResult& r) {
+    const Face* best = nullptr;
+    double best_d = 1e18;
+    for (const auto& f : r.faces) {
+        const double cx = f.bbox.x + f.bbox.width / 2.0 - r.width / 2.0;
+        const double cy = f.bbox.y + f.bbox.height / 2.0 - r.height / 2.0;
+        const double d = cx * cx + cy * cy;
+        if (d < best_d) {
+            best_d = d;
+            best = &f;
+        }
+    }
+    return best;
+}
+
+struct Pair {
+    std::string a, b;
+    bool same;
+};
+
+std::vector<Pair> read_pairs(const std::filesystem::path& file) {
+    std::ifstream in(file);
+    int n = 0;
+    in >> n;
+    auto image = [](const std::string& name, int k) {
+        char buf[16];
+        std::snprintf(buf, sizeof buf, "%04d", k);
+        return name + "/" + name + "_" + buf + ".jpg";
+    };
+    std::vector<Pair> pairs;
+    for (int i = 0; i < n; ++i) {
+        std::string name;
+        int k1, k2;
+        in >> name >> k1 >> k2;
+        pairs.push_back({image(name, k1), image(name, k2), true});
+    }
+    for (int i = 0; i < n; ++i) {
+        std::string n1, n2;
+        int k1, k2;
+        in >> n1 >> k1 >> n2 >> k2;
+        pairs.push_back({image(n1, k1), image(n2, k2), false});
+    }
+    return pairs;
+}
+
+}  // namespace
+
+TEST_CASE("HOG detection recall on dlib_faces/testing.xml and no faces on clean negatives", "[analyzer]") {
+    REQUIRE_MODELS();
+    AnalyzeOptions options;
+    options.upsample = 1;
+    options.min_face = 20;
+    options.descriptors = false;
+    Analyzer analyzer(test_model_set(), options);
+
+    const auto truth = read_imglab(data_dir() / "dlib_faces" / "testing.xml");
+    REQUIRE(truth.size() == 5);
+    std::size_t total = 0, found = 0, false_pos = 0;
+    for (const auto& [file, boxes] : truth) {
+        const auto r = analyze_file(analyzer, data_dir() / "dlib_faces" / file);
+        std::vector<bool> used(r.faces.size(), false);
+        for (const auto& t : boxes) {
+            ++total;
+            for (std::size_t i = 0; i < r.faces.size(); ++i) {
+                if (!used[i] && iou(r.faces[i].bbox, t) >= 0.5) {
+                    used[i] = true;
+                    ++found;
+                    break;
+                }
+            }
+        }
+        false_pos += static_cast<std::size_t>(std::count(used.begin(), used.end(), false));
+    }
+    const double recall = static_cast<double>(found) / static_cast<double>(total);
+    INFO("recall " << found << "/" << total << ", unmatched detections " << false_pos);
+    CHECK(total == 25);
+    CHECK(recall >= 0.96);   // measured: 24/25
+    CHECK(false_pos <= 1);   // measured: 0
+
+    // Clean negatives: landscapes, objects, animals — no human face at all.
+    AnalyzeOptions defaults;
+    defaults.descriptors = false;
+    Analyzer plain(test_model_set(), defaults);
+    std::size_t images = 0, detections = 0;
+    for (const auto& e : std::filesystem::directory_iterator(data_dir() / "negatives" / "clean")) {
+        if (!has_image_extension(e.path())) continue;
+        ++images;
+        detections += analyze_file(plain, e.path()).faces.size();
+    }
+    INFO("false detections on " << images << " clean negatives: " << detections);
+    CHECK(images == 56);
+    CHECK(detections <= 1);  // measured: 0
+}
+
+TEST_CASE("Known detections and reference distances on face_recognition examples", "[analyzer]") {
+    REQUIRE_MODELS();
+    // face_recognition's settings: HOG, one pyramid_up, no downscaling.
+    AnalyzeOptions options;
+    options.upsample = 1;
+    options.max_side = 4096;
+    Analyzer analyzer(test_model_set(), options);
+    const auto dir = data_dir() / "face_recognition_examples" / "tests" / "test_images";
+
+    // face_recognition's own test: HOG finds exactly one face at
+    // (top, right, bottom, left) = (142, 617, 409, 349).
+    const auto obama = analyze_file(analyzer, dir / "obama.jpg");
+    REQUIRE(obama.faces.size() == 1);
+    const Box b = obama.faces[0].bbox;
+    CHECK(std::abs(b.y - 142) <= 4);
+    CHECK(std::abs(b.x - 349) <= 4);
+    CHECK(std::abs(b.x + b.width - 617) <= 4);
+    CHECK(std::abs(b.y + b.height - 409) <= 4);
+    CHECK(obama.faces[0].landmarks.size() >= 5);
+    CHECK(obama.faces[0].confidence > 0.5);
+    REQUIRE(obama.faces[0].has_descriptor);
+
+    // RGBA input
+    const auto rgba = analyze_file(analyzer, dir / "32bit.png");
+    REQUIRE(rgba.faces.size() == 1);
+    CHECK(std::abs(rgba.faces[0].bbox.y - 290) <= 4);
+    CHECK(std::abs(rgba.faces[0].bbox.y + rgba.faces[0].bbox.height - 558) <= 4);
+
+    auto desc = [&](const char* name) {
+        const auto r = analyze_file(analyzer, dir / name);
+        REQUIRE(r.faces.size() == 1);
+        return r.faces[0].descriptor;
+    };
+    const auto o1 = obama.faces[0].descriptor, o2 = desc("obama2.jpg"), o3 = desc("obama3.jpg"), bi = desc("biden.jpg");
+    CHECK(descriptor_distance(o1, o2) < 0.6f);
+    CHECK(descriptor_distance(o1, o3) < 0.6f);
+    CHECK(descriptor_distance(o1, bi) > 0.6f);
+    CHECK(descriptor_distance(o2, bi) > 0.6f);
+
+    // Same-person pairs in knn_examples/train are under 0.6.
+    const auto train = data_dir() / "face_recognition_examples" / "examples" / "knn_examples" / "train";
+    for (const char* person : {"biden", "obama", "kit_harington", "rose_leslie"}) {
+        std::vector<std::array<float, 128>> ds;
+        for (const auto& e : std::filesystem::directory_iterator(train / person)) {
+            const auto r = analyze_file(analyzer, e.path());
+            REQUIRE(!r.faces.empty());
+            ds.push_back(central_face(r)->descriptor);
+        }
+        REQUIRE(ds.size() == 2);
+        INFO(person << " distance " << descriptor_distance(ds[0], ds[1]));
+        CHECK(descriptor_distance(ds[0], ds[1]) < 0.6f);
+    }
+}
+
+TEST_CASE("Converted ResNet agrees with face-api.js's own descriptors", "[analyzer]") {
+    REQUIRE_MODELS();
+    Analyzer analyzer(test_model_set(), AnalyzeOptions{});
+    const auto base = data_dir() / "faceapi_bbt" / "test";
+    auto reference = [&](const char* json) {
+        std::ifstream in(base / "data" / json);
+        nlohmann::json j;
+        in >> j;
+        std::array<float, 128> d{};
+        for (std::size_t i = 0; i < 128; ++i) d[i] = j.at(i).get<float>();
+        return d;
+    };
+    // face-api.js aligns with its own 68-point net, we with dlib's: the same
+    // person's descriptors must still be near, and far from the other person.
+    const auto f1 = analyze_file(analyzer, base / "images" / "face1.png");
+    const auto f2 = analyze_file(analyzer, base / "images" / "face2.png");
+    REQUIRE(f1.faces.size() == 1);
+    REQUIRE(f2.faces.size() == 1);
+    const auto r1 = reference("faceDescriptor1.json"), r2 = reference("faceDescriptor2.json");
+    const float d11 = descriptor_distance(f1.faces[0].descriptor, r1);
+    const float d22 = descriptor_distance(f2.faces[0].descriptor, r2);
+    const float d12 = descriptor_distance(f1.faces[0].descriptor, r2);
+    INFO("same image vs face-api: " << d11 << ", " << d22 << "; cross: " << d12);
+    CHECK(d11 < 0.3f);
+    CHECK(d22 < 0.3f);
+    CHECK(d12 > 0.6f);
+}
+
+TEST_CASE("LFW View 1: verification accuracy of the converted descriptor network", "[analyzer][.slow]") {
+    REQUIRE_MODELS();
+    const auto lfw = data_dir() / "lfw-dev";
+    const auto train = read_pairs(lfw / "pairsDevTrain.txt");
+    const auto test = read_pairs(lfw / "pairsDevTest.txt");
+    REQUIRE(train.size() == 2200);
+    REQUIRE(test.size() == 1000);
+
+    std::set<std::string> names;
+    for (const auto* list : {&train, &test})
+        for (const auto& p : *list) names.insert(p.a), names.insert(p.b);
+    const std::vector<std::string> files(names.begin(), names.end());
+
+    AnalyzeOptions options;
+    options.gender = false;
+    const Analyzer prototype(test_model_set(), options);
+    std::map<std::string, std::array<float, 128>> descs;
+    std::size_t missing = 0;
+    ordered_parallel<std::optional<std::array<float, 128>>>(
+        files.size(), 2,
+        [&] {
+            return [&, analyzer = Analyzer(prototype)](std::size_t i) mutable {
+                const auto r = analyze_file(analyzer, lfw / "lfw-deepfunneled" / files[i]);
+                const Face* f = central_face(r);
+                return f ? std::optional<std::array<float, 128>>(f->descriptor) : std::nullopt;
+            };
+        },
+        [&](std::size_t i, std::optional<std::array<float, 128>>&& d) {
+            if (d)
+                descs[files[i]] = *d;
+            else
+                ++missing;
+        });
+    INFO("images without a detected face: " << missing << " of " << files.size());
+    CHECK(missing <= 40);  // measured: 33 (profile, occluded or tiny faces at HOG settings)
+
+    // A pair with an undetected face counts as a wrong answer.
+    auto distance = [&](const Pair& p) {
+        auto a = descs.find(p.a), b = descs.find(p.b);
+        if (a == descs.end() || b == descs.end()) return p.same ? 10.0f : -1.0f;
+        return descriptor_distance(a->second, b->second);
+    };
+    auto accuracy = [&](const std::vector<Pair>& pairs, float threshold) {
+        std::size_t right = 0;
+        for (const auto& p : pairs) right += ((distance(p) < threshold) == p.same) ? 1 : 0;
+        return static_cast<double>(right) / static_cast<double>(pairs.size());
+    };
+    float best_t = 0.6f;
+    double best_acc = 0;
+    for (float t = 0.30f; t <= 0.80f; t += 0.005f) {
+        const double acc = accuracy(train, t);
+        if (acc > best_acc) best_acc = acc, best_t = t;
+    }
+    const double test_acc = accuracy(test, best_t);
+    INFO("threshold " << best_t << " (DevTrain accuracy " << best_acc << "), DevTest accuracy " << test_acc
+                      << ", at 0.6: " << accuracy(test, 0.6f));
+    CHECK(best_t > 0.5f);
+    CHECK(best_t < 0.7f);
+    CHECK(test_acc >= 0.98);
+    WARN("LFW DevTest accuracy " << test_acc << " at threshold " << best_t << " (chosen on DevTrain, accuracy "
+                                 << best_acc << ")");
+}
+
+TEST_CASE("Gender on labelled faces", "[analyzer]") {
+    REQUIRE_MODELS();
+    Analyzer analyzer(test_model_set(), AnalyzeOptions{});
+    if (!test_model_set().gender) FAIL("gender model not installed");
+    // The Big Bang Theory crops: 5 per character, 150x150 grayscale.
+    const std::map<std::string, std::string> truth = {
+        {"amy", "female"},   {"bernadette", "female"}, {"howard", "male"}, {"leonard", "male"},
+        {"penny", "female"}, {"raj", "male"},          {"sheldon", "male"}, {"stuart", "male"}};
+    std::size_t right = 0, total = 0;
+    for (const auto& [who, gender] : truth) {
+        for (int k = 1; k <= 5; ++k) {
+            const auto r = analyze_file(analyzer, data_dir() / "faceapi_bbt" / "examples" / "images" / who /
+                                                      (who + std::to_string(k) + ".png"));
+            if (r.faces.empty()) continue;
+            ++total;
+            REQUIRE(r.faces[0].gender);
+            CHECK(*r.faces[0].gender_confidence >= 0.5);
+            CHECK(*r.faces[0].gender_confidence <= 1.0);
+            right += *r.faces[0].gender == gender ? 1 : 0;
+        }
+    }
+    INFO("gender right " << right << " of " << total);
+    CHECK(total >= 35);
+    CHECK(static_cast<double>(right) / total >= 0.85);
+}

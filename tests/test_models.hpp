@@ -1,0 +1,55 @@
+// tests/test_models.hpp — one home with real models for every test that needs
+// them: installed once per build tree from the local mirror (../shared/mirror)
+// and Debian's libdlib-data, exactly as `faceq download models --mirror` does.
+// REQUIRE_MODELS() skips a test with a warning when the mirror is absent.
+#pragma once
+
+#include <mutex>
+
+#include "faceq/analyzer.hpp"
+#include "faceq/download.hpp"
+#include "faceq/home.hpp"
+#include "faceq/models.hpp"
+#include "test_support.hpp"
+
+namespace faceq::test {
+
+inline std::filesystem::path mirror_dir() { return shared_dir() / "mirror"; }
+
+inline const Manifest& test_manifest() {
+    static const Manifest manifest = load_manifest(std::filesystem::path(FACEQ_SOURCE_DIR) / "data" / "models.json");
+    return manifest;
+}
+
+// The test home with models installed; empty when the mirror is missing.
+inline const Home& test_home() {
+    static std::once_flag once;
+    static Home home;
+    std::call_once(once, [] {
+        std::error_code ec;
+        if (!std::filesystem::is_directory(mirror_dir(), ec)) return;
+        Home h{FACEQ_TEST_HOME};
+        std::filesystem::create_directories(h.models_dir());
+        DownloadOptions options;
+        options.mirror = mirror_dir().string();
+        options.fetch.retries = 0;
+        install_models(test_manifest(), h.models_dir(), options);
+        home = h;
+    });
+    return home;
+}
+
+inline ModelSet test_model_set(bool need_cnn = false) {
+    return find_model_set(test_home().models_dir(), test_manifest(), need_cnn);
+}
+
+#define REQUIRE_MODELS()                                                                         \
+    do {                                                                                         \
+        REQUIRE_SHARED();                                                                        \
+        if (::faceq::test::test_home().root.empty()) {                                           \
+            WARN("skipped: model mirror not found at " << ::faceq::test::mirror_dir().string()); \
+            return;                                                                              \
+        }                                                                                        \
+    } while (false)
+
+}  // namespace faceq::test
