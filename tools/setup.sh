@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# tools/setup.sh — installs faceq's build dependencies (Debian 12 packages) and
+# builds faceq into build/. Idempotent: installs only missing packages and
+# rebuilds only what changed. Sourced by tools/run.sh and tools/test.sh.
+#
+# Environment: FACEQ_BUILD_DIR (default build), FACEQ_BUILD_TYPE (Release),
+# FACEQ_JOBS (make jobs, default: number of cores).
+set -euo pipefail
+
+FACEQ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FACEQ_BUILD_DIR="${FACEQ_BUILD_DIR:-$FACEQ_ROOT/build}"
+FACEQ_BUILD_TYPE="${FACEQ_BUILD_TYPE:-Release}"
+FACEQ_JOBS="${FACEQ_JOBS:-$(nproc)}"
+
+FACEQ_PACKAGES=(
+  cmake g++ make pkg-config ccache
+  libdlib-dev libdlib-data libopenblas-dev liblapack-dev
+  libopencv-dev libsqlite3-dev libfmt-dev libcli11-dev catch2 nlohmann-json3-dev
+  libcpp-httplib-dev libcurl4-openssl-dev libarchive-dev libssl-dev
+)
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+install_packages() {
+  local missing=()
+  for p in "${FACEQ_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    say "packages: all ${#FACEQ_PACKAGES[@]} present"
+    return
+  fi
+  say "installing ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { say "error: need root (or sudo) to install: ${missing[*]}"; exit 1; }
+    sudo="sudo"
+  fi
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+build_faceq() {
+  # dlib's DNN convolutions run through BLAS: make sure libblas.so.3 is OpenBLAS.
+  local blas
+  blas="$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)"
+  case "$blas" in
+    *openblas*) ;;
+    *) say "warning: libblas.so.3 resolves to '${blas:-nothing}', not OpenBLAS (update-alternatives --config libblas.so.3-x86_64-linux-gnu)";;
+  esac
+  cmake -S "$FACEQ_ROOT" -B "$FACEQ_BUILD_DIR" -DCMAKE_BUILD_TYPE="$FACEQ_BUILD_TYPE" "$@" >/dev/null
+  cmake --build "$FACEQ_BUILD_DIR" -j"$FACEQ_JOBS"
+}
+
+# A sibling ../shared/mirror (this project's offline copy of upstream model
+# files) is used when FACEQ_MIRROR is not set.
+default_mirror() {
+  if [ -z "${FACEQ_MIRROR:-}" ] && [ -d "$FACEQ_ROOT/../shared/mirror" ]; then
+    export FACEQ_MIRROR="$FACEQ_ROOT/../shared/mirror"
+    say "using mirror $FACEQ_MIRROR"
+  fi
+}
