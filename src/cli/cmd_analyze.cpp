@@ -1,7 +1,9 @@
 // cmd_analyze.cpp — `faceq analyze PATH...`: one record per image on stdout.
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <iostream>
-#include <map>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -36,16 +38,31 @@ struct ItemOutcome {
 };
 
 // Unique output names for --draw: the input's file name, with "_2", "_3"...
-// appended when two inputs share one.
+// appended when another input already took it, or when the name is one of the
+// inputs themselves (--draw into the photos' own folder must not overwrite
+// them). Names are final: save_annotated() would append ".png" to other
+// extensions, so that is done here, before checking for clashes.
 std::vector<std::filesystem::path> draw_targets(const std::vector<InputItem>& items, const std::string& dir) {
-    std::vector<std::filesystem::path> out;
+    namespace fs = std::filesystem;
+    std::vector<fs::path> out;
     if (dir.empty()) return out;
-    std::map<std::string, int> seen;
+    const auto key = [](const fs::path& p) {
+        std::error_code ec;
+        const fs::path c = fs::weakly_canonical(p, ec);
+        return (ec ? p.lexically_normal() : c).string();
+    };
+    std::set<std::string> taken;
+    for (const auto& item : items) taken.insert(key(item.path));
     for (const auto& item : items) {
-        std::filesystem::path name = std::filesystem::path(item.path).filename();
-        const int n = ++seen[name.string()];
-        if (n > 1) name = name.stem().string() + fmt::format("_{}", n) + name.extension().string();
-        out.push_back(std::filesystem::path(dir) / name);
+        fs::path name = fs::path(item.path).filename();
+        std::string ext = name.extension().string();
+        std::transform(ext.begin(), ext.end(), ext.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        if (ext != ".jpg" && ext != ".jpeg" && ext != ".png") name += ".png";
+        fs::path target = fs::path(dir) / name;
+        for (int n = 2; !taken.insert(key(target)).second; ++n)
+            target = fs::path(dir) / (name.stem().string() + fmt::format("_{}", n) + name.extension().string());
+        out.push_back(std::move(target));
     }
     return out;
 }
