@@ -13,6 +13,24 @@
 
 namespace faceq {
 
+// Owns a POSIX file descriptor; closes it when destroyed.
+class UniqueFd {
+public:
+    explicit UniqueFd(int fd = -1) noexcept : fd_(fd) {}
+    ~UniqueFd();
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    int get() const noexcept { return fd_; }
+    // Gives up ownership without closing.
+    int release() noexcept;
+    // Closes now, so that a failing close (NFS, full disk) can be reported;
+    // returns close()'s result.
+    int close() noexcept;
+
+private:
+    int fd_;
+};
+
 std::string sha256_hex(const void* data, std::size_t size);
 std::string sha256_file(const std::filesystem::path& path);
 

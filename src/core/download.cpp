@@ -64,25 +64,7 @@ fs::path file_url_path(const std::string& url) {
 
 // ---------------------------------------------------------------- RAII handles
 
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-    // Closes now so that a failing close (NFS, full disk) is reported.
-    int close() {
-        const int rc = ::close(fd_);
-        fd_ = -1;
-        return rc;
-    }
-
-private:
-    int fd_;
-};
+using Fd = UniqueFd;
 
 struct CurlDeleter {
     void operator()(CURL* c) const { curl_easy_cleanup(c); }

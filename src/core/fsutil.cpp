@@ -33,31 +33,29 @@ std::string to_hex(const unsigned char* digest, unsigned int len) {
     return out;
 }
 
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-    int release() {
-        int f = fd_;
-        fd_ = -1;
-        return f;
-    }
-
-private:
-    int fd_;
-};
 
 void fsync_dir(const std::filesystem::path& dir) {
-    Fd fd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY));
+    UniqueFd fd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY));
     if (fd.get() >= 0) ::fsync(fd.get());
 }
 
 }  // namespace
+
+UniqueFd::~UniqueFd() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+int UniqueFd::release() noexcept {
+    const int f = fd_;
+    fd_ = -1;
+    return f;
+}
+
+int UniqueFd::close() noexcept {
+    const int rc = fd_ >= 0 ? ::close(fd_) : 0;
+    fd_ = -1;
+    return rc;
+}
 
 std::string sha256_hex(const void* data, std::size_t size) {
     MdCtx ctx(EVP_MD_CTX_new());
@@ -114,7 +112,7 @@ void rename_durable(const std::filesystem::path& from, const std::filesystem::pa
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents) {
     const auto tmp = temp_path_beside(path);
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (fd.get() < 0)
         throw Error(ErrorKind::io, fmt::format("cannot write '{}': {}", tmp.string(), std::strerror(errno)));
     const char* p = contents.data();
@@ -130,7 +128,7 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
         p += n;
         left -= static_cast<std::size_t>(n);
     }
-    if (::fsync(fd.get()) != 0 || ::close(fd.release()) != 0) {
+    if (::fsync(fd.get()) != 0 || fd.close() != 0) {
         const int err = errno;
         ::unlink(tmp.c_str());
         throw Error(ErrorKind::io, fmt::format("cannot write '{}': {}", tmp.string(), std::strerror(err)));
