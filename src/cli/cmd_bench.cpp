@@ -4,6 +4,7 @@
 // middle and end of the run, and the peak). Figures, not pass/fail: targets
 // are compared in docs/benchmarks.md.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -39,6 +40,14 @@ struct ItemStats {
     bool failed = false;
 };
 
+// CPU seconds (user + system) this process has used so far.
+double process_cpu_seconds() {
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 // Resets VmHWM so each configuration reports its own peak (Linux >= 4.0).
 void reset_peak_rss() {
     const int fd = ::open("/proc/self/clear_refs", O_WRONLY);
@@ -68,9 +77,9 @@ int run_bench(BenchCommand& cmd, Context& ctx) {
     }
 
     if (cmd.format == "table")
-        std::cout << fmt::format("{:>4} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}\n", "jobs",
-                                 "images", "img/s", "faces/s", "decode", "detect", "landm", "desc", "gender",
-                                 "desc/face", "rss0 MB", "rssEnd", "peak MB");
+        std::cout << fmt::format("{:>4} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7} {:>7} {:>7} {:>7}\n",
+                                 "jobs", "images", "img/s", "faces/s", "decode", "detect", "landm", "desc", "gender",
+                                 "desc/face", "cpu/img", "rss0MB", "rssEnd", "peakMB");
     for (int jobs : cmd.jobs) {
         reset_peak_rss();
         const double rss0 = current_rss_bytes() / 1e6;
@@ -78,6 +87,7 @@ int run_bench(BenchCommand& cmd, Context& ctx) {
         StageTimes sum;
         std::size_t faces = 0, failures = 0;
         const auto start = std::chrono::steady_clock::now();
+        const double cpu_start = process_cpu_seconds();
         ordered_parallel<ItemStats>(
             run_files.size(), jobs,
             [&] {
@@ -111,15 +121,18 @@ int run_bench(BenchCommand& cmd, Context& ctx) {
             });
         end_progress(ctx);
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        // CPU time per image does not depend on what else the machine runs:
+        // with it, throughput on idle cores can be told apart from contention.
+        const double cpu_ms = (process_cpu_seconds() - cpu_start) * 1000.0 / static_cast<double>(run_files.size());
         const double n = static_cast<double>(run_files.size());
         const double rss_end = current_rss_bytes() / 1e6, peak = peak_rss_bytes() / 1e6;
         const double desc_per_face = faces ? sum.descriptor / faces : 0.0;
         if (cmd.format == "table") {
-            std::cout << fmt::format("{:>4} {:>7} {:>8.2f} {:>8.2f} {:>7.2f} {:>7.2f} {:>7.2f} {:>7.2f} {:>7.2f} {:>8.2f} "
-                                     "{:>8.0f} {:>8.0f} {:>8.0f}\n",
+            std::cout << fmt::format("{:>4} {:>7} {:>8.2f} {:>8.2f} {:>7.2f} {:>7.2f} {:>7.2f} {:>7.2f} {:>7.2f} {:>9.2f} "
+                                     "{:>7.1f} {:>7.0f} {:>7.0f} {:>7.0f}\n",
                                      jobs, run_files.size(), n / secs, faces / secs, sum.decode / n, sum.detect / n,
-                                     sum.landmarks / n, sum.descriptor / n, sum.gender / n, desc_per_face, rss0, rss_end,
-                                     peak);
+                                     sum.landmarks / n, sum.descriptor / n, sum.gender / n, desc_per_face, cpu_ms, rss0,
+                                     rss_end, peak);
         } else {
             nlohmann::json j = {{"jobs", jobs},
                                 {"images", run_files.size()},
@@ -135,6 +148,7 @@ int run_bench(BenchCommand& cmd, Context& ctx) {
                                   {"descriptor", sum.descriptor / n},
                                   {"gender", sum.gender / n}}},
                                 {"descriptor_ms_per_face", desc_per_face},
+                                {"cpu_ms_per_image", cpu_ms},
                                 {"rss_mb", {{"start", rss0}, {"middle", rss_mid}, {"end", rss_end}, {"peak", peak}}},
                                 {"detector", cmd.options.detector},
                                 {"blas", blas_description()}};
