@@ -17,5 +17,6 @@ done
 install_packages
 build_faceq -DFACEQ_BUILD_TESTS=OFF
 default_mirror
-"$FACEQ_BUILD_DIR/faceq" download models
+# Its per-model records go to stderr: stdout carries only the analysis records.
+"$FACEQ_BUILD_DIR/faceq" download models >&2
 exec "$FACEQ_BUILD_DIR/faceq" analyze "${extra[@]}" "${paths[@]}"

@@ -23,6 +23,7 @@ enum class ErrorKind {
     checksum,       // a file is not the file we expected
     model,          // a model file is missing, corrupt or of the wrong kind
     database,       // SQLite failed
+    interrupted,    // the user stopped the operation (SIGINT/SIGTERM)
     internal,       // a bug in faceq
 };
 

@@ -204,7 +204,7 @@ int install(const Context& ctx, const ModelsOptions& opt) {
     return 1;
 }
 
-std::pair<CLI::App*, Runner> register_models(CLI::App& download, Context& ctx) {
+std::pair<CLI::App*, Runner> register_download_models(CLI::App& download, Context& ctx) {
     auto opt = std::make_shared<ModelsOptions>();
     CLI::App* sub = download.add_subcommand("models", "Install the models in data/models.json into <home>/models");
     sub->fallthrough();
@@ -227,7 +227,7 @@ std::pair<CLI::App*, Runner> register_download(CLI::App& app, Context& ctx) {
     CLI::App* download = app.add_subcommand("download", "Fetch what faceq needs (models)");
     download->require_subcommand(1, 1);
     download->fallthrough();
-    std::vector<std::pair<CLI::App*, Runner>> nested{register_models(*download, ctx)};
+    std::vector<std::pair<CLI::App*, Runner>> nested{register_download_models(*download, ctx)};
     return {download, [nested]() {
                 for (const auto& [sub, run] : nested)
                     if (sub->parsed()) return run();

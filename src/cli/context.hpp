@@ -42,6 +42,10 @@ using Registrar = std::pair<CLI::App*, Runner> (*)(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_analyze(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_download(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_bench(CLI::App& app, Context& ctx);
+std::pair<CLI::App*, Runner> register_runs(CLI::App& app, Context& ctx);
+std::pair<CLI::App*, Runner> register_register_model(CLI::App& app, Context& ctx);
+std::pair<CLI::App*, Runner> register_deploy(CLI::App& app, Context& ctx);
+std::pair<CLI::App*, Runner> register_models(CLI::App& app, Context& ctx);
 
 // Draws a one-line progress bar on stderr when it is a TTY; no-op otherwise.
 void draw_progress(const Context& ctx, const std::string& label, std::uint64_t done, std::uint64_t total);

@@ -13,6 +13,7 @@ const char* to_string(ErrorKind kind) noexcept {
         case ErrorKind::checksum: return "checksum";
         case ErrorKind::model: return "model";
         case ErrorKind::database: return "database";
+        case ErrorKind::interrupted: return "interrupted";
         case ErrorKind::internal: return "internal";
     }
     return "internal";
