@@ -59,6 +59,10 @@ struct Face {
     std::optional<double> age;         // null until an age model is deployed
     std::array<float, 128> descriptor{};
     bool has_descriptor = false;
+    // Attribute features (AnalyzeOptions::features): the descriptor followed by
+    // the last residual block's activations, each averaged over the chip and
+    // its mirror image; what age/gender heads read. Empty unless requested.
+    std::vector<float> features;
 };
 
 // How long each stage took for one image, in milliseconds.
@@ -86,6 +90,7 @@ struct AnalyzeOptions {
     int jitter = 0;                // descriptor jittering (0 = off)
     bool descriptors = true;       // compute 128-D descriptors
     bool gender = true;            // classify gender when a gender model is installed
+    bool features = false;         // fill Face::features (see attribute_feature_size())
     int batch_size = 16;           // chips per forward pass
 };
 
@@ -120,6 +125,9 @@ private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+// Length of Face::features: 128 + the last residual block's pooled activations.
+std::size_t attribute_feature_size();
 
 // Euclidean distance between two descriptors.
 float descriptor_distance(const std::array<float, 128>& a, const std::array<float, 128>& b);

@@ -9,8 +9,15 @@
 // installed, or why it failed), progress bars on a TTY. Exit 1 when a role (or
 // a model named with --only) could not be installed.
 //
+//   faceq download dataset utkface [--from URL|FILE] [--limit N] [--seed N]
+//                          [--mirror DIR|URL] [--force]
+//
+// fetches a training archive listed in data/datasets.json (from --from, else
+// the mirror, else its upstream URL), checks it and unpacks its images into
+// <home>/datasets/<name>/images; prints one record (status, images, source).
+//
 // `download` is a group: each kind of thing it fetches is a nested subcommand
-// registered by its own function below (`download dataset` is next).
+// registered by its own function below.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -24,6 +31,7 @@
 #include <vector>
 
 #include "context.hpp"
+#include "faceq/datasets.hpp"
 #include "faceq/download.hpp"
 #include "faceq/error.hpp"
 #include "faceq/models.hpp"
@@ -221,13 +229,72 @@ std::pair<CLI::App*, Runner> register_download_models(CLI::App& download, Contex
     return {sub, [opt, &ctx]() { return opt->list ? list_models(ctx, *opt) : install(ctx, *opt); }};
 }
 
+struct DatasetOptions {
+    std::string name;
+    std::string from;
+    std::string mirror;
+    std::size_t limit = 0;
+    std::uint64_t seed = 1;
+    bool force = false;
+};
+
+int install_dataset(const Context& ctx, const DatasetOptions& opt) {
+    const DatasetEntry entry = find_dataset_entry(ctx.data_dir / "datasets.json", opt.name);
+    DatasetDownloadOptions options;
+    options.from = opt.from;
+    options.mirror = opt.mirror.empty() ? ctx.mirror : opt.mirror;
+    if (options.from.empty()) check_mirror(options.mirror);
+    options.limit = opt.limit;
+    options.seed = opt.seed;
+    options.force = opt.force;
+    options.fetch.progress = [&ctx](const Progress& p) { draw_progress(ctx, p.label, p.done, p.total); };
+    options.log = [&ctx](const std::string& line) {
+        end_progress(ctx);
+        static const std::string warning = "warning: ";
+        if (line.rfind(warning, 0) == 0)
+            ctx.warn(line.substr(warning.size()));
+        else
+            ctx.info(line);
+    };
+    const DatasetDownloadResult r = download_dataset(ctx.home, entry, options);
+    end_progress(ctx);
+    ctx.info(fmt::format("{}: {} ({} of {} images{}) in '{}'", entry.name, r.status, r.images, r.images_in_archive,
+                         r.verified ? ", sha256 verified" : "", (r.dir / "images").string()));
+    json j{{"dataset", entry.name},
+           {"status", r.status},
+           {"images", r.images},
+           {"images_in_archive", r.images_in_archive},
+           {"limit", opt.limit},
+           {"source", r.source},
+           {"sha256", r.sha256},
+           {"verified", r.verified},
+           {"path", (r.dir / "images").string()},
+           {"license", entry.license}};
+    std::cout << j.dump() << std::endl;
+    return 0;
+}
+
+std::pair<CLI::App*, Runner> register_download_dataset(CLI::App& download, Context& ctx) {
+    auto opt = std::make_shared<DatasetOptions>();
+    CLI::App* sub = download.add_subcommand("dataset", "Fetch and unpack a training dataset into <home>/datasets");
+    sub->fallthrough();
+    sub->add_option("name", opt->name, "Dataset name (see data/datasets.json): utkface")->required();
+    sub->add_option("--from", opt->from, "Archive URL or local file (default: the mirror, else upstream)");
+    sub->add_option("--mirror", opt->mirror, "Directory or base URL holding the archive (default: $FACEQ_MIRROR)");
+    sub->add_option("--limit", opt->limit, "Unpack only N images (a fixed pseudo-random subset; 0 = all)")
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("--seed", opt->seed, "Seed choosing the --limit subset");
+    sub->add_flag("--force", opt->force, "Fetch and unpack again even when present");
+    return {sub, [opt, &ctx]() { return install_dataset(ctx, *opt); }};
+}
+
 }  // namespace
 
 std::pair<CLI::App*, Runner> register_download(CLI::App& app, Context& ctx) {
-    CLI::App* download = app.add_subcommand("download", "Fetch what faceq needs (models)");
+    CLI::App* download = app.add_subcommand("download", "Fetch what faceq needs (models, datasets)");
     download->require_subcommand(1, 1);
     download->fallthrough();
-    std::vector<std::pair<CLI::App*, Runner>> nested{register_download_models(*download, ctx)};
+    std::vector<std::pair<CLI::App*, Runner>> nested{register_download_models(*download, ctx), register_download_dataset(*download, ctx)};
     return {download, [nested]() {
                 for (const auto& [sub, run] : nested)
                     if (sub->parsed()) return run();

@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
 
     std::vector<std::pair<CLI::App*, cli::Runner>> commands;
     for (auto reg : {cli::register_analyze, cli::register_download, cli::register_bench, cli::register_runs,
-                     cli::register_register_model, cli::register_deploy, cli::register_models})
+                     cli::register_register_model, cli::register_deploy, cli::register_models, cli::register_prepare})
         commands.push_back(reg(app, ctx));
 
     try {

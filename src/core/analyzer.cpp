@@ -175,7 +175,7 @@ AnalysisResult Analyzer::analyze(const cv::Mat& bgr) {
     }
     result.times.landmarks = ms_since(t0);
 
-    if (m.options.descriptors) {
+    if (m.options.descriptors || m.options.features) {
         t0 = Clock::now();
         std::vector<dlib::chip_details> details;
         for (const auto& s : shapes)
@@ -184,10 +184,39 @@ AnalysisResult Analyzer::analyze(const cv::Mat& bgr) {
         dlib::array<detail::RgbImage> chips_arr;
         dlib::extract_image_chips(original, details, chips_arr);
         std::vector<detail::RgbImage> chips(chips_arr.begin(), chips_arr.end());
-        const auto descs = m.embedder->embed(chips, m.options.jitter, m.options.batch_size);
-        for (std::size_t i = 0; i < descs.size(); ++i) {
-            result.faces[i].descriptor = descs[i];
-            result.faces[i].has_descriptor = true;
+        if (m.options.features) {
+            // One forward pass over the chips and their mirror images gives the
+            // descriptors and the block activations; features average the two
+            // views so that a head sees no left/right bias.
+            const std::size_t n = chips.size();
+            for (std::size_t i = 0; i < n; ++i) {
+                detail::RgbImage flipped;
+                dlib::flip_image_left_right(chips[i], flipped);
+                chips.push_back(std::move(flipped));
+            }
+            std::vector<std::vector<float>> block;
+            const auto descs = m.embedder->embed_with_features(chips, block, m.options.batch_size);
+            for (std::size_t i = 0; i < n; ++i) {
+                auto& feat = result.faces[i].features;
+                feat.resize(descs[i].size() + block[i].size());
+                for (std::size_t k = 0; k < descs[i].size(); ++k) feat[k] = 0.5f * (descs[i][k] + descs[n + i][k]);
+                for (std::size_t k = 0; k < block[i].size(); ++k)
+                    feat[descs[i].size() + k] = 0.5f * (block[i][k] + block[n + i][k]);
+            }
+            chips.resize(n);
+            if (m.options.jitter <= 0) {
+                for (std::size_t i = 0; i < n; ++i) {
+                    result.faces[i].descriptor = descs[i];
+                    result.faces[i].has_descriptor = true;
+                }
+            }
+        }
+        if (!m.options.features || m.options.jitter > 0) {
+            const auto descs = m.embedder->embed(chips, m.options.jitter, m.options.batch_size);
+            for (std::size_t i = 0; i < descs.size(); ++i) {
+                result.faces[i].descriptor = descs[i];
+                result.faces[i].has_descriptor = true;
+            }
         }
         result.times.descriptor = ms_since(t0);
     }
@@ -208,6 +237,8 @@ AnalysisResult Analyzer::analyze(const cv::Mat& bgr) {
     }
     return result;
 }
+
+std::size_t attribute_feature_size() { return 128 + detail::EmbedderNet::feature_size(); }
 
 float descriptor_distance(const std::array<float, 128>& a, const std::array<float, 128>& b) {
     float sum = 0;
