@@ -130,8 +130,8 @@ TEST_CASE("HOG detection recall on dlib_faces/testing.xml and no faces on clean 
     const double recall = static_cast<double>(found) / static_cast<double>(total);
     INFO("recall " << found << "/" << total << ", unmatched detections " << false_pos);
     CHECK(total == 25);
-    CHECK(recall >= 0.96);   // measured: 24/25
-    CHECK(false_pos <= 1);   // measured: 0
+    CHECK(recall == 1.0);    // measured: 25/25
+    CHECK(false_pos == 0);   // measured: 0
 
     // Clean negatives: landscapes, objects, animals — no human face at all.
     AnalyzeOptions defaults;
@@ -145,7 +145,7 @@ TEST_CASE("HOG detection recall on dlib_faces/testing.xml and no faces on clean 
     }
     INFO("false detections on " << images << " clean negatives: " << detections);
     CHECK(images == 56);
-    CHECK(detections <= 1);  // measured: 0
+    CHECK(detections == 0);  // measured: 0
 }
 
 TEST_CASE("Known detections and reference distances on face_recognition examples", "[analyzer]") {
