@@ -9,6 +9,12 @@
 // RecordWriter prints JSON Lines (one object per line, flushed per record so
 // pipes see progress), a JSON array, or CSV (one row per face; an image
 // without faces or with an error is one row with the face columns empty).
+//
+// Identity fields (when a gallery was consulted), as the reference's
+// /analyze plus what explains the answer: "identity" (the person's name, or
+// "unknown"), "person_id" (public id, null for a stranger not stored),
+// "decision" (known | unknown | ambiguous), "distance" (to the nearest
+// person), "margin" (to the runner-up), and "candidates" for ambiguous faces.
 #pragma once
 
 #include <iosfwd>
@@ -18,6 +24,7 @@
 
 #include "faceq/analyzer.hpp"
 #include "faceq/error.hpp"
+#include "faceq/gallery.hpp"
 
 namespace faceq {
 
@@ -25,6 +32,8 @@ nlohmann::json face_to_json(const Face& face, bool with_embedding);
 nlohmann::json models_to_json(const ModelVersions& versions);
 nlohmann::json analysis_record(const std::string& file, const AnalysisResult& result, const ModelVersions& versions,
                                double elapsed_ms, bool with_embedding);
+// Adds the identity fields to one face object of an analysis record.
+void add_identity(nlohmann::json& face, const Identity& identity);
 nlohmann::json error_record(const std::string& file, ErrorKind kind, const std::string& message);
 
 enum class RecordFormat { jsonl, json, csv };

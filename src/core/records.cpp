@@ -68,6 +68,26 @@ nlohmann::json analysis_record(const std::string& file, const AnalysisResult& re
     return j;
 }
 
+void add_identity(nlohmann::json& face, const Identity& id) {
+    const bool named = id.person && id.person->name && id.decision == Decision::known;
+    face["identity"] = named ? *id.person->name : std::string("unknown");
+    face["person_id"] = id.person ? nlohmann::json(id.person->public_id) : nlohmann::json(nullptr);
+    face["decision"] = to_string(id.decision);
+    face["distance"] = id.distance ? nlohmann::json(round_to(*id.distance, 4)) : nlohmann::json(nullptr);
+    face["margin"] = id.margin ? nlohmann::json(round_to(*id.margin, 4)) : nlohmann::json(nullptr);
+    if (id.decision == Decision::ambiguous) {
+        nlohmann::json candidates = nlohmann::json::array();
+        for (const auto* c : {&id.nearest, &id.runner_up}) {
+            if (!*c) continue;
+            const auto& p = (*c)->person;
+            candidates.push_back({{"person_id", p.public_id},
+                                  {"identity", p.name ? *p.name : std::string("unknown")},
+                                  {"distance", round_to((*c)->distance, 4)}});
+        }
+        face["candidates"] = std::move(candidates);
+    }
+}
+
 nlohmann::json error_record(const std::string& file, ErrorKind kind, const std::string& message) {
     return {{"file", file}, {"error", {{"kind", to_string(kind)}, {"message", message}}}};
 }
