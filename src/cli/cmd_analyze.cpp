@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "analyze_identity.hpp"
 #include "context.hpp"
 #include "faceq/analyzer.hpp"
 #include "faceq/batch.hpp"
@@ -29,12 +30,14 @@ struct AnalyzeCommand {
     bool embeddings = false;
     std::string draw_dir;
     std::uint64_t max_pixels = ImageLimits{}.max_pixels;
+    IdentifyOptions identify;
 };
 
 struct ItemOutcome {
     nlohmann::json record;
     bool failed = false;
     std::string message;
+    PendingIdentity identity;
 };
 
 // Unique output names for --draw: the input's file name, with "_2", "_3"...
@@ -86,6 +89,7 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
                           prototype.versions().landmarks, prototype.versions().embedder,
                           prototype.versions().gender.empty() ? "none" : prototype.versions().gender));
 
+    AnalyzeIdentity identity(ctx, models, prototype.versions(), cmd.identify);
     const auto targets = draw_targets(items, cmd.draw_dir);
     const ImageLimits limits{cmd.max_pixels, ImageLimits{}.max_file_bytes};
     const int jobs = cmd.jobs > 0 ? cmd.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -107,6 +111,10 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
                 try {
                     const auto start = std::chrono::steady_clock::now();
                     const auto image = load_image_file(item.path, limits);
+                    if (auto skipped = identity.unchanged(item.path, image.sha256)) {
+                        out.record = std::move(*skipped);
+                        return out;
+                    }
                     const double decode_ms =
                         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
                     auto result = analyzer.analyze(image.bgr);
@@ -114,6 +122,7 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
                     const double elapsed =
                         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
                     out.record = analysis_record(item.path, result, analyzer.versions(), elapsed, cmd.embeddings);
+                    out.identity = identity.pending(item.path, image, result);
                     if (!targets.empty()) {
                         const auto written = save_annotated(draw_faces(image.bgr, result.faces), targets[i]);
                         out.record["drawn"] = written.string();
@@ -130,7 +139,16 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
                 return out;
             };
         },
-        [&](std::size_t, ItemOutcome&& out) {
+        [&](std::size_t i, ItemOutcome&& out) {
+            if (!out.failed && identity.active()) {
+                try {
+                    identity.apply(out.record, out.identity);
+                } catch (const Error& e) {
+                    out.failed = true;
+                    out.message = e.what();
+                    out.record = error_record(items[i].path, e.kind(), e.what());
+                }
+            }
             if (out.failed) {
                 ++failures;
                 ctx.error(out.message);
@@ -173,6 +191,7 @@ std::pair<CLI::App*, Runner> register_analyze(CLI::App& app, Context& ctx) {
     sub->add_option("--max-pixels", cmd->max_pixels, "Refuse images declaring more pixels than this")
         ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40))
         ->capture_default_str();
+    add_identify_options(sub, cmd->identify);
     return {sub, [cmd, &ctx] { return run_analyze(*cmd, ctx); }};
 }
 

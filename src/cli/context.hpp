@@ -47,6 +47,13 @@ std::pair<CLI::App*, Runner> register_runs(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_register_model(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_deploy(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_models(CLI::App& app, Context& ctx);
+// The gallery (issue 3): cmd_enroll, cmd_search, cmd_stats, cmd_persons, cmd_prune, cmd_cluster.
+std::pair<CLI::App*, Runner> register_enroll(CLI::App& app, Context& ctx);
+std::pair<CLI::App*, Runner> register_search(CLI::App& app, Context& ctx);
+std::pair<CLI::App*, Runner> register_stats(CLI::App& app, Context& ctx);
+std::pair<CLI::App*, Runner> register_persons(CLI::App& app, Context& ctx);
+std::pair<CLI::App*, Runner> register_prune(CLI::App& app, Context& ctx);
+std::pair<CLI::App*, Runner> register_cluster(CLI::App& app, Context& ctx);
 
 // Draws a one-line progress bar on stderr when it is a TTY; no-op otherwise.
 void draw_progress(const Context& ctx, const std::string& label, std::uint64_t done, std::uint64_t total);

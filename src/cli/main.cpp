@@ -58,6 +58,9 @@ int main(int argc, char** argv) {
     for (auto reg : {cli::register_analyze, cli::register_download, cli::register_bench, cli::register_runs,
                      cli::register_register_model, cli::register_deploy, cli::register_models, cli::register_prepare})
         commands.push_back(reg(app, ctx));
+    for (auto reg : {cli::register_enroll, cli::register_search, cli::register_stats, cli::register_persons,
+                     cli::register_prune, cli::register_cluster})
+        commands.push_back(reg(app, ctx));
 
     try {
         app.parse(argc, argv);

@@ -1,0 +1,50 @@
+// cmd_cluster.cpp — `faceq cluster`: groups the stored detections of strangers
+// into persons with dlib's chinese_whispers (an edge between two faces nearer
+// than the threshold; default: the calibration's), one transaction. Each
+// group keeps the unknown id most of its faces already had, so ids stay
+// stable across runs; strangers left with nothing are deleted. Prints one
+// JSON line with the counts.
+#include <cmath>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "context.hpp"
+#include "faceq/analyzer.hpp"
+#include "faceq/error.hpp"
+#include "faceq/gallery.hpp"
+#include "faceq/models.hpp"
+#include "gallery_support.hpp"
+
+namespace faceq::cli {
+namespace {
+
+struct ClusterCommand {
+    CalibrationFlags calibration;
+};
+
+int run_cluster(const ClusterCommand& cmd, Context& ctx) {
+    const auto manifest = load_manifest(ctx.manifest_path());
+    const auto embedder = require_installed(ctx.home.models_dir(), manifest, role::embedder);
+    auto gallery = open_gallery(ctx, false);
+    if (!gallery) throw Error(ErrorKind::not_found, fmt::format("no gallery '{}'", ctx.home.gallery_path().string()));
+    const auto c = resolve_calibration(ctx, embedder, cmd.calibration, gallery->usable(embedder.version()).first);
+    const auto r = gallery->cluster(embedder.version(), c.threshold);
+    const nlohmann::json j{{"detections", r.detections},          {"clusters", r.clusters},
+                           {"persons_kept", r.persons_kept},      {"persons_created", r.persons_created},
+                           {"persons_removed", r.persons_removed}, {"reassigned", r.reassigned},
+                           {"threshold", std::round(c.threshold * 1e4) / 1e4}};
+    std::cout << j.dump() << '\n';
+    return 0;
+}
+
+}  // namespace
+
+std::pair<CLI::App*, Runner> register_cluster(CLI::App& app, Context& ctx) {
+    auto cmd = std::make_shared<ClusterCommand>();
+    auto* sub = app.add_subcommand("cluster", "Group strangers' detections into unknown persons (stable ids)");
+    add_calibration_flags(sub, cmd->calibration);
+    return {sub, [cmd, &ctx] { return run_cluster(*cmd, ctx); }};
+}
+
+}  // namespace faceq::cli

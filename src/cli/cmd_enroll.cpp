@@ -1,0 +1,257 @@
+// cmd_enroll.cpp — `faceq enroll --name NAME IMAGE...` and `faceq enroll --dir
+// DIR` (one folder per person, folder name = name): registers known persons
+// from photos with one face each. One record per person on stdout:
+//   {"person", "person_id", "created", "added", "skipped": [{file, reason}],
+//    "failed": [{file, error: {kind, message}}]}
+// Each person's samples are written in one transaction once all of its photos
+// are analysed, so an interrupted run leaves whole persons, and running it
+// again skips what is enrolled (photos already enrolled are not analysed).
+// Exit 1 when a photo or a person failed (no face, several faces without
+// --pick largest, unreadable, bad folder name).
+#include <algorithm>
+#include <iostream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "context.hpp"
+#include "faceq/analyzer.hpp"
+#include "faceq/batch.hpp"
+#include "faceq/error.hpp"
+#include "faceq/gallery.hpp"
+#include "faceq/image_io.hpp"
+#include "faceq/records.hpp"
+#include "faceq/sysinfo.hpp"
+#include "gallery_support.hpp"
+
+namespace faceq::cli {
+namespace {
+
+struct EnrollCommand {
+    std::optional<std::string> name;
+    std::vector<std::string> images;
+    std::string dir;
+    std::string pick = "one";
+    int jobs = 0;
+    AnalyzeOptions options;
+};
+
+struct PersonJob {
+    std::string name;         // as given (checked when enrolling)
+    std::string name_error;   // set when the name is refused
+    std::vector<InputItem> photos;
+};
+
+struct PhotoOutcome {
+    std::optional<FaceSample> sample;
+    std::string skipped;  // reason, when not analysed
+    std::optional<Error> error;
+};
+
+std::vector<PersonJob> plan(const EnrollCommand& cmd) {
+    std::vector<PersonJob> jobs;
+    if (!cmd.dir.empty()) {
+        std::error_code ec;
+        if (!std::filesystem::is_directory(cmd.dir, ec))
+            throw Error(ErrorKind::not_found, fmt::format("no such directory '{}'", cmd.dir));
+        std::vector<std::filesystem::path> folders;
+        for (const auto& e : std::filesystem::directory_iterator(cmd.dir, ec))
+            if (e.is_directory()) folders.push_back(e.path());
+        if (ec) throw Error(ErrorKind::io, fmt::format("cannot list '{}': {}", cmd.dir, ec.message()));
+        std::sort(folders.begin(), folders.end());
+        if (folders.empty())
+            throw Error(ErrorKind::usage, fmt::format("'{}' has no subfolders (one folder per person)", cmd.dir));
+        for (const auto& f : folders) {
+            PersonJob job;
+            job.name = f.filename().string();
+            try {
+                check_person_name(job.name);
+            } catch (const Error& e) {
+                job.name_error = e.what();
+            }
+            if (job.name_error.empty()) job.photos = expand_inputs({f.string()}, true, nullptr);
+            jobs.push_back(std::move(job));
+        }
+    } else {
+        PersonJob job;
+        job.name = check_person_name(*cmd.name);  // a bad name is a usage error here
+        job.photos = expand_inputs(cmd.images, false, nullptr);
+        jobs.push_back(std::move(job));
+    }
+    return jobs;
+}
+
+// The face to enroll from one photo, or why there is none.
+const Face* choose_face(const AnalysisResult& r, const std::string& pick, const std::string& path) {
+    if (r.faces.empty()) throw Error(ErrorKind::invalid_input, fmt::format("no face found in '{}'", path));
+    if (r.faces.size() > 1 && pick != "largest")
+        throw Error(ErrorKind::invalid_input,
+                    fmt::format("{} faces in '{}': a photo to enroll must show one person (or use --pick largest)",
+                                r.faces.size(), path));
+    return &*std::max_element(r.faces.begin(), r.faces.end(), [](const Face& a, const Face& b) {
+        return static_cast<long>(a.bbox.width) * a.bbox.height < static_cast<long>(b.bbox.width) * b.bbox.height;
+    });
+}
+
+int run_enroll(EnrollCommand& cmd, Context& ctx) {
+    if (cmd.dir.empty() != cmd.name.has_value())
+        throw Error(ErrorKind::usage, "give either --name NAME with photos, or --dir DIR (one folder per person)");
+    if (cmd.name && cmd.images.empty()) throw Error(ErrorKind::usage, "--name needs at least one photo");
+    if (!cmd.dir.empty() && !cmd.images.empty())
+        throw Error(ErrorKind::usage, "--dir takes no photos: each subfolder of DIR is one person");
+    const auto jobs_list = plan(cmd);
+
+    const auto manifest = load_manifest(ctx.manifest_path());
+    const auto models = find_model_set(ctx.home.models_dir(), manifest, cmd.options.detector == "cnn");
+    set_blas_threads(1);
+    cmd.options.gender = false;
+    const Analyzer prototype(models, cmd.options);
+    const std::string embedder = prototype.versions().embedder;
+    auto gallery = open_gallery(ctx, true);
+    warn_foreign_samples(ctx, *gallery, embedder);
+
+    // All photos in one list, person by person, so workers stay busy across persons.
+    struct Photo {
+        std::size_t person;
+        const InputItem* item;
+    };
+    std::vector<Photo> photos;
+    std::vector<std::size_t> last_photo(jobs_list.size(), SIZE_MAX);
+    for (std::size_t p = 0; p < jobs_list.size(); ++p)
+        for (const auto& item : jobs_list[p].photos) {
+            last_photo[p] = photos.size();
+            photos.push_back({p, &item});
+        }
+
+    std::size_t failures = 0;
+    std::vector<FaceSample> samples;
+    nlohmann::json skipped = nlohmann::json::array(), failed = nlohmann::json::array();
+    auto finish_person = [&](std::size_t p) {
+        const auto& job = jobs_list[p];
+        nlohmann::json record{{"person", job.name}};
+        if (!job.name_error.empty()) {
+            ++failures;
+            ctx.error(fmt::format("folder '{}': {}", job.name, job.name_error));
+            record["error"] = {{"kind", to_string(ErrorKind::usage)}, {"message", job.name_error}};
+        } else if (job.photos.empty()) {
+            ++failures;
+            const std::string message = fmt::format("no photos for '{}'", job.name);
+            ctx.error(message);
+            record["error"] = {{"kind", to_string(ErrorKind::not_found)}, {"message", message}};
+        } else {
+            std::size_t added = 0;
+            bool created = false;
+            std::optional<PersonRef> person;
+            if (!samples.empty()) {
+                const auto result = gallery->enroll(job.name, samples, embedder);
+                for (const auto& s : result.samples) {
+                    if (s.added)
+                        ++added;
+                    else
+                        skipped.push_back({{"file", s.source_path}, {"reason", s.reason}});
+                }
+                created = result.created;
+                person = result.person;
+            }
+            if (!person) {
+                if (auto existing = gallery->person(job.name)) person = existing->person;
+            }
+            record["person"] = person && person->name ? *person->name : check_person_name(job.name);
+            record["person_id"] = person ? nlohmann::json(person->public_id) : nlohmann::json(nullptr);
+            record["created"] = created;
+            record["added"] = added;
+            record["skipped"] = skipped;
+            record["failed"] = failed;
+        }
+        std::cout << record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n' << std::flush;
+        samples.clear();
+        skipped = nlohmann::json::array();
+        failed = nlohmann::json::array();
+    };
+
+    const ImageLimits limits;
+    const int jobs = cmd.jobs > 0 ? cmd.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    std::size_t next_person = 0;
+    // Persons with no photos at all are reported in order too.
+    auto flush_until = [&](std::size_t p) {
+        for (; next_person < p; ++next_person)
+            if (last_photo[next_person] == SIZE_MAX) finish_person(next_person);
+    };
+    ordered_parallel<PhotoOutcome>(
+        photos.size(), jobs,
+        [&] {
+            return [&, analyzer = Analyzer(prototype)](std::size_t i) mutable {
+                PhotoOutcome out;
+                const auto& item = *photos[i].item;
+                try {
+                    if (item.error) throw Error(ErrorKind::invalid_input, *item.error);
+                    const auto image = load_image_file(item.path, limits);
+                    if (auto owner = gallery->enrolled_as(image.sha256, embedder)) {
+                        const auto& want = jobs_list[photos[i].person].name;
+                        out.skipped = owner->name && fold_case(*owner->name) == fold_case(check_person_name(want))
+                                          ? "already enrolled"
+                                          : fmt::format("already enrolled as '{}'", owner->name.value_or("?"));
+                        return out;
+                    }
+                    const auto result = analyzer.analyze(image.bgr);
+                    const Face* face = choose_face(result, cmd.pick, item.path);
+                    FaceSample s;
+                    s.descriptor = face->descriptor;
+                    s.source_path = item.path;
+                    s.source_sha256 = image.sha256;
+                    s.box = face->bbox;
+                    s.quality = face->confidence;
+                    out.sample = s;
+                } catch (const Error& e) {
+                    out.error = e;
+                } catch (const std::exception& e) {
+                    out.error = Error(ErrorKind::internal, fmt::format("cannot enroll '{}': {}", item.path, e.what()));
+                }
+                return out;
+            };
+        },
+        [&](std::size_t i, PhotoOutcome&& out) {
+            const std::size_t p = photos[i].person;
+            flush_until(p);
+            const auto& path = photos[i].item->path;
+            if (out.error) {
+                ++failures;
+                ctx.error(out.error->what());
+                failed.push_back(
+                    {{"file", path}, {"error", {{"kind", to_string(out.error->kind())}, {"message", out.error->what()}}}});
+            } else if (out.sample) {
+                samples.push_back(std::move(*out.sample));
+            } else {
+                skipped.push_back({{"file", path}, {"reason", out.skipped}});
+            }
+            if (i == last_photo[p]) {
+                finish_person(p);
+                next_person = p + 1;
+            }
+        });
+    flush_until(jobs_list.size());
+    return failures > 0 ? 1 : 0;
+}
+
+}  // namespace
+
+std::pair<CLI::App*, Runner> register_enroll(CLI::App& app, Context& ctx) {
+    auto cmd = std::make_shared<EnrollCommand>();
+    auto* sub = app.add_subcommand("enroll", "Register known persons from photos (one face per photo)");
+    sub->add_option("images", cmd->images, "Photos of the person (files or folders)");
+    sub->add_option("-n,--name", cmd->name, "The person's name (1-128 characters)");
+    sub->add_option("--dir", cmd->dir, "Enroll one person per subfolder of DIR (folder name = name)");
+    sub->add_option("--pick", cmd->pick, "Several faces in a photo: fail (one) or take the largest")
+        ->check(CLI::IsMember({"one", "largest"}))
+        ->capture_default_str();
+    sub->add_option("-j,--jobs", cmd->jobs, "Worker threads (default: number of cores)")->check(CLI::Range(1, 256));
+    sub->add_option("--detector", cmd->options.detector, "Face detector")
+        ->check(CLI::IsMember({"hog", "cnn"}))
+        ->capture_default_str();
+    sub->add_option("--min-face", cmd->options.min_face, "Smallest face (px) to find")
+        ->check(CLI::Range(8, 10000))
+        ->capture_default_str();
+    return {sub, [cmd, &ctx] { return run_enroll(*cmd, ctx); }};
+}
+
+}  // namespace faceq::cli

@@ -1,0 +1,106 @@
+// cmd_search.cpp — `faceq search --name TEXT`: persons whose name (or id)
+// contains TEXT, ignoring case, with sample and detection counts and when
+// they were last seen (like the reference's GET /search?name=); `faceq search
+// --face IMAGE [--top K]`: for each face in the photo, the K nearest persons,
+// known and unknown, with distances and the decision the calibration gives.
+// JSON Lines on stdout; no match is not an error (no lines, exit 0).
+#include <cmath>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "context.hpp"
+#include "faceq/analyzer.hpp"
+#include "faceq/error.hpp"
+#include "faceq/gallery.hpp"
+#include "faceq/image_io.hpp"
+#include "faceq/records.hpp"
+#include "gallery_support.hpp"
+
+namespace faceq::cli {
+namespace {
+
+struct SearchCommand {
+    std::optional<std::string> name;
+    std::string face;
+    int top = 5;
+    std::string format = "jsonl";
+    CalibrationFlags calibration;
+};
+
+int search_by_name(const SearchCommand& cmd, Context& ctx, RecordWriter& writer) {
+    auto gallery = open_gallery(ctx, false);
+    std::size_t n = 0;
+    if (gallery)
+        for (const auto& p : gallery->find_persons(*cmd.name)) {
+            writer.write(person_json(p));
+            ++n;
+        }
+    if (n == 0) ctx.info(fmt::format("no person matches '{}'", *cmd.name));
+    return 0;
+}
+
+int search_by_face(const SearchCommand& cmd, Context& ctx, RecordWriter& writer) {
+    const auto manifest = load_manifest(ctx.manifest_path());
+    const auto models = find_model_set(ctx.home.models_dir(), manifest, false);
+    AnalyzeOptions options;
+    options.gender = false;
+    Analyzer analyzer(models, options);
+    const auto image = load_image_file(cmd.face);
+    const auto result = analyzer.analyze(image.bgr);
+    if (result.faces.empty()) ctx.info(fmt::format("no face found in '{}'", cmd.face));
+    auto gallery = open_gallery(ctx, false);
+    const std::string embedder = analyzer.versions().embedder;
+    std::optional<IdentifyContext> identify;
+    if (gallery) {
+        warn_foreign_samples(ctx, *gallery, embedder);
+        identify = IdentifyContext{
+            embedder, resolve_calibration(ctx, models.embedder, cmd.calibration, gallery->usable(embedder).first)};
+    }
+    for (std::size_t i = 0; i < result.faces.size(); ++i) {
+        const auto& f = result.faces[i];
+        nlohmann::json record{{"file", cmd.face},
+                              {"face", i},
+                              {"bbox", {{"x", f.bbox.x}, {"y", f.bbox.y}, {"width", f.bbox.width}, {"height", f.bbox.height}}}};
+        nlohmann::json matches = nlohmann::json::array();
+        if (gallery) {
+            for (const auto& m : gallery->nearest(f.descriptor, embedder, static_cast<std::size_t>(cmd.top)))
+                matches.push_back({{"person_id", m.person.public_id},
+                                   {"name", m.person.name ? nlohmann::json(*m.person.name) : nlohmann::json(nullptr)},
+                                   {"kind", m.person.kind},
+                                   {"distance", std::round(m.distance * 1e4) / 1e4}});
+            nlohmann::json face;
+            add_identity(face, gallery->identify({f.descriptor}, *identify).front());
+            record.update(face);
+        }
+        record["matches"] = std::move(matches);
+        writer.write(record);
+    }
+    return 0;
+}
+
+int run_search(SearchCommand& cmd, Context& ctx) {
+    if (cmd.name.has_value() == !cmd.face.empty())
+        throw Error(ErrorKind::usage, "give either --name TEXT or --face IMAGE");
+    RecordWriter writer(std::cout, cmd.format == "json" ? RecordFormat::json : RecordFormat::jsonl);
+    const int rc = cmd.name ? search_by_name(cmd, ctx, writer) : search_by_face(cmd, ctx, writer);
+    writer.finish();
+    return rc;
+}
+
+}  // namespace
+
+std::pair<CLI::App*, Runner> register_search(CLI::App& app, Context& ctx) {
+    auto cmd = std::make_shared<SearchCommand>();
+    auto* sub = app.add_subcommand("search", "Find persons by name, or the persons nearest to the faces in a photo");
+    sub->add_option("--name", cmd->name, "Case-insensitive part of a name or person id ('' lists everyone)");
+    sub->add_option("--face", cmd->face, "A photo: list the nearest persons for each face in it");
+    sub->add_option("--top", cmd->top, "With --face: how many persons per face")->check(CLI::Range(1, 1000))->capture_default_str();
+    sub->add_option("--format", cmd->format, "Output format")
+        ->check(CLI::IsMember({"jsonl", "json"}))
+        ->capture_default_str();
+    add_calibration_flags(sub, cmd->calibration);
+    return {sub, [cmd, &ctx] { return run_search(*cmd, ctx); }};
+}
+
+}  // namespace faceq::cli

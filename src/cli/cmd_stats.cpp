@@ -1,0 +1,117 @@
+// cmd_stats.cpp — `faceq stats`: the gallery at a glance — persons known and
+// unknown, samples, images, detections (by decision, and per day for the last
+// 30 days, UTC), database size, the installed embedder and the embedders the
+// samples were computed with. A table for people by default; `--format json`
+// prints one JSON object for dashboards. A home without a gallery reports
+// zeros (and creates nothing).
+#include <ctime>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "context.hpp"
+#include "faceq/error.hpp"
+#include "faceq/gallery.hpp"
+#include "faceq/models.hpp"
+#include "gallery_support.hpp"
+
+namespace faceq::cli {
+namespace {
+
+struct StatsCommand {
+    std::string format = "text";
+};
+
+nlohmann::json stats_json(const GalleryStats& s, const std::string& db_path, const std::optional<std::string>& embedder) {
+    nlohmann::json days = nlohmann::json::array();
+    for (const auto& [day, n] : s.detections_per_day) days.push_back({{"date", day}, {"detections", n}});
+    nlohmann::json gallery_embedders = nlohmann::json::array();
+    bool foreign = false;
+    for (const auto& e : s.embedders) {
+        gallery_embedders.push_back({{"embedder", e.embedder}, {"samples", e.samples}, {"persons", e.persons}});
+        foreign = foreign || !embedder || e.embedder != *embedder;
+    }
+    return {{"persons", {{"total", s.persons_known + s.persons_unknown}, {"known", s.persons_known}, {"unknown", s.persons_unknown}}},
+            {"samples", s.samples},
+            {"images", s.images},
+            {"detections",
+             {{"total", s.detections},
+              {"known", s.detections_known},
+              {"unknown", s.detections_unknown},
+              {"ambiguous", s.detections_ambiguous},
+              {"last", s.last_detection ? nlohmann::json(iso_time(*s.last_detection)) : nlohmann::json(nullptr)}}},
+            {"detections_per_day", std::move(days)},
+            {"database", {{"path", db_path}, {"bytes", s.database_bytes}, {"schema_version", s.schema_version}}},
+            {"embedder",
+             {{"installed", embedder ? nlohmann::json(*embedder) : nlohmann::json(nullptr)},
+              {"gallery", std::move(gallery_embedders)},
+              {"mismatch", foreign}}}};
+}
+
+void print_text(const nlohmann::json& j) {
+    const auto& p = j["persons"];
+    const auto& d = j["detections"];
+    std::cout << fmt::format("persons      {} ({} known, {} unknown)\n", p["total"].get<long>(), p["known"].get<long>(),
+                             p["unknown"].get<long>());
+    std::cout << fmt::format("samples      {}\n", j["samples"].get<long>());
+    std::cout << fmt::format("images       {}\n", j["images"].get<long>());
+    std::cout << fmt::format("detections   {} ({} known, {} unknown, {} ambiguous); last {}\n", d["total"].get<long>(),
+                             d["known"].get<long>(), d["unknown"].get<long>(), d["ambiguous"].get<long>(),
+                             d["last"].is_null() ? "never" : d["last"].get<std::string>());
+    std::cout << fmt::format("database     {} ({:.1f} MB, schema {})\n", j["database"]["path"].get<std::string>(),
+                             j["database"]["bytes"].get<double>() / 1e6, j["database"]["schema_version"].get<int>());
+    const auto& e = j["embedder"];
+    std::cout << fmt::format("embedder     {}\n", e["installed"].is_null() ? "(none installed)" : e["installed"].get<std::string>());
+    for (const auto& g : e["gallery"])
+        std::cout << fmt::format("  samples by {}: {} ({} persons){}\n", g["embedder"].get<std::string>(),
+                                 g["samples"].get<long>(), g["persons"].get<long>(),
+                                 !e["installed"].is_null() && g["embedder"] == e["installed"] ? "" : "  <- not comparable, not used");
+    std::cout << "detections per day (last 30 days, UTC)\n";
+    long most = 1;
+    for (const auto& day : j["detections_per_day"]) most = std::max(most, day["detections"].get<long>());
+    for (const auto& day : j["detections_per_day"]) {
+        const long n = day["detections"].get<long>();
+        std::cout << fmt::format("  {} {:>7} {}\n", day["date"].get<std::string>(), n,
+                                 std::string(static_cast<std::size_t>(40 * n / most), '#'));
+    }
+}
+
+int run_stats(const StatsCommand& cmd, Context& ctx) {
+    std::optional<std::string> embedder;
+    try {
+        const auto manifest = load_manifest(ctx.manifest_path());
+        if (auto m = find_installed(ctx.home.models_dir(), manifest, role::embedder)) embedder = m->version();
+    } catch (const Error& e) {
+        ctx.debug(fmt::format("no embedder: {}", e.what()));
+    }
+    auto gallery = open_gallery(ctx, false);
+    GalleryStats s;
+    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    if (gallery) {
+        s = gallery->stats(now);
+    } else {
+        s.schema_version = 0;
+        // Same shape without a database: 30 days of zeros.
+        for (std::int64_t day = now - now % 86400 - 29 * 86400; day <= now; day += 86400)
+            s.detections_per_day.emplace_back(iso_time(day).substr(0, 10), 0);
+    }
+    const auto j = stats_json(s, ctx.home.gallery_path().string(), embedder);
+    if (cmd.format == "json")
+        std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    else
+        print_text(j);
+    return 0;
+}
+
+}  // namespace
+
+std::pair<CLI::App*, Runner> register_stats(CLI::App& app, Context& ctx) {
+    auto cmd = std::make_shared<StatsCommand>();
+    auto* sub = app.add_subcommand("stats", "Gallery statistics: persons, samples, detections per day, size, embedder");
+    sub->add_option("--format", cmd->format, "text for people, json for dashboards")
+        ->check(CLI::IsMember({"text", "json"}))
+        ->capture_default_str();
+    return {sub, [cmd, &ctx] { return run_stats(*cmd, ctx); }};
+}
+
+}  // namespace faceq::cli

@@ -1,0 +1,578 @@
+// tests/test_cli_gallery.cpp — the gallery commands end to end: the real
+// faceq binary on real photos (../shared/data), each case with its own home
+// (a TempDir whose models/ is a symlink to the test home's models), checking
+// stdout records, exit codes, stderr, and the database itself (sqlite3):
+// enroll, identification in analyze, --store and skipping, search, stats,
+// persons, prune, cluster, names, a deployed calibration, another embedder,
+// two processes writing at once, and kill -9 in the middle of a run.
+#include <signal.h>
+#include <spawn.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+
+#include <functional>
+#include <future>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "faceq/calibration.hpp"
+#include "test_models.hpp"
+
+using namespace faceq;
+using namespace faceq::test;
+using nlohmann::json;
+
+namespace {
+
+const auto bbt = [] { return data_dir() / "faceapi_bbt" / "examples" / "images"; };
+const auto lfw = [] { return data_dir() / "lfw-dev" / "lfw-deepfunneled"; };
+const std::vector<std::string> characters = {"amy", "bernadette", "howard", "leonard",
+                                             "penny", "raj",        "sheldon", "stuart"};
+
+// A fresh home sharing the test home's models.
+class GalleryHome {
+public:
+    GalleryHome() { std::filesystem::create_directory_symlink(test_home().models_dir(), dir_ / "models"); }
+    std::string root() const { return dir_.path().string(); }
+    std::filesystem::path db() const { return dir_ / "faceq.db"; }
+    std::filesystem::path operator/(const std::string& name) const { return dir_ / name; }
+
+    CommandResult run(std::vector<std::string> args, std::chrono::milliseconds timeout = std::chrono::minutes(3)) const {
+        args.insert(args.begin(), {"--home", root()});
+        return run_faceq(args, {}, {}, timeout);
+    }
+
+private:
+    TempDir dir_;
+};
+
+std::vector<json> lines(const std::string& out) {
+    std::vector<json> records;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) {
+        INFO("stdout line: " << line);
+        REQUIRE(json::accept(line));
+        records.push_back(json::parse(line));
+    }
+    return records;
+}
+
+std::int64_t query(const std::filesystem::path& db, const std::string& sql) {
+    sqlite3* h = nullptr;
+    REQUIRE(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    sqlite3_busy_timeout(h, 10000);
+    sqlite3_stmt* s = nullptr;
+    INFO(sql);
+    REQUIRE(sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    const auto v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(h);
+    return v;
+}
+
+std::string query_text(const std::filesystem::path& db, const std::string& sql) {
+    sqlite3* h = nullptr;
+    REQUIRE(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    const std::string v = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    sqlite3_close(h);
+    return v;
+}
+
+void execute(const std::filesystem::path& db, const std::string& sql) {
+    sqlite3* h = nullptr;
+    REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(h);
+}
+
+// The database is whole and holds no duplicates.
+void check_consistent(const std::filesystem::path& db) {
+    CHECK(query_text(db, "PRAGMA integrity_check") == "ok");
+    CHECK(query(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
+    CHECK(query(db, "SELECT count(*) FROM (SELECT 1 FROM samples GROUP BY person_id, embedder, source_sha256, box_x,"
+                    " box_y HAVING count(*) > 1)") == 0);
+    CHECK(query(db, "SELECT count(*) FROM (SELECT 1 FROM images GROUP BY sha256, models HAVING count(*) > 1)") == 0);
+    CHECK(query(db, "SELECT count(*) FROM (SELECT 1 FROM detections GROUP BY image_id, box_x, box_y, box_w, box_h"
+                    " HAVING count(*) > 1)") == 0);
+}
+
+// A folder per person with symlinks to `per_person` photos of each.
+std::filesystem::path person_folders(const GalleryHome& home, const std::vector<std::string>& who,
+                                     const std::function<std::filesystem::path(const std::string&, int)>& photo,
+                                     int per_person) {
+    const auto root = home / "people";
+    for (const auto& name : who) {
+        std::filesystem::create_directories(root / name);
+        for (int k = 1; k <= per_person; ++k) {
+            const auto src = photo(name, k);
+            std::filesystem::create_symlink(src, root / name / src.filename());
+        }
+    }
+    return root;
+}
+
+std::filesystem::path bbt_photo(const std::string& who, int k) { return bbt() / who / (who + std::to_string(k) + ".png"); }
+
+// The photos of one LFW person, sorted (numbering has gaps: a subset of LFW).
+std::vector<std::filesystem::path> lfw_files(const std::string& who) {
+    std::vector<std::filesystem::path> files;
+    for (const auto& e : std::filesystem::directory_iterator(lfw() / who)) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+// The first `count` LFW people (by name) with at least `n` photos.
+std::vector<std::string> lfw_people(std::size_t n, std::size_t count) {
+    std::vector<std::string> out;
+    std::vector<std::filesystem::path> dirs;
+    for (const auto& e : std::filesystem::directory_iterator(lfw())) dirs.push_back(e.path());
+    std::sort(dirs.begin(), dirs.end());
+    for (const auto& d : dirs) {
+        if (lfw_files(d.filename().string()).size() >= n) out.push_back(d.filename().string());
+        if (out.size() == count) break;
+    }
+    return out;
+}
+
+std::filesystem::path lfw_photo(const std::string& who, int k) { return lfw_files(who).at(static_cast<std::size_t>(k - 1)); }
+
+// A count from the database, or -1 while it cannot be read (not created yet).
+std::int64_t try_query(const std::filesystem::path& db, const std::string& sql) {
+    sqlite3* h = nullptr;
+    std::int64_t v = -1;
+    if (sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+        sqlite3_stmt* s = nullptr;
+        if (sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+            v = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+    }
+    sqlite3_close(h);
+    return v;
+}
+
+// Runs faceq in the background and kills it with SIGKILL as soon as `ready()`
+// holds (polled every 10 ms), i.e. in the middle of its work. Returns false
+// when it ended by itself first (or `limit` passed).
+bool kill_when(const GalleryHome& home, std::vector<std::string> args, const std::function<bool()>& ready,
+               std::chrono::seconds limit = std::chrono::seconds(120)) {
+    args.insert(args.begin(), {FACEQ_BINARY, "--home", home.root()});
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    const std::string out = (home / "killed.out").string(), err = (home / "killed.err").string();
+    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = 0;
+    const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    REQUIRE(rc == 0);
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    bool killed = false;
+    for (;;) {
+        int status = 0;
+        if (::waitpid(pid, &status, WNOHANG) == pid) break;  // finished by itself
+        if (ready() || std::chrono::steady_clock::now() > deadline) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return killed;
+}
+
+}  // namespace
+
+TEST_CASE("enroll --dir, then analyze names known people; search and stats", "[cli][gallery]") {
+    REQUIRE_MODELS();
+    GalleryHome home;
+    // Photos 1-4 of each character enrolled; photo 5 identified.
+    const auto people = person_folders(home, characters, bbt_photo, 4);
+    const auto enroll = home.run({"enroll", "--dir", people.string(), "--jobs", "2"});
+    INFO("stderr: " << enroll.err);
+    REQUIRE(enroll.exit_code == 0);
+    const auto persons = lines(enroll.out);
+    REQUIRE(persons.size() == 8);
+    for (std::size_t i = 0; i < 8; ++i) {
+        CHECK(persons[i]["person"] == characters[i]);
+        CHECK(persons[i]["added"] == 4);
+        CHECK(persons[i]["created"] == true);
+        CHECK(std::regex_match(persons[i]["person_id"].get<std::string>(), std::regex("person_[0-9]+_[0-9]{4}")));
+    }
+
+    std::vector<std::string> args{"analyze", "--jobs", "2"};
+    for (const auto& c : characters) args.push_back(bbt_photo(c, 5).string());
+    const auto analyzed = home.run(args);
+    REQUIRE(analyzed.exit_code == 0);
+    std::size_t right = 0, wrong = 0;
+    const auto records = lines(analyzed.out);
+    REQUIRE(records.size() == 8);
+    for (std::size_t i = 0; i < 8; ++i) {
+        const auto& faces = records[i]["faces"];
+        REQUIRE(faces.size() == 1);
+        const auto& f = faces[0];
+        INFO(f.dump());
+        CHECK(f.contains("identity"));
+        CHECK(f.contains("person_id"));
+        CHECK(f["distance"].is_number());
+        CHECK(f["margin"].is_number());
+        if (f["decision"] == "known") (f["identity"] == characters[i] ? right : wrong) += 1;
+        else CHECK(f["person_id"].is_null());  // nothing stored: a stranger has no id
+        CHECK(records[i]["identification"]["calibration"] == "default");
+    }
+    WARN("BBT: " << right << " of 8 held-out crops named right, " << wrong << " wrong");
+    CHECK(right >= 6);  // measured: 8
+    CHECK(wrong == 0);
+    CHECK_FALSE(std::filesystem::exists(home / "registry"));
+
+    // Group still: the characters in it are recognised, strangers are not named.
+    const auto group = home.run({"analyze", (bbt() / "bbt4.jpg").string()});
+    REQUIRE(group.exit_code == 0);
+    std::size_t named = 0;
+    const auto group_records = lines(group.out);
+    for (const auto& f : group_records.at(0)["faces"]) named += f["decision"] == "known";
+    CHECK(named >= 3);  // measured: 5 of 6 faces
+
+    const auto by_name = home.run({"search", "--name", "SHEL"});
+    REQUIRE(by_name.exit_code == 0);
+    const auto found = lines(by_name.out);
+    REQUIRE(found.size() == 1);
+    CHECK(found[0]["name"] == "sheldon");
+    CHECK(found[0]["samples"] == 4);
+    CHECK(found[0]["kind"] == "known");
+    CHECK(lines(home.run({"search", "--name", ""}).out).size() == 8);
+    const auto none = home.run({"search", "--name", "nobody"});
+    CHECK(none.exit_code == 0);
+    CHECK(none.out.empty());
+
+    const auto by_face = home.run({"search", "--face", bbt_photo("howard", 5).string(), "--top", "3"});
+    REQUIRE(by_face.exit_code == 0);
+    const auto near = lines(by_face.out);
+    REQUIRE(near.size() == 1);
+    REQUIRE(near[0]["matches"].size() == 3);
+    CHECK(near[0]["matches"][0]["name"] == "howard");
+    CHECK(near[0]["matches"][0]["distance"] < near[0]["matches"][1]["distance"]);
+
+    const auto stats = home.run({"stats", "--format", "json"});
+    REQUIRE(stats.exit_code == 0);
+    const auto s = json::parse(stats.out);
+    CHECK(s["persons"]["known"] == 8);
+    CHECK(s["persons"]["unknown"] == 0);
+    CHECK(s["samples"] == 32);
+    CHECK(s["detections"]["total"] == 0);  // nothing stored
+    CHECK(s["detections_per_day"].size() == 30);
+    CHECK(s["database"]["bytes"] > 0);
+    CHECK(s["embedder"]["mismatch"] == false);
+    CHECK(s["embedder"]["installed"].get<std::string>().find('@') != std::string::npos);
+    const auto text = home.run({"stats"});
+    CHECK(text.exit_code == 0);
+    CHECK(text.out.find("8 known") != std::string::npos);
+}
+
+TEST_CASE("analyze --store: stable stranger ids, unchanged photos skipped, --force, then persons care", "[cli][gallery]") {
+    REQUIRE_MODELS();
+    GalleryHome home;
+    // One face in each (checked below).
+    const std::string a1 = (lfw() / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg").string(),
+                      a2 = (lfw() / "Aaron_Peirsol" / "Aaron_Peirsol_0002.jpg").string(),
+                      a3 = (lfw() / "Aaron_Peirsol" / "Aaron_Peirsol_0003.jpg").string(),
+                      b1 = (lfw() / "Abdullah_Gul" / "Abdullah_Gul_0013.jpg").string();
+    // No gallery yet and no --store: no identity fields, nothing created.
+    const auto plain = home.run({"analyze", a1});
+    REQUIRE(plain.exit_code == 0);
+    CHECK_FALSE(lines(plain.out)[0]["faces"][0].contains("identity"));
+    CHECK_FALSE(std::filesystem::exists(home.db()));
+
+    const auto first = home.run({"analyze", "--store", "--jobs", "2", a1, a2, b1});
+    INFO("stderr: " << first.err);
+    REQUIRE(first.exit_code == 0);
+    auto r = lines(first.out);
+    REQUIRE(r.size() == 3);
+    for (const auto& rec : r) {
+        CHECK(rec["stored"] == true);
+        REQUIRE(rec["faces"].size() == 1);
+    }
+    const auto id_a = r[0]["faces"][0]["person_id"].get<std::string>();
+    CHECK(std::regex_match(id_a, std::regex("unknown_[0-9]+_[0-9]{4}")));  // the reference's shape
+    CHECK(r[0]["faces"][0]["identity"] == "unknown");
+    CHECK(r[1]["faces"][0]["person_id"] == id_a);  // the same stranger again
+    CHECK(r[1]["faces"][0]["decision"] == "unknown");
+    CHECK(r[2]["faces"][0]["person_id"] != id_a);
+    const auto detections = query(home.db(), "SELECT count(*) FROM detections");
+    CHECK(detections >= 3);
+
+    // A cron run over the same photos: nothing analysed again.
+    const auto again = home.run({"analyze", "--store", a1, a2, b1});
+    REQUIRE(again.exit_code == 0);
+    for (const auto& rec : lines(again.out)) CHECK(rec["skipped"] == "unchanged");
+    CHECK(query(home.db(), "SELECT count(*) FROM detections") == detections);
+    // --force analyses them again and replaces, not duplicates.
+    const auto forced = home.run({"analyze", "--store", "--force", a1, a2});
+    REQUIRE(forced.exit_code == 0);
+    CHECK(lines(forced.out)[0]["faces"][0]["person_id"] == id_a);
+    CHECK(query(home.db(), "SELECT count(*) FROM detections") == detections);
+    check_consistent(home.db());
+
+    // The stranger gets a name: a new photo of him is now known.
+    const auto renamed = home.run({"persons", "rename", id_a, "Aaron Peirsol"});
+    REQUIRE(renamed.exit_code == 0);
+    CHECK(lines(renamed.out)[0]["person_id"] == id_a);
+    CHECK(lines(renamed.out)[0]["kind"] == "known");
+    const auto named = home.run({"analyze", a3});
+    REQUIRE(named.exit_code == 0);
+    const auto f3 = lines(named.out)[0]["faces"][0];
+    INFO(f3.dump());
+    CHECK(f3["identity"] == "Aaron Peirsol");
+    CHECK(f3["person_id"] == id_a);
+    CHECK(f3["decision"] == "known");
+
+    // Merge the other stranger into Aaron (a deliberate mistake), then delete him.
+    const auto id_b = r[2]["faces"][0]["person_id"].get<std::string>();
+    const auto merged = home.run({"persons", "merge", id_b, "aaron peirsol"});
+    REQUIRE(merged.exit_code == 0);
+    CHECK(lines(merged.out)[0]["detections"] == detections);
+    CHECK(home.run({"persons", "show", id_b}).exit_code == 1);
+    const auto deleted = home.run({"persons", "delete", id_a});
+    REQUIRE(deleted.exit_code == 0);
+    CHECK(lines(deleted.out)[0]["deleted"] == true);
+    CHECK(query(home.db(), "SELECT count(*) FROM persons") == 0);
+    CHECK(query(home.db(), "SELECT count(*) FROM detections WHERE person_id IS NULL") == detections);
+    const auto missing = home.run({"persons", "delete", "Nobody"});
+    CHECK(missing.exit_code == 1);
+    CHECK(missing.err.find("no person 'Nobody'") != std::string::npos);
+
+    // Old detections go; the images stay recorded.
+    execute(home.db(), "UPDATE detections SET detected_at = detected_at - 40 * 86400");
+    const auto dry = home.run({"prune", "--older-than", "30d", "--dry-run"});
+    REQUIRE(dry.exit_code == 0);
+    CHECK(lines(dry.out)[0]["detections_deleted"] == detections);
+    CHECK(query(home.db(), "SELECT count(*) FROM detections") == detections);
+    const auto pruned = home.run({"prune", "--older-than", "30d"});
+    REQUIRE(pruned.exit_code == 0);
+    CHECK(query(home.db(), "SELECT count(*) FROM detections") == 0);
+    CHECK(query(home.db(), "SELECT count(*) FROM images") == 3);
+    CHECK(home.run({"prune", "--older-than", "30 days"}).exit_code == 2);
+    check_consistent(home.db());
+}
+
+TEST_CASE("cluster joins one stranger's detections into one person", "[cli][gallery]") {
+    REQUIRE_MODELS();
+    GalleryHome home;
+    // A strict threshold while storing makes every face a new stranger.
+    std::vector<std::string> args{"analyze", "--store", "--threshold", "0.1", "--jobs", "2"};
+    for (const auto& who : {"Aaron_Peirsol", "Abdullah_Gul"})  // 4 + 3 photos, one face each
+        for (const auto& f : lfw_files(who)) args.push_back(f.string());
+    REQUIRE(home.run(args).exit_code == 0);
+    CHECK(query(home.db(), "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 7);
+    // Abdullah_Gul_0016 is 0.49-0.52 from his other two photos (measured): a
+    // looser threshold than the default 0.47 joins him.
+    const auto c = home.run({"cluster", "--threshold", "0.55"});
+    INFO("stderr: " << c.err);
+    REQUIRE(c.exit_code == 0);
+    const auto r = lines(c.out)[0];
+    CHECK(r["detections"] == 7);
+    CHECK(r["clusters"] == 2);
+    CHECK(query(home.db(), "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 2);
+    const auto before = query_text(home.db(), "SELECT group_concat(public_id) FROM persons ORDER BY id");
+    REQUIRE(home.run({"cluster", "--threshold", "0.55"}).exit_code == 0);
+    CHECK(query_text(home.db(), "SELECT group_concat(public_id) FROM persons ORDER BY id") == before);
+    check_consistent(home.db());
+}
+
+TEST_CASE("names with quotes, unicode and SQL are kept; empty and over-long names are refused", "[cli][gallery]") {
+    REQUIRE_MODELS();
+    GalleryHome home;
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"Robert'); DROP TABLE persons;--", "amy"}, {"Zoë \"Zed\" Ñandú", "penny"}, {"王小明", "raj"}};
+    for (const auto& [name, who] : cases) {
+        const auto r = home.run({"enroll", "--name", name, bbt_photo(who, 1).string()});
+        INFO(name << ": " << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(lines(r.out)[0]["person"] == name);
+    }
+    CHECK(query(home.db(), "SELECT count(*) FROM persons") == 3);
+    CHECK(lines(home.run({"search", "--name", "drop TABLE"}).out).size() == 1);
+    CHECK(lines(home.run({"search", "--name", "ZOË"}).out).at(0)["name"] == "Zoë \"Zed\" Ñandú");
+    CHECK(lines(home.run({"search", "--name", "小明"}).out).size() == 1);
+    const auto named = home.run({"analyze", bbt_photo("raj", 2).string()});
+    CHECK(lines(named.out)[0]["faces"][0]["identity"] == "王小明");
+
+    for (const std::string& bad : {std::string(""), std::string("   "), std::string(129, 'x')}) {
+        const auto r = home.run({"enroll", "--name", bad, bbt_photo("howard", 1).string()});
+        INFO("name of " << bad.size() << " bytes: " << r.err);
+        CHECK(r.exit_code == 2);
+        CHECK(r.err.find("faceq: error: a person's name") != std::string::npos);
+        CHECK(r.out.empty());
+    }
+    CHECK(home.run({"enroll", "--name", std::string(128, 'x'), bbt_photo("howard", 1).string()}).exit_code == 0);
+    CHECK(home.run({"persons", "rename", "王小明", ""}).exit_code == 2);
+    check_consistent(home.db());
+}
+
+TEST_CASE("enroll: one face per photo unless --pick largest; re-enrolling is a no-op", "[cli][gallery]") {
+    REQUIRE_MODELS();
+    GalleryHome home;
+    const std::string group = (bbt() / "bbt1.jpg").string();
+    const std::string dog = (data_dir() / "negatives" / "clean" / "dlib_dog.jpg").string();
+    const auto r = home.run({"enroll", "--name", "Leonard", group, dog, bbt_photo("leonard", 1).string()});
+    REQUIRE(r.exit_code == 1);
+    const auto rec = lines(r.out).at(0);
+    CHECK(rec["added"] == 1);
+    REQUIRE(rec["failed"].size() == 2);
+    CHECK(rec["failed"][0]["error"]["message"].get<std::string>().find("faces in") != std::string::npos);
+    CHECK(rec["failed"][1]["error"]["message"].get<std::string>().find("no face found") != std::string::npos);
+    CHECK(r.err.find("--pick largest") != std::string::npos);
+
+    const auto picked = home.run({"enroll", "--name", "Leonard", "--pick", "largest", group});
+    REQUIRE(picked.exit_code == 0);
+    CHECK(lines(picked.out)[0]["added"] == 1);
+    const auto again = home.run({"enroll", "--name", "leonard", bbt_photo("leonard", 1).string(), group});
+    REQUIRE(again.exit_code == 0);
+    const auto a = lines(again.out)[0];
+    CHECK(a["added"] == 0);
+    CHECK(a["person"] == "Leonard");
+    REQUIRE(a["skipped"].size() == 2);
+    CHECK(a["skipped"][0]["reason"] == "already enrolled");
+    const auto other = home.run({"enroll", "--name", "Sheldon", bbt_photo("leonard", 1).string()});
+    CHECK(lines(other.out)[0]["skipped"][0]["reason"] == "already enrolled as 'Leonard'");
+    CHECK(query(home.db(), "SELECT count(*) FROM samples") == 2);
+    CHECK(home.run({"enroll", bbt_photo("leonard", 1).string()}).exit_code == 2);  // no --name nor --dir
+}
+
+TEST_CASE("a deployed calibration is used when its embedder is installed; another embedder's gallery is reported",
+          "[cli][gallery]") {
+    REQUIRE_MODELS();
+    GalleryHome home;
+    const auto embedder = find_installed(test_home().models_dir(), test_manifest(), role::embedder);
+    REQUIRE(embedder);
+    REQUIRE(home.run({"enroll", "--name", "Amy", bbt_photo("amy", 1).string()}).exit_code == 0);
+
+    auto deploy = [&](const std::string& sha) {
+        const auto model = home / "registry" / "models" / "face-recognition";
+        std::filesystem::create_directories(model / "versions" / "3" / "artifacts");
+        write_text(model / "model.json", R"({"aliases": {"production": 3}, "next_version": 4})");
+        write_text(model / "versions" / "3" / "version.json", R"({"version": 3, "metrics": {}})");
+        write_text(model / "versions" / "3" / "artifacts" / "calibration.json",
+                   json{{"embedder", embedder->version()}, {"embedder_sha256", sha}, {"threshold", 0.42},
+                        {"margin", 0.05}, {"far_target", 0.001}, {"aggregation", "mean_descriptor"}}
+                       .dump());
+    };
+    deploy(embedder->sha256);
+    const auto used = home.run({"analyze", bbt_photo("amy", 2).string()});
+    REQUIRE(used.exit_code == 0);
+    const auto id = lines(used.out)[0]["identification"];
+    CHECK(id["calibration"] == "face-recognition v3");
+    CHECK(id["threshold"] == 0.42);
+    CHECK(id["margin"] == 0.05);
+    // --far still works: the deployed file has no impostor table, the default
+    // one is used. With one person, 0.1% of strangers allows a wide threshold.
+    const auto far = home.run({"analyze", "--far", "0.001", bbt_photo("amy", 2).string()});
+    REQUIRE(far.exit_code == 0);
+    const auto far_id = lines(far.out)[0]["identification"];
+    CHECK(far_id["calibration"] == "face-recognition v3, --far 0.001");
+    CHECK(far_id["threshold"].get<double>() == Approx(threshold_for_far(default_calibration(), 0.001, 1)).margin(1e-4));
+
+    deploy(std::string(64, '0'));
+    const auto refused = home.run({"analyze", bbt_photo("amy", 2).string()});
+    REQUIRE(refused.exit_code == 0);
+    CHECK(refused.err.find("was measured with embedder") != std::string::npos);
+    CHECK(lines(refused.out)[0]["identification"]["calibration"] == "default");
+
+    // Samples from another embedder are reported and never compared.
+    execute(home.db(), "UPDATE samples SET embedder = 'dlib_face_recognition_resnet_model_v1@0123456789ab'");
+    const auto foreign = home.run({"analyze", bbt_photo("amy", 2).string()});
+    REQUIRE(foreign.exit_code == 0);
+    CHECK(foreign.err.find("computed by embedder 'dlib_face_recognition_resnet_model_v1@0123456789ab'") !=
+          std::string::npos);
+    const auto f = lines(foreign.out)[0]["faces"][0];
+    CHECK(f["decision"] == "unknown");
+    CHECK(f["distance"].is_null());
+    CHECK(json::parse(home.run({"stats", "--format", "json"}).out)["embedder"]["mismatch"] == true);
+}
+
+TEST_CASE("two faceq processes writing at once: no lost rows, no 'database is locked'", "[cli][gallery]") {
+    REQUIRE_MODELS();
+    GalleryHome home;
+    const auto people = person_folders(home, characters, bbt_photo, 5);
+    std::vector<std::string> analyze{"analyze", "--store", "--jobs", "1"};
+    for (const auto& p : lfw_people(1, 24)) analyze.push_back(lfw_files(p).front().string());
+    // Create the database first, so both start writing to the same file.
+    REQUIRE(home.run({"enroll", "--name", "First", bbt_photo("amy", 1).string()}).exit_code == 0);
+    auto a = std::async(std::launch::async, [&] { return home.run(analyze); });
+    auto e = std::async(std::launch::async, [&] { return home.run({"enroll", "--dir", people.string(), "--jobs", "1"}); });
+    const auto ra = a.get(), re = e.get();
+    INFO("analyze stderr: " << ra.err << "\nenroll stderr: " << re.err);
+    CHECK(ra.exit_code == 0);
+    CHECK(re.exit_code == 0);
+    CHECK(ra.err.find("locked") == std::string::npos);
+    CHECK(re.err.find("locked") == std::string::npos);
+    std::size_t faces = 0;
+    for (const auto& rec : lines(ra.out)) faces += rec["faces"].size();
+    std::int64_t added = 0;
+    for (const auto& rec : lines(re.out)) added += rec["added"].get<std::int64_t>();
+    CHECK(added == 39);  // amy1 was enrolled as First
+    CHECK(query(home.db(), "SELECT count(*) FROM images") == 24);
+    CHECK(query(home.db(), "SELECT count(*) FROM detections") == static_cast<std::int64_t>(faces));
+    CHECK(query(home.db(), "SELECT count(*) FROM persons WHERE kind = 'known'") == 9);
+    CHECK(query(home.db(), "SELECT count(*) FROM samples s JOIN persons p ON p.id = s.person_id WHERE p.kind = 'known'") ==
+          40);
+    check_consistent(home.db());
+}
+
+TEST_CASE("kill -9 during enroll --dir and analyze --store: consistent, and a rerun completes", "[cli][gallery]") {
+    REQUIRE_MODELS();
+    GalleryHome home;
+    const auto who = lfw_people(2, 60);
+    const auto people = person_folders(home, who, lfw_photo, 2);
+    const std::vector<std::string> enroll{"enroll", "--dir", people.string(), "--jobs", "1", "--pick", "largest"};
+    // Killed (SIGKILL) once 5 persons are written: in the middle of the run.
+    const bool killed =
+        kill_when(home, enroll, [&] { return try_query(home.db(), "SELECT count(*) FROM persons") >= 5; });
+    REQUIRE(killed);
+    check_consistent(home.db());
+    const auto persons_before = query(home.db(), "SELECT count(*) FROM persons");
+    const auto samples_before = query(home.db(), "SELECT count(*) FROM samples");
+    CHECK(persons_before < 60);
+    // Persons are written whole: each has all its photos that show a face.
+    CHECK(query(home.db(), "SELECT count(*) FROM (SELECT person_id FROM samples GROUP BY person_id HAVING count(*) > 2)") ==
+          0);
+    const auto rerun = home.run(enroll);
+    INFO("killed after " << persons_before << " persons; rerun stderr: " << rerun.err);
+    std::int64_t skipped = 0, added = 0, failed = 0;
+    for (const auto& rec : lines(rerun.out)) {
+        skipped += static_cast<std::int64_t>(rec["skipped"].size());
+        added += rec["added"].get<std::int64_t>();
+        failed += static_cast<std::int64_t>(rec["failed"].size());
+    }
+    CHECK(skipped == samples_before);  // everything written before is recognised, not added twice
+    CHECK(query(home.db(), "SELECT count(*) FROM samples") == samples_before + added);
+    CHECK(samples_before + added + failed == 120);
+    CHECK(failed <= 2);
+    check_consistent(home.db());
+
+    std::vector<std::string> analyze{"analyze", "--store", "--jobs", "1"};
+    for (const auto& p : lfw_people(1, 50)) analyze.push_back(lfw_files(p).front().string());
+    REQUIRE(kill_when(home, analyze, [&] { return try_query(home.db(), "SELECT count(*) FROM images") >= 5; }));
+    check_consistent(home.db());
+    const auto stored_before = query(home.db(), "SELECT count(*) FROM images");
+    CHECK(stored_before < 50);
+    const auto again = home.run(analyze);
+    INFO("killed after " << stored_before << " images; rerun stderr: " << again.err);
+    REQUIRE(again.exit_code == 0);
+    std::int64_t unchanged = 0;
+    for (const auto& rec : lines(again.out)) unchanged += rec.value("skipped", "") == "unchanged";
+    CHECK(unchanged == stored_before);
+    CHECK(query(home.db(), "SELECT count(*) FROM images") == 50);
+    check_consistent(home.db());
+}
