@@ -54,6 +54,8 @@ std::pair<CLI::App*, Runner> register_stats(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_persons(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_prune(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_cluster(CLI::App& app, Context& ctx);
+// The HTTP API (issue 5): cmd_serve.
+std::pair<CLI::App*, Runner> register_serve(CLI::App& app, Context& ctx);
 
 // Draws a one-line progress bar on stderr when it is a TTY; no-op otherwise.
 void draw_progress(const Context& ctx, const std::string& label, std::uint64_t done, std::uint64_t total);

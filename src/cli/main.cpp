@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
     for (auto reg : {cli::register_enroll, cli::register_search, cli::register_stats, cli::register_persons,
                      cli::register_prune, cli::register_cluster})
         commands.push_back(reg(app, ctx));
+    commands.push_back(cli::register_serve(app, ctx));
 
     try {
         app.parse(argc, argv);

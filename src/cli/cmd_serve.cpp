@@ -1,0 +1,287 @@
+// cmd_serve.cpp — `faceq serve`: the HTTP API (see faceq/server.hpp and
+// docs/api.md). This file binds the options, reads the API key, listens
+// first (so /health answers 503 while the models load), loads the models and
+// the gallery, and stops gracefully on SIGINT/SIGTERM: requests in flight are
+// answered, then faceq exits 0. A second signal ends the process at once.
+// Exit codes: 0 stopped by a signal, 1 cannot listen or load, 2 usage.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <malloc.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "context.hpp"
+#include "faceq/analyzer.hpp"
+#include "faceq/error.hpp"
+#include "faceq/fsutil.hpp"
+#include "faceq/gallery.hpp"
+#include "faceq/server.hpp"
+#include "faceq/sysinfo.hpp"
+#include "gallery_support.hpp"
+
+namespace faceq::cli {
+namespace {
+
+struct ServeCommand {
+    HttpOptions http;
+    int jobs = 0;
+    double max_upload_mb = 20;
+    int read_timeout = 30;
+    int write_timeout = 30;
+    std::string api_key_file;
+    bool no_store = false;
+    AnalyzeOptions options;
+    std::uint64_t max_pixels = ImageLimits{}.max_pixels;
+    CalibrationFlags calibration;
+};
+
+// ---------------------------------------------------------------- signals
+// The handler only writes the signal number to a pipe (async-signal-safe);
+// a watcher thread reads it and stops the server.
+
+int g_signal_pipe[2] = {-1, -1};
+volatile std::sig_atomic_t g_signals = 0;
+
+extern "C" void on_stop_signal(int sig) {
+    if (g_signals++ > 0) {
+        ::signal(sig, SIG_DFL);  // second signal: stop at once
+        ::raise(sig);
+        return;
+    }
+    const int saved = errno;
+    const char c = static_cast<char>(sig);
+    (void)!::write(g_signal_pipe[1], &c, 1);
+    errno = saved;
+}
+
+class StopSignals {
+public:
+    StopSignals() {
+        if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0)
+            throw Error(ErrorKind::io, fmt::format("cannot create a pipe: {}", std::strerror(errno)));
+        g_signals = 0;
+        struct sigaction sa {};
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        sigaction(SIGINT, &sa, &old_int_);
+        sigaction(SIGTERM, &sa, &old_term_);
+        // A client that goes away mid-response must not kill the server.
+        struct sigaction ignore {};
+        ignore.sa_handler = SIG_IGN;
+        sigemptyset(&ignore.sa_mask);
+        sigaction(SIGPIPE, &ignore, &old_pipe_);
+    }
+    ~StopSignals() {
+        sigaction(SIGINT, &old_int_, nullptr);
+        sigaction(SIGTERM, &old_term_, nullptr);
+        sigaction(SIGPIPE, &old_pipe_, nullptr);
+        ::close(g_signal_pipe[0]);
+        ::close(g_signal_pipe[1]);
+        g_signal_pipe[0] = g_signal_pipe[1] = -1;
+    }
+    StopSignals(const StopSignals&) = delete;
+    StopSignals& operator=(const StopSignals&) = delete;
+
+    // Blocks until a signal arrives (returns its number) or wake() (returns 0).
+    static int wait() {
+        char c = 0;
+        while (true) {
+            const ssize_t n = ::read(g_signal_pipe[0], &c, 1);
+            if (n == 1) return static_cast<unsigned char>(c);
+            if (n < 0 && errno == EINTR) continue;
+            return 0;
+        }
+    }
+    static void wake() {
+        const char c = 0;
+        (void)!::write(g_signal_pipe[1], &c, 1);
+    }
+
+private:
+    struct sigaction old_int_ {
+    }, old_term_{}, old_pipe_{};
+};
+
+// ---------------------------------------------------------------- the key
+
+std::optional<std::string> read_api_key(const ServeCommand& cmd, const Context& ctx) {
+    std::string key;
+    std::string source;
+    if (!cmd.api_key_file.empty()) {
+        source = fmt::format("--api-key-file '{}'", cmd.api_key_file);
+        std::ifstream in(cmd.api_key_file, std::ios::binary);
+        if (!in) throw Error(ErrorKind::usage, fmt::format("cannot read API key file '{}'", cmd.api_key_file));
+        std::ostringstream text;
+        text << in.rdbuf();
+        key = text.str();
+        struct stat st {};
+        if (::stat(cmd.api_key_file.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
+            ctx.warn(fmt::format("API key file '{}' can be read by other users (chmod 600 it)", cmd.api_key_file));
+    } else if (const char* env = std::getenv("FACEQ_API_KEY"); env && *env) {
+        source = "FACEQ_API_KEY";
+        key = env;
+    } else {
+        return std::nullopt;
+    }
+    while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
+    while (!key.empty() && std::isspace(static_cast<unsigned char>(key.front()))) key.erase(key.begin());
+    if (key.empty()) throw Error(ErrorKind::usage, fmt::format("the API key from {} is empty", source));
+    for (unsigned char c : key)
+        if (c < 0x21 || c > 0x7e)
+            throw Error(ErrorKind::usage,
+                        fmt::format("the API key from {} must be printable ASCII without spaces", source));
+    ctx.debug(fmt::format("API key from {}", source));
+    return key;
+}
+
+// ---------------------------------------------------------------- serve
+
+ServiceSetup load(ServeCommand& cmd, const Context& ctx) {
+    ServiceSetup setup;
+    const auto manifest = load_manifest(ctx.manifest_path());
+    setup.models = find_model_set(ctx.home.models_dir(), manifest, cmd.options.detector == "cnn");
+    set_blas_threads(1);  // parallelism is across requests, one BLAS thread per analysis
+    setup.analyze = cmd.options;
+    setup.limits = ImageLimits{cmd.max_pixels, ImageLimits{}.max_file_bytes};
+    setup.jobs = cmd.jobs;
+    setup.store = !cmd.no_store;
+    setup.gallery = open_gallery(ctx, true);
+    setup.identify.embedder = setup.models.embedder.version();
+    warn_foreign_samples(ctx, *setup.gallery, setup.identify.embedder);
+    const auto persons = setup.gallery->usable(setup.identify.embedder).first;
+    setup.identify.calibration = resolve_calibration(ctx, setup.models.embedder, cmd.calibration, persons);
+    return setup;
+}
+
+// glibc gives every thread that allocates its own malloc arena (up to 8 per
+// core), and each arena keeps the freed buffers of the images its thread
+// decoded and detected in: with 8 HTTP threads the RSS crept up ~15% over a
+// few minutes of load. Requests allocate little besides those buffers, so
+// sharing `jobs` arenas costs no measurable speed and keeps the RSS flat
+// (docs/benchmarks.md). MALLOC_ARENA_MAX, when set, wins.
+void limit_malloc_arenas(int jobs) {
+    if (std::getenv("MALLOC_ARENA_MAX")) return;
+    mallopt(M_ARENA_MAX, std::max(2, jobs));
+}
+
+int run_serve(ServeCommand& cmd, Context& ctx) {
+    cmd.http.max_upload_bytes = static_cast<std::uint64_t>(cmd.max_upload_mb * 1024 * 1024);
+    cmd.http.read_timeout = std::chrono::seconds(cmd.read_timeout);
+    cmd.http.write_timeout = std::chrono::seconds(cmd.write_timeout);
+
+    ServiceInfo info;
+    info.version = faceq::version();
+    info.gallery_path = ctx.home.gallery_path();
+    info.api_key = read_api_key(cmd, ctx);
+    const bool keyed = info.api_key.has_value();
+    const int jobs = cmd.jobs > 0 ? cmd.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    cmd.jobs = jobs;
+    limit_malloc_arenas(jobs);
+    info.access_log = [&ctx](const std::string& line) { ctx.info(fmt::format("{} {}", utc_now_iso8601(), line)); };
+    info.error_log = [&ctx](const std::string& message) { ctx.error(message); };
+    ApiService service(std::move(info));
+
+    HttpServer http(service, cmd.http);
+    StopSignals signals;
+    const int port = http.bind();
+    const std::string host = cmd.http.host.find(':') != std::string::npos ? "[" + cmd.http.host + "]" : cmd.http.host;
+    ctx.info(fmt::format("listening on http://{}:{} ({} HTTP threads{})", host, port, cmd.http.threads,
+                         service.ready() ? "" : "; loading models"));
+
+    std::atomic<int> stopped_by{0};
+    std::thread watcher([&] {
+        const int sig = StopSignals::wait();
+        if (sig == 0) return;
+        stopped_by = sig;
+        ctx.info(fmt::format("{} received: finishing the requests in flight, then stopping",
+                             sig == SIGINT ? "SIGINT" : "SIGTERM"));
+        http.stop();
+    });
+    std::thread server([&] { http.run(); });
+    const auto finish = [&] {
+        server.join();
+        StopSignals::wake();
+        watcher.join();
+    };
+
+    try {
+        service.start(load(cmd, ctx));
+    } catch (...) {
+        http.stop();
+        finish();
+        throw;
+    }
+    if (stopped_by == 0)
+        ctx.info(fmt::format("ready: {} analyses at once{}{}", jobs, cmd.no_store ? ", detections not stored" : "",
+                             keyed ? ", API key required" : ""));
+    finish();
+    if (stopped_by == 0) {
+        ctx.error(fmt::format("the server on port {} stopped unexpectedly", port));
+        return 1;
+    }
+    ctx.info("stopped");
+    return 0;
+}
+
+}  // namespace
+
+std::pair<CLI::App*, Runner> register_serve(CLI::App& app, Context& ctx) {
+    auto cmd = std::make_shared<ServeCommand>();
+    auto* sub =
+        app.add_subcommand("serve", "Serve the HTTP API: /health, /analyze, /register, /stats, /search, /metrics");
+    sub->add_option("--host", cmd->http.host, "Address to listen on (0.0.0.0 for every interface)")
+        ->capture_default_str();
+    sub->add_option("-p,--port", cmd->http.port, "TCP port (0: any free port, printed on stderr)")
+        ->check(CLI::Range(0, 65535))
+        ->capture_default_str();
+    sub->add_option("--threads", cmd->http.threads,
+                    "HTTP worker threads: connections served at once (keep-alive connections hold one each)")
+        ->check(CLI::Range(1, 1024))
+        ->capture_default_str();
+    sub->add_option("-j,--jobs", cmd->jobs,
+                    "Analyses at once, one copy of the networks each (default: number of cores)")
+        ->check(CLI::Range(1, 256));
+    sub->add_option("--max-upload-mb", cmd->max_upload_mb, "Largest request body in MiB; larger ones get 413")
+        ->check(CLI::Range(0.001, 4096.0))
+        ->capture_default_str();
+    sub->add_option("--max-pixels", cmd->max_pixels, "Refuse images declaring more pixels than this (413)")
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40))
+        ->capture_default_str();
+    sub->add_option("--read-timeout", cmd->read_timeout, "Seconds to wait for a request's bytes")
+        ->check(CLI::Range(1, 3600))
+        ->capture_default_str();
+    sub->add_option("--write-timeout", cmd->write_timeout, "Seconds to wait while sending a response")
+        ->check(CLI::Range(1, 3600))
+        ->capture_default_str();
+    sub->add_option("--api-key-file", cmd->api_key_file,
+                    "File holding the API key every route but /health requires (default: $FACEQ_API_KEY; none: open)");
+    sub->add_flag("--no-store", cmd->no_store, "Identify faces without recording images and detections");
+    sub->add_option("--detector", cmd->options.detector, "Face detector")
+        ->check(CLI::IsMember({"hog", "cnn"}))
+        ->capture_default_str();
+    sub->add_option("--upsample", cmd->options.upsample,
+                    "Upsample the image 2^N times before detecting (default: derived from --min-face)")
+        ->check(CLI::Range(0, 3));
+    sub->add_option("--max-side", cmd->options.max_side, "Longest side (px) the detector sees")
+        ->check(CLI::Range(64, 32768))
+        ->capture_default_str();
+    sub->add_option("--min-face", cmd->options.min_face, "Smallest face (px) to find and report")
+        ->check(CLI::Range(8, 10000))
+        ->capture_default_str();
+    add_calibration_flags(sub, cmd->calibration);
+    return {sub, [cmd, &ctx] { return run_serve(*cmd, ctx); }};
+}
+
+}  // namespace faceq::cli
