@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# tools/bench_serve.sh — load benchmark of `faceq serve`: POST /analyze with a
+# one-face 640x480 JPEG from N connections for D seconds (wrk), after a
+# warm-up; prints requests/s, p50/p90/p99 latency, errors, and the server's
+# RSS before and after the measured run, with the machine and its load.
+#
+#   bash tools/bench_serve.sh [-- SERVE OPTIONS...]      e.g. -- --min-face 80
+#
+# Environment: FACEQ_BIN (build/faceq), FACEQ_BENCH_MODELS (a models/ dir:
+# build/test-home/models, else $FACEQ_HOME/models), FACEQ_BENCH_PHOTO (the
+# photo cropped to 640x480: ../shared/data/.../obama-480p.jpg),
+# DURATION (30), CONNECTIONS (4), WARMUP (5), WRK_THREADS (2).
+# Installs the Debian packages wrk and libjpeg-turbo-progs (jpegtran, for a
+# lossless crop) when missing. The server runs on a fresh home (models/ is a
+# symlink, the gallery starts empty) on a free port, and is stopped with
+# SIGTERM at the end (its exit code is checked).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FACEQ_BIN="${FACEQ_BIN:-$ROOT/build/faceq}"
+DURATION="${DURATION:-30}"
+CONNECTIONS="${CONNECTIONS:-4}"
+WARMUP="${WARMUP:-5}"
+WRK_THREADS="${WRK_THREADS:-2}"
+PHOTO="${FACEQ_BENCH_PHOTO:-$ROOT/../shared/data/face_recognition_examples/examples/obama-480p.jpg}"
+SERVE_ARGS=()
+if [ "${1:-}" = "--" ]; then shift; SERVE_ARGS=("$@"); fi
+
+say() { printf 'bench_serve: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+need_packages() {
+  local missing=()
+  command -v wrk >/dev/null || missing+=(wrk)
+  command -v jpegtran >/dev/null || missing+=(libjpeg-turbo-progs)
+  [ ${#missing[@]} -eq 0 ] && return
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  say "installing ${missing[*]}"
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+    || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
+}
+
+models_dir() {
+  if [ -n "${FACEQ_BENCH_MODELS:-}" ]; then echo "$FACEQ_BENCH_MODELS"
+  elif [ -d "$ROOT/build/test-home/models" ]; then echo "$ROOT/build/test-home/models"
+  elif [ -n "${FACEQ_HOME:-}" ]; then echo "$FACEQ_HOME/models"
+  else echo "${XDG_DATA_HOME:-$HOME/.local/share}/faceq/models"; fi
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+[ -x "$FACEQ_BIN" ] || die "no faceq binary at $FACEQ_BIN (build first: cmake --build build -j2)"
+[ -f "$PHOTO" ] || die "no photo at $PHOTO (set FACEQ_BENCH_PHOTO)"
+need_packages
+
+WORK="$(mktemp -d /tmp/faceq-bench-serve-XXXXXX)"
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -KILL "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+mkdir -p "$WORK/home"
+ln -s "$(models_dir)" "$WORK/home/models"
+# Lossless crop of the middle 640x480 (offsets on the 16-pixel MCU grid).
+size="$(file -L "$PHOTO" | grep -o ', [0-9]*x[0-9]*,' | tail -1 | tr -d ', ')"
+width="${size%x*}"
+[ -n "$width" ] && [ "$width" -ge 640 ] && [ "${size#*x}" -ge 480 ] || die "$PHOTO is not a JPEG of at least 640x480"
+x0=$(( ( (width - 640) / 2 ) / 16 * 16 ))
+jpegtran -crop "640x480+${x0}+0" -copy none -outfile "$WORK/face640.jpg" "$PHOTO"
+file "$WORK/face640.jpg" | grep -q ', 640x480,' || die "could not make a 640x480 JPEG from $PHOTO"
+
+cat >"$WORK/post.lua" <<'LUA'
+-- POST /analyze with the photo as multipart field "file"; prints a JSON summary
+-- (errors.status counts responses other than 2xx/3xx).
+local f = assert(io.open(os.getenv("BENCH_PHOTO"), "rb"))
+local photo = f:read("*a")
+f:close()
+local boundary = "faceqbenchboundary7MA4YWxkTrZu0gW"
+wrk.method = "POST"
+wrk.body = "--" .. boundary .. "\r\n" ..
+  "Content-Disposition: form-data; name=\"file\"; filename=\"face640.jpg\"\r\n" ..
+  "Content-Type: image/jpeg\r\n\r\n" .. photo .. "\r\n--" .. boundary .. "--\r\n"
+wrk.headers["Content-Type"] = "multipart/form-data; boundary=" .. boundary
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"seconds":%.2f,"rps":%.2f,"p50_ms":%.1f,"p90_ms":%.1f,"p99_ms":%.1f,"max_ms":%.1f,' ..
+    '"mean_ms":%.1f,"errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d,"status":%d}}\n',
+    summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1e3, latency:percentile(90) / 1e3, latency:percentile(99) / 1e3,
+    latency.max / 1e3, latency.mean / 1e3, e.connect, e.read, e.write, e.timeout, e.status))
+end
+LUA
+
+say "starting: $FACEQ_BIN serve ${SERVE_ARGS[*]:-}"
+"$FACEQ_BIN" --home "$WORK/home" serve --port 0 "${SERVE_ARGS[@]}" 2>"$WORK/server.log" &
+SERVER_PID=$!
+port=""
+for _ in $(seq 1 600); do
+  port="$(grep -o 'listening on http://[^ ]*' "$WORK/server.log" | sed 's/.*://' || true)"
+  [ -n "$port" ] && break
+  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; die "the server exited"; }
+  sleep 0.1
+done
+[ -n "$port" ] || die "the server did not start listening"
+URL="http://127.0.0.1:$port"
+for _ in $(seq 1 1200); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/health")" = 200 ] && break
+  sleep 0.1
+done
+curl -sf -o /dev/null "$URL/health" || die "the server did not get ready"
+curl -sf -F "file=@$WORK/face640.jpg" "$URL/analyze" | grep -q '"faces":\[{' || die "the photo shows no face"
+
+export BENCH_PHOTO="$WORK/face640.jpg"
+say "warm-up ${WARMUP}s"
+wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$WORK/post.lua" "$URL/analyze" >/dev/null
+rss_before=$(rss_kb "$SERVER_PID")
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+say "measuring ${DURATION}s, $CONNECTIONS connections"
+wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s "$WORK/post.lua" "$URL/analyze" >"$WORK/wrk.out"
+rss_after=$(rss_kb "$SERVER_PID")
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+summary="$(grep '^{' "$WORK/wrk.out" | tail -1)"
+[ -n "$summary" ] || { cat "$WORK/wrk.out" >&2; die "no summary from wrk"; }
+non2xx="$(grep -o 'Non-2xx or 3xx responses: [0-9]*' "$WORK/wrk.out" | grep -o '[0-9]*$' || echo 0)"
+
+kill -TERM "$SERVER_PID"
+rc=0
+wait "$SERVER_PID" || rc=$?
+SERVER_PID=""
+
+growth="$(awk -v a="$rss_before" -v b="$rss_after" 'BEGIN {printf "%.1f", (b - a) * 100.0 / a}')"
+cat <<EOF
+date:        $(date -u +%Y-%m-%dT%H:%M:%SZ)
+machine:     $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')
+load avg:    before $load_before, after $load_after (1/5/15 min)
+server:      faceq serve ${SERVE_ARGS[*]:-} (exit code after SIGTERM: $rc)
+load:        POST /analyze, one-face 640x480 JPEG ($(stat -c %s "$WORK/face640.jpg") bytes), $CONNECTIONS connections, ${DURATION}s after ${WARMUP}s warm-up
+result:      $summary
+non-2xx:     $non2xx
+rss:         before $((rss_before / 1024)) MiB, after $((rss_after / 1024)) MiB (growth $growth%)
+EOF
