@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tools/bench_serve.sh — load benchmark of `faceq serve`: POST /analyze with a
 # one-face 640x480 JPEG from N connections for D seconds (wrk), after a
-# warm-up; prints requests/s, p50/p90/p99 latency, errors, and the server's
-# RSS before and after the measured run, with the machine and its load.
+# warm-up; prints requests/s, p50/p90/p99 latency, errors, the server's CPU
+# time per request (which other processes on the machine do not change), and
+# its RSS before and after the measured run, with the machine and its load.
 #
 #   bash tools/bench_serve.sh [-- SERVE OPTIONS...]      e.g. -- --min-face 80
 #
@@ -49,6 +50,8 @@ models_dir() {
 }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# CPU seconds the process used so far (user + system), whatever else runs on the machine.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 
 [ -x "$FACEQ_BIN" ] || die "no faceq binary at $FACEQ_BIN (build first: cmake --build build -j2)"
 [ -f "$PHOTO" ] || die "no photo at $PHOTO (set FACEQ_BENCH_PHOTO)"
@@ -119,10 +122,12 @@ export BENCH_PHOTO="$WORK/face640.jpg"
 say "warm-up ${WARMUP}s"
 wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$WORK/post.lua" "$URL/analyze" >/dev/null
 rss_before=$(rss_kb "$SERVER_PID")
+cpu_before=$(cpu_s "$SERVER_PID")
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 say "measuring ${DURATION}s, $CONNECTIONS connections"
 wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s "$WORK/post.lua" "$URL/analyze" >"$WORK/wrk.out"
 rss_after=$(rss_kb "$SERVER_PID")
+cpu_after=$(cpu_s "$SERVER_PID")
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 summary="$(grep '^{' "$WORK/wrk.out" | tail -1)"
 [ -n "$summary" ] || { cat "$WORK/wrk.out" >&2; die "no summary from wrk"; }
@@ -133,6 +138,9 @@ rc=0
 wait "$SERVER_PID" || rc=$?
 SERVER_PID=""
 
+requests="$(printf '%s' "$summary" | grep -o '"requests":[0-9]*' | cut -d: -f2)"
+cpu_ms="$(awk -v a="$cpu_before" -v b="$cpu_after" -v n="$requests" 'BEGIN {printf "%.1f", (n > 0 ? (b - a) * 1000 / n : 0)}')"
+capacity="$(awk -v c="$cpu_ms" -v n="$(nproc)" 'BEGIN {printf "%.1f", (c > 0 ? n * 1000 / c : 0)}')"
 growth="$(awk -v a="$rss_before" -v b="$rss_after" 'BEGIN {printf "%.1f", (b - a) * 100.0 / a}')"
 cat <<EOF
 date:        $(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -142,5 +150,6 @@ server:      faceq serve ${SERVE_ARGS[*]:-} (exit code after SIGTERM: $rc)
 load:        POST /analyze, one-face 640x480 JPEG ($(stat -c %s "$WORK/face640.jpg") bytes), $CONNECTIONS connections, ${DURATION}s after ${WARMUP}s warm-up
 result:      $summary
 non-2xx:     $non2xx
+server cpu:  $cpu_ms ms per request (user + system): $capacity requests/s if the $(nproc) cores were the server's alone
 rss:         before $((rss_before / 1024)) MiB, after $((rss_after / 1024)) MiB (growth $growth%)
 EOF
