@@ -194,7 +194,7 @@ TEST_CASE("calibration: default, --far thresholds, JSON round trip, bad input", 
     CHECK(back.impostor_tail.size() == c.impostor_tail.size());
     // What `train recognition` may write without the optional fields.
     const auto minimal = calibration_from_json({{"threshold", 0.5}, {"margin", 0.05}});
-    CHECK(minimal.aggregation == "nearest_sample");
+    CHECK(minimal.aggregation == "mean_descriptor");
     CHECK(minimal.impostor_tail.empty());
     CHECK_THROWS_AS(calibration_from_json({{"margin", 0.05}}), Error);
     CHECK_THROWS_AS(calibration_from_json({{"threshold", -1}, {"margin", 0.05}}), Error);

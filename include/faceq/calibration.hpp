@@ -50,7 +50,9 @@ struct Calibration {
     float margin = 0;        // ... and clearly nearer than any other person
     double far_target = 0;   // the FAR it was chosen for (at reference_persons)
     std::size_t reference_persons = 100;  // gallery size far_target refers to
-    std::string aggregation = "nearest_sample";  // how a person's samples combine
+    // How a person's samples combine; faceq's gallery uses the mean descriptor
+    // (informational: pair distances calibrate one sample against one sample).
+    std::string aggregation = "mean_descriptor";
     std::string embedder;         // InstalledModel::version() measured with; empty = the built-in default
     std::string embedder_sha256;  // full sha256 of that model file, when known
     std::string source;           // for people: "default", "face-recognition v3", "--far 0.001"...

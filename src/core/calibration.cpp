@@ -185,7 +185,7 @@ Calibration calibration_from_json(const nlohmann::json& j) {
         c.margin = j.at("margin").get<float>();
         c.far_target = j.value("far_target", 0.0);
         c.reference_persons = j.value("reference_persons", std::size_t{100});
-        c.aggregation = j.value("aggregation", std::string("nearest_sample"));
+        c.aggregation = j.value("aggregation", std::string("mean_descriptor"));
         c.embedder = j.value("embedder", std::string());
         c.embedder_sha256 = j.value("embedder_sha256", std::string());
         if (j.contains("impostor_tail"))

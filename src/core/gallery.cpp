@@ -264,7 +264,9 @@ std::string fold_case(const std::string& text) {
     out.reserve(text.size());
     const locale_t loc = utf8_locale();
     for (char32_t cp : cps) {
-        const auto lower = loc ? towlower_l(static_cast<wint_t>(cp), loc) : static_cast<wint_t>(cp);
+        // Without C.UTF-8 (not a glibc system) only ASCII letters fold.
+        const auto lower = loc ? towlower_l(static_cast<wint_t>(cp), loc)
+                               : static_cast<wint_t>(cp >= 'A' && cp <= 'Z' ? cp + 32 : cp);
         encode_utf8(static_cast<char32_t>(lower), out);
     }
     return out;
