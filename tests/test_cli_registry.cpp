@@ -135,6 +135,22 @@ TEST_CASE("deploy respects the embedder a version was trained for", "[registry][
     CHECK(h.run({"deploy"}).exit_code == 0);
 }
 
+TEST_CASE("models check says whether a usable production version exists", "[registry][cli]") {
+    Home_ h;
+    Registry r(Home{h.dir.path()});
+    auto res = h.run({"models", "check"});
+    CHECK(res.exit_code == 1);
+    CHECK(json::parse(res.out)["usable"] == false);
+    age_gender_run(r, 4.0);
+    REQUIRE(h.run({"register-model"}).exit_code == 0);
+    CHECK(h.run({"models", "check"}).exit_code == 1);  // registered, not deployed
+    REQUIRE(h.run({"deploy"}).exit_code == 0);
+    res = h.run({"models", "check"});
+    CHECK(res.exit_code == 0);
+    CHECK(json::parse(res.out)["production"] == 1);
+    CHECK(json::parse(res.out)["usable"] == true);
+}
+
 TEST_CASE("registry command errors", "[registry][cli]") {
     Home_ h;
     auto res = h.run({"register-model"});

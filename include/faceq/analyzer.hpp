@@ -3,6 +3,13 @@
 //
 //   image ─► detector (HOG | CNN, on a resized copy) ─► landmarks (on the
 //   original) ─► aligned chips ─► ResNet descriptors (batched) ─► gender
+//                                        └─► attribute features ─► age/gender head
+//
+// Age (and gender, when the head beat the CC0 gender CNN on validation) comes
+// from the deployed age/gender head (attributes.hpp) when the ModelSet names
+// one: the ResNet's forward pass also yields the last residual block's
+// activations, over the chip and its mirror image, which the head reads. A
+// head trained for another embedder is refused (Error{model}).
 //
 // An Analyzer is built from a ModelSet (which model files, each with its
 // version) and AnalyzeOptions. Building one loads the networks; copying one
@@ -24,7 +31,7 @@
 // a face at the threshold has 0.5.
 //
 // Errors: the constructor throws Error{model} for missing or broken model
-// files. analyze() throws Error{internal} only on bugs; an image without faces
+// files, and for an age/gender head trained for another embedder. analyze() throws Error{internal} only on bugs; an image without faces
 // is a result with no faces.
 #pragma once
 
@@ -37,6 +44,7 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "faceq/home.hpp"
 #include "faceq/models.hpp"
 
 namespace faceq {
@@ -68,6 +76,14 @@ struct Face {
 // How long each stage took for one image, in milliseconds.
 struct StageTimes {
     double decode = 0, detect = 0, landmarks = 0, descriptor = 0, gender = 0;
+    double attributes = 0;  // the age/gender head (its features are in `descriptor`)
+};
+
+// A deployed age/gender head: where its files are and the version outputs
+// name ("age-gender@<registry version>:<sha256 prefix of its weights>").
+struct DeployedHead {
+    std::filesystem::path dir;
+    std::string version;
 };
 
 // The model files an Analyzer uses, each with the version outputs name.
@@ -76,11 +92,16 @@ struct ModelSet {
     InstalledModel landmarks;
     InstalledModel embedder;
     std::optional<InstalledModel> gender;
+    std::optional<DeployedHead> age_gender;  // the registry's production age/gender head
 };
 
 // Looks up the installed models in <home>/models. Throws Error{model} naming
-// `faceq download models` when a needed one is missing.
+// `faceq download models` when a needed one is missing. This form leaves
+// age_gender empty (preparing training data must not depend on a head).
 ModelSet find_model_set(const std::filesystem::path& models_dir, const Manifest& manifest, bool need_cnn);
+// Same, plus the `production` version of registered model "age-gender" in
+// <home>/registry, when one is deployed.
+ModelSet find_model_set(const Home& home, const Manifest& manifest, bool need_cnn);
 
 struct AnalyzeOptions {
     std::string detector = "hog";  // "hog" | "cnn"
@@ -103,6 +124,7 @@ struct AnalysisResult {
 // Model versions, named as in output records: {"detector": ..., "landmarks": ...}.
 struct ModelVersions {
     std::string detector, landmarks, embedder, gender;
+    std::string age;  // empty when no age/gender head is deployed
 };
 
 class Analyzer {

@@ -82,7 +82,7 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
             throw Error(ErrorKind::io, fmt::format("cannot create --draw directory '{}': {}", cmd.draw_dir, ec.message()));
     }
     const auto manifest = load_manifest(ctx.manifest_path());
-    const auto models = find_model_set(ctx.home.models_dir(), manifest, cmd.options.detector == "cnn");
+    const auto models = find_model_set(ctx.home, manifest, cmd.options.detector == "cnn");
     set_blas_threads(1);  // parallelism is across images, one BLAS thread per worker
     const Analyzer prototype(models, cmd.options);
     ctx.debug(fmt::format("models: detector {}, landmarks {}, embedder {}, gender {}", prototype.versions().detector,

@@ -67,7 +67,7 @@ int run_bench(BenchCommand& cmd, Context& ctx) {
     for (int r = 0; r < cmd.repeat; ++r) run_files.insert(run_files.end(), files.begin(), files.end());
 
     const auto manifest = load_manifest(ctx.manifest_path());
-    const auto models = find_model_set(ctx.home.models_dir(), manifest, cmd.options.detector == "cnn");
+    const auto models = find_model_set(ctx.home, manifest, cmd.options.detector == "cnn");
     set_blas_threads(1);
     const Analyzer prototype(models, cmd.options);
     if (cmd.jobs.empty()) {

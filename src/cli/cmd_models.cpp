@@ -6,12 +6,16 @@
 //   faceq models rollback [N] [--name NAME] [--force]
 //   faceq models clean --keep K [--name NAME] [--dry-run]
 //   faceq models compare A B [--name NAME]
+//   faceq models check [--name NAME]
 //
 // list: every version with its aliases, run, embedder and headline metric.
 // performance: versions x metrics (the run's headline_metrics tag unless
 // --metric is given). rollback: production -> N (default: the `previous`
 // alias), previous -> what production was. clean: deletes all but the newest
 // K versions, never an aliased one. compare: params and metrics side by side.
+// check (the reference's check_models.py): whether NAME's production version
+// exists and was trained for the installed embedder; one JSON line, exit 1
+// when it is not usable (scripts use it to train only when needed).
 // NAME defaults to age-gender (list: all models).
 #include <fmt/format.h>
 
@@ -203,11 +207,37 @@ int compare_cmd(const Context& ctx, const ModelsCmd& cmd) {
     return 0;
 }
 
+int check_cmd(const Context& ctx, const ModelsCmd& cmd) {
+    const Registry registry(ctx.home);
+    const std::string name = cmd.name_or_default();
+    json j{{"name", name}, {"production", nullptr}, {"usable", false}};
+    std::string why;
+    const auto al = registry.aliases(name);
+    if (const auto it = al.find("production"); it == al.end()) {
+        why = fmt::format("model '{}' has no production version", name);
+    } else {
+        j["production"] = it->second;
+        const ModelVersion v = registry.version(name, it->second);
+        j["embedder"] = v.tags.value("embedder", "");
+        why = embedder_mismatch(v, installed_embedder(ctx));
+    }
+    j["usable"] = why.empty();
+    if (!why.empty()) j["reason"] = why;
+    std::cout << j.dump() << std::endl;
+    if (why.empty()) {
+        ctx.info(fmt::format("'{}': version {} is in production", name, j["production"].get<int>()));
+        return 0;
+    }
+    ctx.info(why);
+    return 1;
+}
+
 }  // namespace
 
 std::pair<CLI::App*, Runner> register_models(CLI::App& app, Context& ctx) {
     auto cmd = std::make_shared<ModelsCmd>();
-    CLI::App* models = app.add_subcommand("models", "Registered models: list, performance, rollback, clean, compare");
+    CLI::App* models =
+        app.add_subcommand("models", "Registered models: list, performance, rollback, clean, compare, check");
     models->require_subcommand(1, 1);
     models->fallthrough();
     models->add_option("--name", cmd->name, "Registered model (default: age-gender; list: all)");
@@ -238,7 +268,11 @@ std::pair<CLI::App*, Runner> register_models(CLI::App& app, Context& ctx) {
     compare->add_option("--format", cmd->format, "stdout format")->check(CLI::IsMember({"table", "json"}));
     compare->fallthrough();
 
-    return {models, [&ctx, cmd, list, perf, rollback, clean, compare]() {
+    CLI::App* check = models->add_subcommand("check", "Is there a usable production version? (exit 1 if not)");
+    check->fallthrough();
+
+    return {models, [&ctx, cmd, list, perf, rollback, clean, compare, check]() {
+                if (check->parsed()) return check_cmd(ctx, *cmd);
                 if (list->parsed()) return list_cmd(ctx, *cmd);
                 if (perf->parsed()) return performance_cmd(ctx, *cmd);
                 if (rollback->parsed()) return rollback_cmd(ctx, *cmd);

@@ -47,6 +47,7 @@ std::pair<CLI::App*, Runner> register_runs(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_register_model(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_deploy(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_models(CLI::App& app, Context& ctx);
+std::pair<CLI::App*, Runner> register_train(CLI::App& app, Context& ctx);
 // The gallery (issue 3): cmd_enroll, cmd_search, cmd_stats, cmd_persons, cmd_prune, cmd_cluster.
 std::pair<CLI::App*, Runner> register_enroll(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_search(CLI::App& app, Context& ctx);

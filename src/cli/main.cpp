@@ -55,8 +55,9 @@ int main(int argc, char** argv) {
     app.add_option("--color", color, "Colour on stderr")->check(CLI::IsMember({"auto", "always", "never"}));
 
     std::vector<std::pair<CLI::App*, cli::Runner>> commands;
-    for (auto reg : {cli::register_analyze, cli::register_download, cli::register_bench, cli::register_runs,
-                     cli::register_register_model, cli::register_deploy, cli::register_models, cli::register_prepare})
+    for (auto reg : {cli::register_analyze, cli::register_download, cli::register_bench, cli::register_prepare,
+                     cli::register_train, cli::register_runs, cli::register_register_model, cli::register_deploy,
+                     cli::register_models})
         commands.push_back(reg(app, ctx));
     for (auto reg : {cli::register_enroll, cli::register_search, cli::register_stats, cli::register_persons,
                      cli::register_prune, cli::register_cluster})

@@ -3,16 +3,20 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 
 #include <dlib/image_processing.h>
 #include <dlib/image_processing/frontal_face_detector.h>
 #include <dlib/opencv/cv_image.h>
 #include <dlib/revision.h>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "dnn_nets.hpp"
+#include "faceq/attributes.hpp"
 #include "faceq/error.hpp"
+#include "faceq/registry.hpp"
 
 namespace faceq {
 namespace {
@@ -35,7 +39,21 @@ ModelSet find_model_set(const std::filesystem::path& models_dir, const Manifest&
                           : find_installed(models_dir, manifest, role::detector_cnn),
                  require_installed(models_dir, manifest, role::landmarks),
                  require_installed(models_dir, manifest, role::embedder),
-                 find_installed(models_dir, manifest, role::gender)};
+                 find_installed(models_dir, manifest, role::gender), std::nullopt};
+    return set;
+}
+
+ModelSet find_model_set(const Home& home, const Manifest& manifest, bool need_cnn) {
+    ModelSet set = find_model_set(home.models_dir(), manifest, need_cnn);
+    if (const auto deployed = find_deployed(home, "age-gender")) {
+        // The weights' checksum names the version; a broken head is reported
+        // when the Analyzer loads it, with its path.
+        std::ifstream in(deployed->artifacts_dir / "age_gender.json");
+        const auto meta = nlohmann::json::parse(in, nullptr, false);
+        const std::string sha = meta.is_object() ? meta.value("weights_sha256", "") : "";
+        set.age_gender = DeployedHead{deployed->artifacts_dir,
+                                      fmt::format("age-gender@{}:{}", deployed->version, sha.substr(0, 12))};
+    }
     return set;
 }
 
@@ -48,6 +66,8 @@ struct Analyzer::Impl {
     std::shared_ptr<const dlib::shape_predictor> predictor;
     std::optional<detail::EmbedderNet> embedder;
     std::optional<detail::GenderNet> gender;
+    std::optional<AgeGenderHead> head;  // immutable; copies share its weights
+    bool head_gender = false;           // the head, not the CNN, gives gender
 };
 
 Analyzer::Analyzer(const ModelSet& models, const AnalyzeOptions& options) : impl_(std::make_unique<Impl>()) {
@@ -75,7 +95,14 @@ Analyzer::Analyzer(const ModelSet& models, const AnalyzeOptions& options) : impl
     m.versions.landmarks = models.landmarks.version();
     m.embedder.emplace(models.embedder.path);
     m.versions.embedder = models.embedder.version();
-    if (models.gender && options.gender) {
+    if (models.age_gender) {
+        m.head = AgeGenderHead::load(models.age_gender->dir);
+        m.head->check_embedder(m.versions.embedder, models.age_gender->version);
+        m.versions.age = models.age_gender->version;
+        m.head_gender = m.head->gives_gender() && options.gender;
+        if (m.head_gender) m.versions.gender = models.age_gender->version;
+    }
+    if (models.gender && options.gender && !m.head_gender) {
         m.gender.emplace(models.gender->path);
         m.versions.gender = models.gender->version();
     }
@@ -175,7 +202,8 @@ AnalysisResult Analyzer::analyze(const cv::Mat& bgr) {
     }
     result.times.landmarks = ms_since(t0);
 
-    if (m.options.descriptors || m.options.features) {
+    const bool features = m.options.features || m.head.has_value();
+    if (m.options.descriptors || features) {
         t0 = Clock::now();
         std::vector<dlib::chip_details> details;
         for (const auto& s : shapes)
@@ -184,7 +212,7 @@ AnalysisResult Analyzer::analyze(const cv::Mat& bgr) {
         dlib::array<detail::RgbImage> chips_arr;
         dlib::extract_image_chips(original, details, chips_arr);
         std::vector<detail::RgbImage> chips(chips_arr.begin(), chips_arr.end());
-        if (m.options.features) {
+        if (features) {
             // One forward pass over the chips and their mirror images gives the
             // descriptors and the block activations; features average the two
             // views so that a head sees no left/right bias.
@@ -211,7 +239,7 @@ AnalysisResult Analyzer::analyze(const cv::Mat& bgr) {
                 }
             }
         }
-        if (!m.options.features || m.options.jitter > 0) {
+        if (!features || m.options.jitter > 0) {
             const auto descs = m.embedder->embed(chips, m.options.jitter, m.options.batch_size);
             for (std::size_t i = 0; i < descs.size(); ++i) {
                 result.faces[i].descriptor = descs[i];
@@ -219,6 +247,20 @@ AnalysisResult Analyzer::analyze(const cv::Mat& bgr) {
             }
         }
         result.times.descriptor = ms_since(t0);
+    }
+
+    if (m.head) {
+        t0 = Clock::now();
+        for (auto& face : result.faces) {
+            const AttributePrediction p = m.head->predict(face.features);
+            face.age = p.age;
+            if (m.head_gender && p.p_male) {
+                face.gender = *p.p_male >= 0.5 ? "male" : "female";
+                face.gender_confidence = *p.p_male >= 0.5 ? *p.p_male : 1.0 - *p.p_male;
+            }
+            if (!m.options.features) face.features.clear();
+        }
+        result.times.attributes = ms_since(t0);
     }
 
     if (m.gender) {

@@ -50,7 +50,7 @@ nlohmann::json models_to_json(const ModelVersions& v) {
     j["landmarks"] = v.landmarks;
     j["embedder"] = v.embedder;
     j["gender"] = v.gender.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.gender);
-    j["age"] = nullptr;
+    j["age"] = v.age.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.age);
     return j;
 }
 
