@@ -151,7 +151,8 @@ std::optional<std::string> read_api_key(const ServeCommand& cmd, const Context& 
 ServiceSetup load(ServeCommand& cmd, const Context& ctx) {
     ServiceSetup setup;
     const auto manifest = load_manifest(ctx.manifest_path());
-    setup.models = find_model_set(ctx.home.models_dir(), manifest, cmd.options.detector == "cnn");
+    // As `analyze`: the installed models plus the deployed age/gender head, if any.
+    setup.models = find_model_set(ctx.home, manifest, cmd.options.detector == "cnn");
     set_blas_threads(1);  // parallelism is across requests, one BLAS thread per analysis
     setup.analyze = cmd.options;
     setup.limits = ImageLimits{cmd.max_pixels, ImageLimits{}.max_file_bytes};
