@@ -673,3 +673,39 @@ TEST_CASE("HttpServer: port 0, stop before and during run", "[serve]") {
         t.join();
     }
 }
+
+TEST_CASE("faceq serve: the deployed age/gender head gives ages and names its version", "[serve][training]") {
+    REQUIRE_MODELS();
+    ServeHome home;
+    // A small real head: 150 UTKFace faces through the CLI, as a user would.
+    const auto cli = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {"--home", home.root()});
+        auto r = run_faceq(args, {}, {"FACEQ_MIRROR=" + mirror_dir().string()}, std::chrono::minutes(5));
+        INFO("faceq " << args[2] << ": " << r.err);
+        REQUIRE(r.exit_code == 0);
+    };
+    cli({"download", "dataset", "utkface", "--limit", "150"});
+    cli({"prepare", "utkface", "--jobs", "2"});
+    cli({"train", "age-gender"});
+    cli({"register-model", "--name", "age-gender"});
+    cli({"deploy", "--name", "age-gender"});
+
+    ServeProcess server(home.dir.path(), {"--port", "0", "-j", "1"});
+    const int port = server.port();
+    INFO("server log:\n" << server.log());
+    REQUIRE(port > 0);
+    auto c = client(port);
+    REQUIRE(wait_ready(*c, server));
+    const json h = body_of(c->Get("/health"));
+    const std::string age_model = h.at("models").at("age").get<std::string>();
+    CHECK(std::regex_match(age_model, std::regex(R"(age-gender@1:[0-9a-f]{12})")));
+
+    // Obama was 47 in this photo (2008); a head on 150 faces is rough, so the
+    // bound is loose, but a number in it means the head ran on this face.
+    const json face = only_face(c->Post("/analyze", image_form(photo(obama_jpg))));
+    REQUIRE(face.at("age").is_number());
+    CHECK(face.at("age").get<double>() > 20);
+    CHECK(face.at("age").get<double>() < 80);
+    CHECK(face.at("gender") == "male");
+    CHECK(server.stop(SIGTERM) == 0);
+}
