@@ -10,6 +10,8 @@
 # Environment: FACEQ_BIN (build/faceq), FACEQ_BENCH_MODELS (a models/ dir:
 # build/test-home/models, else $FACEQ_HOME/models), FACEQ_BENCH_PHOTO (the
 # photo cropped to 640x480: ../shared/data/.../obama-480p.jpg),
+# FACEQ_BENCH_REGISTRY (a registry/ dir, copied into the fresh home: its
+# deployed age/gender head then answers ages; default none, ages null),
 # DURATION (30), CONNECTIONS (4), WARMUP (5), WRK_THREADS (2).
 # Installs the Debian packages wrk and libjpeg-turbo-progs (jpegtran, for a
 # lossless crop) when missing. The server runs on a fresh home (models/ is a
@@ -67,6 +69,10 @@ trap cleanup EXIT
 
 mkdir -p "$WORK/home"
 ln -s "$(models_dir)" "$WORK/home/models"
+if [ -n "${FACEQ_BENCH_REGISTRY:-}" ]; then
+  [ -d "$FACEQ_BENCH_REGISTRY" ] || die "FACEQ_BENCH_REGISTRY: no directory $FACEQ_BENCH_REGISTRY"
+  cp -r "$FACEQ_BENCH_REGISTRY" "$WORK/home/registry"
+fi
 # Lossless crop of the middle 640x480 (offsets on the 16-pixel MCU grid).
 size="$(file -L "$PHOTO" | grep -o ', [0-9]*x[0-9]*,' | tail -1 | tr -d ', ')"
 width="${size%x*}"
@@ -117,6 +123,7 @@ for _ in $(seq 1 1200); do
 done
 curl -sf -o /dev/null "$URL/health" || die "the server did not get ready"
 curl -sf -F "file=@$WORK/face640.jpg" "$URL/analyze" | grep -q '"faces":\[{' || die "the photo shows no face"
+age_model="$(curl -sf "$URL/health" | grep -o '"age":[^,}]*' | head -1 | cut -d: -f2- | tr -d '"')"
 
 export BENCH_PHOTO="$WORK/face640.jpg"
 say "warm-up ${WARMUP}s"
@@ -146,7 +153,7 @@ cat <<EOF
 date:        $(date -u +%Y-%m-%dT%H:%M:%SZ)
 machine:     $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')
 load avg:    before $load_before, after $load_after (1/5/15 min)
-server:      faceq serve ${SERVE_ARGS[*]:-} (exit code after SIGTERM: $rc)
+server:      faceq serve ${SERVE_ARGS[*]:-} (exit code after SIGTERM: $rc); age model: ${age_model:-none}
 load:        POST /analyze, one-face 640x480 JPEG ($(stat -c %s "$WORK/face640.jpg") bytes), $CONNECTIONS connections, ${DURATION}s after ${WARMUP}s warm-up
 result:      $summary
 non-2xx:     $non2xx
