@@ -36,8 +36,9 @@ install_packages() {
     command -v sudo >/dev/null || { say "error: need root (or sudo) to install: ${missing[*]}"; exit 1; }
     sudo="sudo"
   fi
-  $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # apt's and the build's progress go to stderr: run.sh's stdout carries only records.
+  $sudo apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 }
 
 build_faceq() {
@@ -49,7 +50,7 @@ build_faceq() {
     *) say "warning: libblas.so.3 resolves to '${blas:-nothing}', not OpenBLAS (update-alternatives --config libblas.so.3-x86_64-linux-gnu)";;
   esac
   cmake -S "$FACEQ_ROOT" -B "$FACEQ_BUILD_DIR" -DCMAKE_BUILD_TYPE="$FACEQ_BUILD_TYPE" "$@" >/dev/null
-  cmake --build "$FACEQ_BUILD_DIR" -j"$FACEQ_JOBS"
+  cmake --build "$FACEQ_BUILD_DIR" -j"$FACEQ_JOBS" >&2
 }
 
 # A sibling ../shared/mirror (this project's offline copy of upstream model
