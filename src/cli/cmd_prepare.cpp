@@ -8,7 +8,8 @@
 //
 // Defaults: utkface reads <home>/datasets/utkface and writes its prepared/
 // folder beside the images; identities write <home>/datasets/identities/NAME
-// (NAME = the folder's name). stdout: the manifest (one JSON line); stderr:
+// (NAME = the folder's name). stdout: the manifest without its per-file
+// cache table (one JSON line); stderr:
 // a summary, skipped files, progress on a TTY. Ctrl-C stops between images
 // (exit 130); what was analysed is lost, the previous prepared set is kept.
 #include <fmt/format.h>
@@ -70,8 +71,11 @@ int guarded(const Context& ctx, Fn fn) {
     InterruptGuard guard;
     set_blas_threads(1);  // parallelism is across images
     try {
-        const nlohmann::json manifest = fn();
+        nlohmann::json manifest = fn();
         end_progress(ctx);
+        // The per-file cache sizes are bookkeeping for the next prepare (one
+        // entry per image: hundreds of kB for UTKFace); they stay in the file.
+        manifest.erase("cache_sizes");
         std::cout << manifest.dump() << std::endl;
         return 0;
     } catch (const Error& e) {
