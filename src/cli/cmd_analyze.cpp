@@ -167,18 +167,7 @@ std::pair<CLI::App*, Runner> register_analyze(CLI::App& app, Context& ctx) {
     auto* sub = app.add_subcommand("analyze", "Detect faces, landmarks, gender (and age) in photos; one record per image");
     sub->add_option("paths", cmd->paths, "Image files, folders, or - to read paths from stdin")->required();
     sub->add_flag("-r,--recursive", cmd->recursive, "Descend into subfolders");
-    sub->add_option("--detector", cmd->options.detector, "Face detector")
-        ->check(CLI::IsMember({"hog", "cnn"}))
-        ->capture_default_str();
-    sub->add_option("--upsample", cmd->options.upsample,
-                    "Upsample the image 2^N times before detecting (default: derived from --min-face)")
-        ->check(CLI::Range(0, 3));
-    sub->add_option("--max-side", cmd->options.max_side, "Longest side (px) the detector sees; larger photos are downscaled")
-        ->check(CLI::Range(64, 32768))
-        ->capture_default_str();
-    sub->add_option("--min-face", cmd->options.min_face, "Smallest face (px) to find and report")
-        ->check(CLI::Range(8, 10000))
-        ->capture_default_str();
+    add_detection_options(sub, cmd->options);
     sub->add_option("--jitter", cmd->options.jitter, "Average descriptors over N jittered copies (slower, steadier)")
         ->check(CLI::Range(0, 100))
         ->capture_default_str();

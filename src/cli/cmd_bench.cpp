@@ -173,10 +173,7 @@ std::pair<CLI::App*, Runner> register_bench(CLI::App& app, Context& ctx) {
     sub->add_option("--limit", cmd->limit, "Use at most N images");
     sub->add_option("--repeat", cmd->repeat, "Run over the images N times (for memory over long runs)")
         ->check(CLI::Range(1, 1000));
-    sub->add_option("--detector", cmd->options.detector, "Face detector")->check(CLI::IsMember({"hog", "cnn"}));
-    sub->add_option("--upsample", cmd->options.upsample, "As for analyze")->check(CLI::Range(0, 3));
-    sub->add_option("--max-side", cmd->options.max_side, "As for analyze")->check(CLI::Range(64, 32768));
-    sub->add_option("--min-face", cmd->options.min_face, "As for analyze")->check(CLI::Range(8, 10000));
+    add_detection_options(sub, cmd->options);
     sub->add_option("--format", cmd->format, "table or jsonl")->check(CLI::IsMember({"table", "jsonl"}));
     return {sub, [cmd, &ctx] { return run_bench(*cmd, ctx); }};
 }

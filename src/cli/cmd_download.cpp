@@ -35,6 +35,7 @@
 #include "faceq/download.hpp"
 #include "faceq/error.hpp"
 #include "faceq/models.hpp"
+#include "table.hpp"
 
 namespace faceq::cli {
 namespace {
@@ -70,22 +71,6 @@ std::string human_size(std::uint64_t bytes) {
     if (bytes < 1000) return fmt::format("{} B", bytes);
     if (bytes < 1000 * 1000) return fmt::format("{:.1f} kB", static_cast<double>(bytes) / 1e3);
     return fmt::format("{:.1f} MB", static_cast<double>(bytes) / 1e6);
-}
-
-// Left-aligned columns, two spaces apart; the last column is not padded.
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-    std::vector<std::size_t> width;
-    for (const auto& row : rows)
-        for (std::size_t i = 0; i < row.size(); ++i) {
-            if (width.size() <= i) width.push_back(0);
-            width[i] = std::max(width[i], row[i].size());
-        }
-    for (const auto& row : rows) {
-        std::string line;
-        for (std::size_t i = 0; i < row.size(); ++i)
-            line += i + 1 == row.size() ? row[i] : fmt::format("{:<{}}  ", row[i], width[i]);
-        std::cout << line << '\n';
-    }
 }
 
 std::vector<const ModelEntry*> selected(const Manifest& manifest, const std::vector<std::string>& only) {
@@ -142,14 +127,7 @@ int install(const Context& ctx, const ModelsOptions& opt) {
     options.only = opt.only;
     options.force = opt.force;
     options.fetch.progress = [&ctx](const Progress& p) { draw_progress(ctx, p.label, p.done, p.total); };
-    options.log = [&ctx](const std::string& line) {
-        end_progress(ctx);
-        static const std::string warning = "warning: ";
-        if (line.rfind(warning, 0) == 0)
-            ctx.warn(line.substr(warning.size()));
-        else
-            ctx.info(line);
-    };
+    options.log = log_to(ctx);
 
     const std::vector<DownloadResult> results = install_models(manifest, models_dir, options);
     end_progress(ctx);
@@ -248,14 +226,7 @@ int install_dataset(const Context& ctx, const DatasetOptions& opt) {
     options.seed = opt.seed;
     options.force = opt.force;
     options.fetch.progress = [&ctx](const Progress& p) { draw_progress(ctx, p.label, p.done, p.total); };
-    options.log = [&ctx](const std::string& line) {
-        end_progress(ctx);
-        static const std::string warning = "warning: ";
-        if (line.rfind(warning, 0) == 0)
-            ctx.warn(line.substr(warning.size()));
-        else
-            ctx.info(line);
-    };
+    options.log = log_to(ctx);
     const DatasetDownloadResult r = download_dataset(ctx.home, entry, options);
     end_progress(ctx);
     ctx.info(fmt::format("{}: {} ({} of {} images{}) in '{}'", entry.name, r.status, r.images, r.images_in_archive,

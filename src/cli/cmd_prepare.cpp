@@ -53,14 +53,7 @@ PrepareOptions make_options(const Context& ctx, const PrepareCmd& cmd) {
     o.analyze.detector = cmd.detector;
     o.analyze.upsample = cmd.upsample;
     o.progress = [&ctx](const Progress& p) { draw_progress(ctx, p.label, p.done, p.total); };
-    o.log = [&ctx](const std::string& line) {
-        end_progress(ctx);
-        static const std::string warning = "warning: ";
-        if (line.rfind(warning, 0) == 0)
-            ctx.debug(line.substr(warning.size()));  // per-file skips: counted in the summary
-        else
-            ctx.info(line);
-    };
+    o.log = log_to(ctx, /*warnings_as_debug=*/true);  // per-file skips: counted in the summary
     o.cancelled = [] { return interrupted(); };
     return o;
 }

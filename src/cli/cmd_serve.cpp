@@ -269,18 +269,7 @@ std::pair<CLI::App*, Runner> register_serve(CLI::App& app, Context& ctx) {
     sub->add_option("--api-key-file", cmd->api_key_file,
                     "File holding the API key every route but /health requires (default: $FACEQ_API_KEY; none: open)");
     sub->add_flag("--no-store", cmd->no_store, "Identify faces without recording images and detections");
-    sub->add_option("--detector", cmd->options.detector, "Face detector")
-        ->check(CLI::IsMember({"hog", "cnn"}))
-        ->capture_default_str();
-    sub->add_option("--upsample", cmd->options.upsample,
-                    "Upsample the image 2^N times before detecting (default: derived from --min-face)")
-        ->check(CLI::Range(0, 3));
-    sub->add_option("--max-side", cmd->options.max_side, "Longest side (px) the detector sees")
-        ->check(CLI::Range(64, 32768))
-        ->capture_default_str();
-    sub->add_option("--min-face", cmd->options.min_face, "Smallest face (px) to find and report")
-        ->check(CLI::Range(8, 10000))
-        ->capture_default_str();
+    add_detection_options(sub, cmd->options);
     add_calibration_flags(sub, cmd->calibration);
     return {sub, [cmd, &ctx] { return run_serve(*cmd, ctx); }};
 }

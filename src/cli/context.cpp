@@ -2,7 +2,24 @@
 
 #include <fmt/format.h>
 
+#include "faceq/analyzer.hpp"
+
 namespace faceq::cli {
+
+void add_detection_options(CLI::App* sub, AnalyzeOptions& options) {
+    sub->add_option("--detector", options.detector, "Face detector")
+        ->check(CLI::IsMember({"hog", "cnn"}))
+        ->capture_default_str();
+    sub->add_option("--upsample", options.upsample,
+                    "Upsample the image 2^N times before detecting (default: derived from --min-face)")
+        ->check(CLI::Range(0, 3));
+    sub->add_option("--max-side", options.max_side, "Longest side (px) the detector sees; larger photos are downscaled")
+        ->check(CLI::Range(64, 32768))
+        ->capture_default_str();
+    sub->add_option("--min-face", options.min_face, "Smallest face (px) to find and report")
+        ->check(CLI::Range(8, 10000))
+        ->capture_default_str();
+}
 
 void Context::error(const std::string& message, const std::string& hint) const {
     if (color)
@@ -46,6 +63,19 @@ void end_progress(const Context& ctx) {
     if (!ctx.stderr_tty || ctx.verbosity < 0) return;
     std::fprintf(stderr, "\r\033[K");
     std::fflush(stderr);
+}
+
+std::function<void(const std::string&)> log_to(const Context& ctx, bool warnings_as_debug) {
+    return [&ctx, warnings_as_debug](const std::string& line) {
+        end_progress(ctx);
+        static const std::string warning = "warning: ";
+        if (line.rfind(warning, 0) != 0)
+            ctx.info(line);
+        else if (warnings_as_debug)
+            ctx.debug(line.substr(warning.size()));
+        else
+            ctx.warn(line.substr(warning.size()));
+    };
 }
 
 }  // namespace faceq::cli

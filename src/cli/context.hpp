@@ -16,6 +16,10 @@
 
 #include "faceq/home.hpp"
 
+namespace faceq {
+struct AnalyzeOptions;
+}
+
 namespace faceq::cli {
 
 struct Context {
@@ -33,6 +37,10 @@ struct Context {
     void info(const std::string& message) const;   // suppressed by -q
     void debug(const std::string& message) const;  // shown with -v
 };
+
+// --detector, --upsample, --max-side, --min-face: how `analyze`, `serve` and
+// `bench` find faces (one definition, so the three agree on names and ranges).
+void add_detection_options(CLI::App* sub, AnalyzeOptions& options);
 
 // A subcommand registers its options on `app` and returns the function main()
 // calls when the user chose it.
@@ -61,5 +69,9 @@ std::pair<CLI::App*, Runner> register_serve(CLI::App& app, Context& ctx);
 // Draws a one-line progress bar on stderr when it is a TTY; no-op otherwise.
 void draw_progress(const Context& ctx, const std::string& label, std::uint64_t done, std::uint64_t total);
 void end_progress(const Context& ctx);
+// A core library log callback for `ctx`: ends a progress bar, prints lines
+// starting "warning: " as warnings (as debug lines when `warnings_as_debug`)
+// and the rest as info.
+std::function<void(const std::string&)> log_to(const Context& ctx, bool warnings_as_debug = false);
 
 }  // namespace faceq::cli
