@@ -12,6 +12,7 @@
 #include "context.hpp"
 #include "faceq/error.hpp"
 #include "faceq/gallery.hpp"
+#include "faceq/gallery_json.hpp"
 #include "faceq/models.hpp"
 #include "gallery_support.hpp"
 
@@ -21,32 +22,6 @@ namespace {
 struct StatsCommand {
     std::string format = "text";
 };
-
-nlohmann::json stats_json(const GalleryStats& s, const std::string& db_path, const std::optional<std::string>& embedder) {
-    nlohmann::json days = nlohmann::json::array();
-    for (const auto& [day, n] : s.detections_per_day) days.push_back({{"date", day}, {"detections", n}});
-    nlohmann::json gallery_embedders = nlohmann::json::array();
-    bool foreign = false;
-    for (const auto& e : s.embedders) {
-        gallery_embedders.push_back({{"embedder", e.embedder}, {"samples", e.samples}, {"persons", e.persons}});
-        foreign = foreign || !embedder || e.embedder != *embedder;
-    }
-    return {{"persons", {{"total", s.persons_known + s.persons_unknown}, {"known", s.persons_known}, {"unknown", s.persons_unknown}}},
-            {"samples", s.samples},
-            {"images", s.images},
-            {"detections",
-             {{"total", s.detections},
-              {"known", s.detections_known},
-              {"unknown", s.detections_unknown},
-              {"ambiguous", s.detections_ambiguous},
-              {"last", s.last_detection ? nlohmann::json(iso_time(*s.last_detection)) : nlohmann::json(nullptr)}}},
-            {"detections_per_day", std::move(days)},
-            {"database", {{"path", db_path}, {"bytes", s.database_bytes}, {"schema_version", s.schema_version}}},
-            {"embedder",
-             {{"installed", embedder ? nlohmann::json(*embedder) : nlohmann::json(nullptr)},
-              {"gallery", std::move(gallery_embedders)},
-              {"mismatch", foreign}}}};
-}
 
 void print_text(const nlohmann::json& j) {
     const auto& p = j["persons"];

@@ -96,25 +96,4 @@ void warn_foreign_samples(const Context& ctx, Gallery& gallery, const std::strin
     }
 }
 
-std::string iso_time(std::int64_t unix_seconds) {
-    const auto t = static_cast<std::time_t>(unix_seconds);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
-nlohmann::json person_json(const PersonInfo& info) {
-    const auto& p = info.person;
-    return {{"person_id", p.public_id},
-            {"name", p.name ? nlohmann::json(*p.name) : nlohmann::json(nullptr)},
-            {"kind", p.kind},
-            {"samples", info.samples},
-            {"detections", info.detections},
-            {"last_seen", info.last_seen ? nlohmann::json(iso_time(*info.last_seen)) : nlohmann::json(nullptr)},
-            {"created_at", iso_time(info.created_at)},
-            {"updated_at", iso_time(info.updated_at)}};
-}
-
 }  // namespace faceq::cli

@@ -16,6 +16,7 @@
 #include "context.hpp"
 #include "faceq/calibration.hpp"
 #include "faceq/gallery.hpp"
+#include "faceq/gallery_json.hpp"
 #include "faceq/models.hpp"
 
 namespace faceq::cli {
@@ -42,11 +43,5 @@ std::unique_ptr<Gallery> open_gallery(const Context& ctx, bool create);
 // Warns once when the gallery holds samples another embedder computed: they
 // are not compared with this embedder's descriptors.
 void warn_foreign_samples(const Context& ctx, Gallery& gallery, const std::string& embedder);
-
-// "2026-11-28T09:45:00Z"
-std::string iso_time(std::int64_t unix_seconds);
-
-// {"person_id", "name", "kind", "samples", "detections", "last_seen", "created_at", "updated_at"}
-nlohmann::json person_json(const PersonInfo& info);
 
 }  // namespace faceq::cli

@@ -19,6 +19,7 @@
 
 #include "faceq/error.hpp"
 #include "faceq/fsutil.hpp"
+#include "faceq/gallery_json.hpp"
 #include "faceq/records.hpp"
 #include "faceq/sysinfo.hpp"
 
@@ -46,59 +47,6 @@ std::string trim(const std::string& s) {
     const auto b = s.find_first_not_of(" \t");
     if (b == std::string::npos) return {};
     return s.substr(b, s.find_last_not_of(" \t") - b + 1);
-}
-
-// "2026-11-28T09:45:00Z", as the CLI prints times.
-std::string iso_time(std::int64_t unix_seconds) {
-    const auto t = static_cast<std::time_t>(unix_seconds);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
-json opt_time(const std::optional<std::int64_t>& t) { return t ? json(iso_time(*t)) : json(nullptr); }
-
-// The shape of a person in `faceq search --name` (cli/gallery_support.cpp,
-// person_json); test_serve.cpp checks the two agree.
-json person_json(const PersonInfo& info) {
-    const auto& p = info.person;
-    return {{"person_id", p.public_id},
-            {"name", p.name ? json(*p.name) : json(nullptr)},
-            {"kind", p.kind},
-            {"samples", info.samples},
-            {"detections", info.detections},
-            {"last_seen", opt_time(info.last_seen)},
-            {"created_at", iso_time(info.created_at)},
-            {"updated_at", iso_time(info.updated_at)}};
-}
-
-// The shape of `faceq stats --format json` (cli/cmd_stats.cpp, stats_json);
-// test_serve.cpp checks the two agree.
-json stats_json(const GalleryStats& s, const std::string& db_path, const std::string& embedder) {
-    json days = json::array();
-    for (const auto& [day, n] : s.detections_per_day) days.push_back({{"date", day}, {"detections", n}});
-    json gallery_embedders = json::array();
-    bool foreign = false;
-    for (const auto& e : s.embedders) {
-        gallery_embedders.push_back({{"embedder", e.embedder}, {"samples", e.samples}, {"persons", e.persons}});
-        foreign = foreign || e.embedder != embedder;
-    }
-    return {
-        {"persons",
-         {{"total", s.persons_known + s.persons_unknown}, {"known", s.persons_known}, {"unknown", s.persons_unknown}}},
-        {"samples", s.samples},
-        {"images", s.images},
-        {"detections",
-         {{"total", s.detections},
-          {"known", s.detections_known},
-          {"unknown", s.detections_unknown},
-          {"ambiguous", s.detections_ambiguous},
-          {"last", opt_time(s.last_detection)}}},
-        {"detections_per_day", std::move(days)},
-        {"database", {{"path", db_path}, {"bytes", s.database_bytes}, {"schema_version", s.schema_version}}},
-        {"embedder", {{"installed", embedder}, {"gallery", std::move(gallery_embedders)}, {"mismatch", foreign}}}};
 }
 
 // The face to enroll from one photo (as `faceq enroll --pick`), or why there is none.
