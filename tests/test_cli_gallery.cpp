@@ -20,6 +20,7 @@
 
 #include "faceq/calibration.hpp"
 #include "test_models.hpp"
+#include "test_sqlite.hpp"
 
 using namespace faceq;
 using namespace faceq::test;
@@ -60,47 +61,14 @@ std::vector<json> lines(const std::string& out) {
     return records;
 }
 
-std::int64_t query(const std::filesystem::path& db, const std::string& sql) {
-    sqlite3* h = nullptr;
-    REQUIRE(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
-    sqlite3_busy_timeout(h, 10000);
-    sqlite3_stmt* s = nullptr;
-    INFO(sql);
-    REQUIRE(sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
-    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
-    const auto v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(h);
-    return v;
-}
-
-std::string query_text(const std::filesystem::path& db, const std::string& sql) {
-    sqlite3* h = nullptr;
-    REQUIRE(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
-    sqlite3_stmt* s = nullptr;
-    REQUIRE(sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
-    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
-    const std::string v = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
-    sqlite3_close(h);
-    return v;
-}
-
-void execute(const std::filesystem::path& db, const std::string& sql) {
-    sqlite3* h = nullptr;
-    REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
-    sqlite3_close(h);
-}
-
 // The database is whole and holds no duplicates.
 void check_consistent(const std::filesystem::path& db) {
-    CHECK(query_text(db, "PRAGMA integrity_check") == "ok");
-    CHECK(query(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
-    CHECK(query(db, "SELECT count(*) FROM (SELECT 1 FROM samples GROUP BY person_id, embedder, source_sha256, box_x,"
+    CHECK(db_text(db, "PRAGMA integrity_check") == "ok");
+    CHECK(db_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
+    CHECK(db_int(db, "SELECT count(*) FROM (SELECT 1 FROM samples GROUP BY person_id, embedder, source_sha256, box_x,"
                     " box_y HAVING count(*) > 1)") == 0);
-    CHECK(query(db, "SELECT count(*) FROM (SELECT 1 FROM images GROUP BY sha256, models HAVING count(*) > 1)") == 0);
-    CHECK(query(db, "SELECT count(*) FROM (SELECT 1 FROM detections GROUP BY image_id, box_x, box_y, box_w, box_h"
+    CHECK(db_int(db, "SELECT count(*) FROM (SELECT 1 FROM images GROUP BY sha256, models HAVING count(*) > 1)") == 0);
+    CHECK(db_int(db, "SELECT count(*) FROM (SELECT 1 FROM detections GROUP BY image_id, box_x, box_y, box_w, box_h"
                     " HAVING count(*) > 1)") == 0);
 }
 
@@ -307,19 +275,19 @@ TEST_CASE("analyze --store: stable stranger ids, unchanged photos skipped, --for
     CHECK(r[1]["faces"][0]["person_id"] == id_a);  // the same stranger again
     CHECK(r[1]["faces"][0]["decision"] == "unknown");
     CHECK(r[2]["faces"][0]["person_id"] != id_a);
-    const auto detections = query(home.db(), "SELECT count(*) FROM detections");
+    const auto detections = db_int(home.db(), "SELECT count(*) FROM detections");
     CHECK(detections >= 3);
 
     // A cron run over the same photos: nothing analysed again.
     const auto again = home.run({"analyze", "--store", a1, a2, b1});
     REQUIRE(again.exit_code == 0);
     for (const auto& rec : lines(again.out)) CHECK(rec["skipped"] == "unchanged");
-    CHECK(query(home.db(), "SELECT count(*) FROM detections") == detections);
+    CHECK(db_int(home.db(), "SELECT count(*) FROM detections") == detections);
     // --force analyses them again and replaces, not duplicates.
     const auto forced = home.run({"analyze", "--store", "--force", a1, a2});
     REQUIRE(forced.exit_code == 0);
     CHECK(lines(forced.out)[0]["faces"][0]["person_id"] == id_a);
-    CHECK(query(home.db(), "SELECT count(*) FROM detections") == detections);
+    CHECK(db_int(home.db(), "SELECT count(*) FROM detections") == detections);
     check_consistent(home.db());
 
     // The stranger gets a name: a new photo of him is now known.
@@ -344,22 +312,22 @@ TEST_CASE("analyze --store: stable stranger ids, unchanged photos skipped, --for
     const auto deleted = home.run({"persons", "delete", id_a});
     REQUIRE(deleted.exit_code == 0);
     CHECK(lines(deleted.out)[0]["deleted"] == true);
-    CHECK(query(home.db(), "SELECT count(*) FROM persons") == 0);
-    CHECK(query(home.db(), "SELECT count(*) FROM detections WHERE person_id IS NULL") == detections);
+    CHECK(db_int(home.db(), "SELECT count(*) FROM persons") == 0);
+    CHECK(db_int(home.db(), "SELECT count(*) FROM detections WHERE person_id IS NULL") == detections);
     const auto missing = home.run({"persons", "delete", "Nobody"});
     CHECK(missing.exit_code == 1);
     CHECK(missing.err.find("no person 'Nobody'") != std::string::npos);
 
     // Old detections go; the images stay recorded.
-    execute(home.db(), "UPDATE detections SET detected_at = detected_at - 40 * 86400");
+    db_exec(home.db(), "UPDATE detections SET detected_at = detected_at - 40 * 86400");
     const auto dry = home.run({"prune", "--older-than", "30d", "--dry-run"});
     REQUIRE(dry.exit_code == 0);
     CHECK(lines(dry.out)[0]["detections_deleted"] == detections);
-    CHECK(query(home.db(), "SELECT count(*) FROM detections") == detections);
+    CHECK(db_int(home.db(), "SELECT count(*) FROM detections") == detections);
     const auto pruned = home.run({"prune", "--older-than", "30d"});
     REQUIRE(pruned.exit_code == 0);
-    CHECK(query(home.db(), "SELECT count(*) FROM detections") == 0);
-    CHECK(query(home.db(), "SELECT count(*) FROM images") == 3);
+    CHECK(db_int(home.db(), "SELECT count(*) FROM detections") == 0);
+    CHECK(db_int(home.db(), "SELECT count(*) FROM images") == 3);
     CHECK(home.run({"prune", "--older-than", "30 days"}).exit_code == 2);
     check_consistent(home.db());
 }
@@ -372,7 +340,7 @@ TEST_CASE("cluster joins one stranger's detections into one person", "[cli][gall
     for (const auto& who : {"Aaron_Peirsol", "Abdullah_Gul"})  // 4 + 3 photos, one face each
         for (const auto& f : lfw_files(who)) args.push_back(f.string());
     REQUIRE(home.run(args).exit_code == 0);
-    CHECK(query(home.db(), "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 7);
+    CHECK(db_int(home.db(), "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 7);
     // Abdullah_Gul_0016 is 0.49-0.52 from his other two photos (measured): a
     // looser threshold than the default 0.47 joins him.
     const auto c = home.run({"cluster", "--threshold", "0.55"});
@@ -381,10 +349,10 @@ TEST_CASE("cluster joins one stranger's detections into one person", "[cli][gall
     const auto r = lines(c.out)[0];
     CHECK(r["detections"] == 7);
     CHECK(r["clusters"] == 2);
-    CHECK(query(home.db(), "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 2);
-    const auto before = query_text(home.db(), "SELECT group_concat(public_id) FROM persons ORDER BY id");
+    CHECK(db_int(home.db(), "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 2);
+    const auto before = db_text(home.db(), "SELECT group_concat(public_id) FROM persons ORDER BY id");
     REQUIRE(home.run({"cluster", "--threshold", "0.55"}).exit_code == 0);
-    CHECK(query_text(home.db(), "SELECT group_concat(public_id) FROM persons ORDER BY id") == before);
+    CHECK(db_text(home.db(), "SELECT group_concat(public_id) FROM persons ORDER BY id") == before);
     check_consistent(home.db());
 }
 
@@ -399,7 +367,7 @@ TEST_CASE("names with quotes, unicode and SQL are kept; empty and over-long name
         REQUIRE(r.exit_code == 0);
         CHECK(lines(r.out)[0]["person"] == name);
     }
-    CHECK(query(home.db(), "SELECT count(*) FROM persons") == 3);
+    CHECK(db_int(home.db(), "SELECT count(*) FROM persons") == 3);
     CHECK(lines(home.run({"search", "--name", "drop TABLE"}).out).size() == 1);
     CHECK(lines(home.run({"search", "--name", "ZOË"}).out).at(0)["name"] == "Zoë \"Zed\" Ñandú");
     CHECK(lines(home.run({"search", "--name", "小明"}).out).size() == 1);
@@ -444,7 +412,7 @@ TEST_CASE("enroll: one face per photo unless --pick largest; re-enrolling is a n
     CHECK(a["skipped"][0]["reason"] == "already enrolled");
     const auto other = home.run({"enroll", "--name", "Sheldon", bbt_photo("leonard", 1).string()});
     CHECK(lines(other.out)[0]["skipped"][0]["reason"] == "already enrolled as 'Leonard'");
-    CHECK(query(home.db(), "SELECT count(*) FROM samples") == 2);
+    CHECK(db_int(home.db(), "SELECT count(*) FROM samples") == 2);
     CHECK(home.run({"enroll", bbt_photo("leonard", 1).string()}).exit_code == 2);  // no --name nor --dir
 }
 
@@ -488,7 +456,7 @@ TEST_CASE("a deployed calibration is used when its embedder is installed; anothe
     CHECK(lines(refused.out)[0]["identification"]["calibration"] == "default");
 
     // Samples from another embedder are reported and never compared.
-    execute(home.db(), "UPDATE samples SET embedder = 'dlib_face_recognition_resnet_model_v1@0123456789ab'");
+    db_exec(home.db(), "UPDATE samples SET embedder = 'dlib_face_recognition_resnet_model_v1@0123456789ab'");
     const auto foreign = home.run({"analyze", bbt_photo("amy", 2).string()});
     REQUIRE(foreign.exit_code == 0);
     CHECK(foreign.err.find("computed by embedder 'dlib_face_recognition_resnet_model_v1@0123456789ab'") !=
@@ -520,10 +488,10 @@ TEST_CASE("two faceq processes writing at once: no lost rows, no 'database is lo
     std::int64_t added = 0;
     for (const auto& rec : lines(re.out)) added += rec["added"].get<std::int64_t>();
     CHECK(added == 39);  // amy1 was enrolled as First
-    CHECK(query(home.db(), "SELECT count(*) FROM images") == 24);
-    CHECK(query(home.db(), "SELECT count(*) FROM detections") == static_cast<std::int64_t>(faces));
-    CHECK(query(home.db(), "SELECT count(*) FROM persons WHERE kind = 'known'") == 9);
-    CHECK(query(home.db(), "SELECT count(*) FROM samples s JOIN persons p ON p.id = s.person_id WHERE p.kind = 'known'") ==
+    CHECK(db_int(home.db(), "SELECT count(*) FROM images") == 24);
+    CHECK(db_int(home.db(), "SELECT count(*) FROM detections") == static_cast<std::int64_t>(faces));
+    CHECK(db_int(home.db(), "SELECT count(*) FROM persons WHERE kind = 'known'") == 9);
+    CHECK(db_int(home.db(), "SELECT count(*) FROM samples s JOIN persons p ON p.id = s.person_id WHERE p.kind = 'known'") ==
           40);
     check_consistent(home.db());
 }
@@ -539,11 +507,11 @@ TEST_CASE("kill -9 during enroll --dir and analyze --store: consistent, and a re
         kill_when(home, enroll, [&] { return try_query(home.db(), "SELECT count(*) FROM persons") >= 5; });
     REQUIRE(killed);
     check_consistent(home.db());
-    const auto persons_before = query(home.db(), "SELECT count(*) FROM persons");
-    const auto samples_before = query(home.db(), "SELECT count(*) FROM samples");
+    const auto persons_before = db_int(home.db(), "SELECT count(*) FROM persons");
+    const auto samples_before = db_int(home.db(), "SELECT count(*) FROM samples");
     CHECK(persons_before < 60);
     // Persons are written whole: each has all its photos that show a face.
-    CHECK(query(home.db(), "SELECT count(*) FROM (SELECT person_id FROM samples GROUP BY person_id HAVING count(*) > 2)") ==
+    CHECK(db_int(home.db(), "SELECT count(*) FROM (SELECT person_id FROM samples GROUP BY person_id HAVING count(*) > 2)") ==
           0);
     const auto rerun = home.run(enroll);
     INFO("killed after " << persons_before << " persons; rerun stderr: " << rerun.err);
@@ -554,7 +522,7 @@ TEST_CASE("kill -9 during enroll --dir and analyze --store: consistent, and a re
         failed += static_cast<std::int64_t>(rec["failed"].size());
     }
     CHECK(skipped == samples_before);  // everything written before is recognised, not added twice
-    CHECK(query(home.db(), "SELECT count(*) FROM samples") == samples_before + added);
+    CHECK(db_int(home.db(), "SELECT count(*) FROM samples") == samples_before + added);
     CHECK(samples_before + added + failed == 120);
     CHECK(failed <= 2);
     check_consistent(home.db());
@@ -563,7 +531,7 @@ TEST_CASE("kill -9 during enroll --dir and analyze --store: consistent, and a re
     for (const auto& p : lfw_people(1, 50)) analyze.push_back(lfw_files(p).front().string());
     REQUIRE(kill_when(home, analyze, [&] { return try_query(home.db(), "SELECT count(*) FROM images") >= 5; }));
     check_consistent(home.db());
-    const auto stored_before = query(home.db(), "SELECT count(*) FROM images");
+    const auto stored_before = db_int(home.db(), "SELECT count(*) FROM images");
     CHECK(stored_before < 50);
     const auto again = home.run(analyze);
     INFO("killed after " << stored_before << " images; rerun stderr: " << again.err);
@@ -571,6 +539,6 @@ TEST_CASE("kill -9 during enroll --dir and analyze --store: consistent, and a re
     std::int64_t unchanged = 0;
     for (const auto& rec : lines(again.out)) unchanged += rec.value("skipped", "") == "unchanged";
     CHECK(unchanged == stored_before);
-    CHECK(query(home.db(), "SELECT count(*) FROM images") == 50);
+    CHECK(db_int(home.db(), "SELECT count(*) FROM images") == 50);
     check_consistent(home.db());
 }

@@ -17,6 +17,7 @@
 #include "faceq/face_index.hpp"
 #include "faceq/gallery.hpp"
 #include "sqlite_db.hpp"
+#include "test_sqlite.hpp"
 #include "test_support.hpp"
 
 using namespace faceq;
@@ -74,29 +75,6 @@ ImageFacts image(const std::string& sha) {
 }
 
 IdentifyContext context() { return {emb, default_calibration()}; }
-
-std::int64_t count(const std::filesystem::path& db, const std::string& sql) {
-    sqlite3* h = nullptr;
-    REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
-    sqlite3_stmt* s = nullptr;
-    REQUIRE(sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
-    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
-    const auto v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(h);
-    return v;
-}
-
-void exec(const std::filesystem::path& db, const std::string& sql) {
-    sqlite3* h = nullptr;
-    REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
-    char* err = nullptr;
-    const int rc = sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err);
-    INFO((err ? err : ""));
-    sqlite3_free(err);
-    sqlite3_close(h);
-    REQUIRE(rc == SQLITE_OK);
-}
 
 }  // namespace
 
@@ -269,8 +247,8 @@ TEST_CASE("gallery: schema, WAL, foreign keys; a newer schema is refused", "[gal
     TempDir dir;
     const auto db = dir / "faceq.db";
     { Gallery g(db); }
-    CHECK(count(db, "PRAGMA user_version") == Gallery::schema_version_supported());
-    CHECK(count(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+    CHECK(db_int(db, "PRAGMA user_version") == Gallery::schema_version_supported());
+    CHECK(db_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
                     "('persons', 'samples', 'images', 'detections', 'meta')") == 5);
     sqlite3* h = nullptr;
     sqlite3_open(db.c_str(), &h);
@@ -282,7 +260,7 @@ TEST_CASE("gallery: schema, WAL, foreign keys; a newer schema is refused", "[gal
     sqlite3_close(h);
     { Gallery again(db); }  // opening twice migrates nothing
 
-    exec(db, "PRAGMA user_version = 99");
+    db_exec(db, "PRAGMA user_version = 99");
     try {
         Gallery newer(db);
         FAIL("opened a database from the future");
@@ -440,11 +418,11 @@ TEST_CASE("gallery: stored strangers get a stable id, re-used when seen again", 
 
     // --force: replaces img1's detections, does not duplicate them.
     CHECK(g.record_analysis(image("img1"), {face_with(alice)}, context(), true));
-    CHECK(count(db, "SELECT count(*) FROM detections") == 3);
-    CHECK(count(db, "SELECT count(*) FROM images") == 2);
-    CHECK(count(db, "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 2);
+    CHECK(db_int(db, "SELECT count(*) FROM detections") == 3);
+    CHECK(db_int(db, "SELECT count(*) FROM images") == 2);
+    CHECK(db_int(db, "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 2);
     // The stranger kept the samples it was seen with (up to 5).
-    CHECK(count(db, "SELECT count(*) FROM samples s JOIN persons p ON p.id = s.person_id WHERE p.public_id = '" +
+    CHECK(db_int(db, "SELECT count(*) FROM samples s JOIN persons p ON p.id = s.person_id WHERE p.public_id = '" +
                         stranger + "'") == 2);
 
     const auto stats = g.stats(static_cast<std::int64_t>(std::time(nullptr)));
@@ -476,7 +454,7 @@ TEST_CASE("gallery: rename, merge and delete persons", "[gallery]") {
     CHECK(*merged.person.name == "Alice");
     CHECK(merged.samples == 2);
     CHECK_FALSE(g.person(bob_id));
-    CHECK(count(db, "SELECT count(*) FROM detections WHERE person_id = " + std::to_string(merged.person.id) +
+    CHECK(db_int(db, "SELECT count(*) FROM detections WHERE person_id = " + std::to_string(merged.person.id) +
                         " AND decision = 'known'") >= 1);
 
     // Naming a stranger keeps its id and makes it known.
@@ -493,8 +471,8 @@ TEST_CASE("gallery: rename, merge and delete persons", "[gallery]") {
     const auto gone = g.remove("carol");
     CHECK(gone.person.public_id == carol_id);
     CHECK_FALSE(g.person("Carol"));
-    CHECK(count(db, "SELECT count(*) FROM detections") == 3);
-    CHECK(count(db, "SELECT count(*) FROM detections WHERE person_id IS NULL") == 1);
+    CHECK(db_int(db, "SELECT count(*) FROM detections") == 3);
+    CHECK(db_int(db, "SELECT count(*) FROM detections WHERE person_id IS NULL") == 1);
     CHECK(g.identify({carol}, context())[0].decision == Decision::unknown);
     try {
         g.remove("carol");
@@ -513,21 +491,21 @@ TEST_CASE("gallery: prune old detections and forgotten strangers", "[gallery]") 
     REQUIRE(g.record_analysis(image("new"), {face_with(random_descriptor(rng))}, context(), false));
     const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
     const std::int64_t old = now - 40 * 86400;
-    exec(db, "UPDATE detections SET detected_at = " + std::to_string(old) + " WHERE image_id = "
+    db_exec(db, "UPDATE detections SET detected_at = " + std::to_string(old) + " WHERE image_id = "
              "(SELECT id FROM images WHERE sha256 = 'old')");
-    exec(db, "UPDATE persons SET updated_at = " + std::to_string(old) + " WHERE id = "
+    db_exec(db, "UPDATE persons SET updated_at = " + std::to_string(old) + " WHERE id = "
              "(SELECT person_id FROM detections WHERE detected_at = " + std::to_string(old) + ")");
     const auto dry = g.prune(now - 30 * 86400, true, true);
     CHECK(dry.detections == 1);
     CHECK(dry.strangers == 1);
-    CHECK(count(db, "SELECT count(*) FROM detections") == 2);  // dry run changed nothing
+    CHECK(db_int(db, "SELECT count(*) FROM detections") == 2);  // dry run changed nothing
     const auto r = g.prune(now - 30 * 86400, true, false);
     CHECK(r.detections == 1);
     CHECK(r.strangers == 1);
-    CHECK(count(db, "SELECT count(*) FROM detections") == 1);
-    CHECK(count(db, "SELECT count(*) FROM persons") == 1);
-    CHECK(count(db, "SELECT count(*) FROM images") == 2);  // images stay: no re-analysis
-    CHECK(count(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
+    CHECK(db_int(db, "SELECT count(*) FROM detections") == 1);
+    CHECK(db_int(db, "SELECT count(*) FROM persons") == 1);
+    CHECK(db_int(db, "SELECT count(*) FROM images") == 2);  // images stay: no re-analysis
+    CHECK(db_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
 }
 
 TEST_CASE("gallery: cluster groups strangers' detections and keeps ids stable", "[gallery]") {
@@ -544,15 +522,15 @@ TEST_CASE("gallery: cluster groups strangers' detections and keeps ids stable", 
         REQUIRE(g.record_analysis(image("x" + std::to_string(i)), {face_with(jitter(x, rng, 0.15f))}, strict, false));
         REQUIRE(g.record_analysis(image("y" + std::to_string(i)), {face_with(jitter(y, rng, 0.15f))}, strict, false));
     }
-    CHECK(count(db, "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 8);
+    CHECK(db_int(db, "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 8);
     const auto r = g.cluster(emb, 0.47f);
     CHECK(r.detections == 8);
     CHECK(r.clusters == 2);
     CHECK(r.persons_kept == 2);
     CHECK(r.persons_created == 0);
     CHECK(r.persons_removed == 6);
-    CHECK(count(db, "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 2);
-    CHECK(count(db, "SELECT count(DISTINCT person_id) FROM detections") == 2);
+    CHECK(db_int(db, "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 2);
+    CHECK(db_int(db, "SELECT count(DISTINCT person_id) FROM detections") == 2);
     const auto ids_before = g.find_persons("unknown_");
 
     // Again: nothing moves.
@@ -600,7 +578,7 @@ TEST_CASE("gallery: two connections writing at once lose nothing and never fail 
     c.join();
     INFO(messages);
     CHECK(failures == 0);
-    CHECK(count(db, "SELECT count(*) FROM persons WHERE kind = 'known'") == 90);
-    CHECK(count(db, "SELECT count(*) FROM images") == 90);
-    CHECK(count(db, "SELECT count(*) FROM detections") == 90);
+    CHECK(db_int(db, "SELECT count(*) FROM persons WHERE kind = 'known'") == 90);
+    CHECK(db_int(db, "SELECT count(*) FROM images") == 90);
+    CHECK(db_int(db, "SELECT count(*) FROM detections") == 90);
 }
