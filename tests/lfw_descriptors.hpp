@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "faceq/analyzer.hpp"
-#include "faceq/batch.hpp"
-#include "faceq/face_index.hpp"
-#include "faceq/image_io.hpp"
+#include "faceq/pipeline/analyzer.hpp"
+#include "faceq/base/batch.hpp"
+#include "faceq/identity/face_index.hpp"
+#include "faceq/pipeline/image_io.hpp"
 #include "test_models.hpp"
 
 namespace faceq::test {

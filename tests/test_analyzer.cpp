@@ -10,9 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "faceq/analyzer.hpp"
-#include "faceq/batch.hpp"
-#include "faceq/image_io.hpp"
+#include "faceq/pipeline/analyzer.hpp"
+#include "faceq/base/batch.hpp"
+#include "faceq/pipeline/image_io.hpp"
 #include "test_models.hpp"
 
 using namespace faceq;

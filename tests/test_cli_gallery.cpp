@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "faceq/calibration.hpp"
+#include "faceq/identity/calibration.hpp"
 #include "test_models.hpp"
 #include "test_sqlite.hpp"
 

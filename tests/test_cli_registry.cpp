@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "faceq/registry.hpp"
+#include "faceq/models/registry.hpp"
 #include "test_support.hpp"
 
 using namespace faceq;

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "faceq/registry.hpp"
+#include "faceq/models/registry.hpp"
 #include "test_models.hpp"
 
 using namespace faceq;

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "faceq/datasets.hpp"
-#include "faceq/error.hpp"
-#include "faceq/fsutil.hpp"
+#include "faceq/training/datasets.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/base/fsutil.hpp"
 #include "test_models.hpp"
 
 using namespace faceq;

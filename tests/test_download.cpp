@@ -23,10 +23,10 @@
 #include <thread>
 #include <vector>
 
-#include "faceq/download.hpp"
-#include "faceq/error.hpp"
-#include "faceq/fsutil.hpp"
-#include "faceq/models.hpp"
+#include "faceq/models/download.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/base/fsutil.hpp"
+#include "faceq/models/models.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;

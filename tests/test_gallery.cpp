@@ -12,11 +12,11 @@
 #include <regex>
 #include <thread>
 
-#include "faceq/calibration.hpp"
-#include "faceq/error.hpp"
-#include "faceq/face_index.hpp"
-#include "faceq/gallery.hpp"
-#include "sqlite_db.hpp"
+#include "faceq/identity/calibration.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/identity/face_index.hpp"
+#include "faceq/identity/gallery.hpp"
+#include "base/sqlite_db.hpp"
 #include "test_sqlite.hpp"
 #include "test_support.hpp"
 

@@ -18,9 +18,9 @@
 #include <random>
 #include <set>
 
-#include "faceq/calibration.hpp"
-#include "faceq/face_index.hpp"
-#include "faceq/gallery.hpp"
+#include "faceq/identity/calibration.hpp"
+#include "faceq/identity/face_index.hpp"
+#include "faceq/identity/gallery.hpp"
 #include "lfw_descriptors.hpp"
 
 using namespace faceq;

@@ -17,9 +17,9 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "faceq/error.hpp"
-#include "faceq/fsutil.hpp"
-#include "faceq/image_io.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/base/fsutil.hpp"
+#include "faceq/pipeline/image_io.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;

@@ -6,10 +6,10 @@
 
 #include <mutex>
 
-#include "faceq/analyzer.hpp"
-#include "faceq/download.hpp"
-#include "faceq/home.hpp"
-#include "faceq/models.hpp"
+#include "faceq/pipeline/analyzer.hpp"
+#include "faceq/models/download.hpp"
+#include "faceq/base/home.hpp"
+#include "faceq/models/models.hpp"
 #include "test_support.hpp"
 
 namespace faceq::test {

@@ -5,10 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "dnn_nets.hpp"
-#include "faceq/error.hpp"
-#include "faceq/fsutil.hpp"
-#include "faceq/nets.hpp"
+#include "pipeline/dnn_nets.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/base/fsutil.hpp"
+#include "faceq/pipeline/nets.hpp"
 #include "test_models.hpp"
 
 using namespace faceq;

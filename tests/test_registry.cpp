@@ -11,9 +11,9 @@
 #include <set>
 #include <string>
 
-#include "faceq/error.hpp"
-#include "faceq/fsutil.hpp"
-#include "faceq/registry.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/base/fsutil.hpp"
+#include "faceq/models/registry.hpp"
 #include "test_support.hpp"
 
 using namespace faceq;

@@ -25,7 +25,7 @@
 #include <thread>
 #include <vector>
 
-#include "faceq/server.hpp"
+#include "faceq/http/server.hpp"
 #include "test_models.hpp"
 
 using namespace faceq;

@@ -12,12 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "faceq/attributes.hpp"
-#include "faceq/datasets.hpp"
-#include "faceq/error.hpp"
-#include "faceq/image_io.hpp"
-#include "faceq/registry.hpp"
-#include "faceq/training.hpp"
+#include "faceq/pipeline/attributes.hpp"
+#include "faceq/training/datasets.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/pipeline/image_io.hpp"
+#include "faceq/models/registry.hpp"
+#include "faceq/training/training.hpp"
 #include "test_models.hpp"
 
 using namespace faceq;

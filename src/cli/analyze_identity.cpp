@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "faceq/records.hpp"
+#include "faceq/session/records.hpp"
 
 namespace faceq::cli {
 

@@ -17,9 +17,9 @@
 #include <nlohmann/json.hpp>
 
 #include "context.hpp"
-#include "faceq/analyzer.hpp"
-#include "faceq/gallery.hpp"
-#include "faceq/image_io.hpp"
+#include "faceq/pipeline/analyzer.hpp"
+#include "faceq/identity/gallery.hpp"
+#include "faceq/pipeline/image_io.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {

@@ -10,13 +10,13 @@
 
 #include "analyze_identity.hpp"
 #include "context.hpp"
-#include "faceq/analyzer.hpp"
-#include "faceq/batch.hpp"
-#include "faceq/draw.hpp"
-#include "faceq/error.hpp"
-#include "faceq/image_io.hpp"
-#include "faceq/records.hpp"
-#include "faceq/sysinfo.hpp"
+#include "faceq/pipeline/analyzer.hpp"
+#include "faceq/base/batch.hpp"
+#include "faceq/pipeline/draw.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/pipeline/image_io.hpp"
+#include "faceq/session/records.hpp"
+#include "faceq/base/sysinfo.hpp"
 
 namespace faceq::cli {
 namespace {

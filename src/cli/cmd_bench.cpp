@@ -15,11 +15,11 @@
 #include <nlohmann/json.hpp>
 
 #include "context.hpp"
-#include "faceq/analyzer.hpp"
-#include "faceq/batch.hpp"
-#include "faceq/error.hpp"
-#include "faceq/image_io.hpp"
-#include "faceq/sysinfo.hpp"
+#include "faceq/pipeline/analyzer.hpp"
+#include "faceq/base/batch.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/pipeline/image_io.hpp"
+#include "faceq/base/sysinfo.hpp"
 
 namespace faceq::cli {
 namespace {

@@ -10,10 +10,10 @@
 #include <fmt/format.h>
 
 #include "context.hpp"
-#include "faceq/analyzer.hpp"
-#include "faceq/error.hpp"
-#include "faceq/gallery.hpp"
-#include "faceq/models.hpp"
+#include "faceq/pipeline/analyzer.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/identity/gallery.hpp"
+#include "faceq/models/models.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {

@@ -17,8 +17,8 @@
 #include <string>
 
 #include "context.hpp"
-#include "faceq/error.hpp"
-#include "faceq/registry.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/models/registry.hpp"
 #include "registry_support.hpp"
 
 namespace faceq::cli {

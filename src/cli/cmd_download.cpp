@@ -31,10 +31,10 @@
 #include <vector>
 
 #include "context.hpp"
-#include "faceq/datasets.hpp"
-#include "faceq/download.hpp"
-#include "faceq/error.hpp"
-#include "faceq/models.hpp"
+#include "faceq/training/datasets.hpp"
+#include "faceq/models/download.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/models/models.hpp"
 #include "table.hpp"
 
 namespace faceq::cli {

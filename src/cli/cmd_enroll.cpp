@@ -15,13 +15,13 @@
 #include <fmt/format.h>
 
 #include "context.hpp"
-#include "faceq/analyzer.hpp"
-#include "faceq/batch.hpp"
-#include "faceq/error.hpp"
-#include "faceq/gallery.hpp"
-#include "faceq/image_io.hpp"
-#include "faceq/records.hpp"
-#include "faceq/sysinfo.hpp"
+#include "faceq/pipeline/analyzer.hpp"
+#include "faceq/base/batch.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/identity/gallery.hpp"
+#include "faceq/pipeline/image_io.hpp"
+#include "faceq/session/records.hpp"
+#include "faceq/base/sysinfo.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {

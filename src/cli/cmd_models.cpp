@@ -28,8 +28,8 @@
 #include <vector>
 
 #include "context.hpp"
-#include "faceq/error.hpp"
-#include "faceq/registry.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/models/registry.hpp"
 #include "registry_support.hpp"
 #include "table.hpp"
 

@@ -11,9 +11,9 @@
 #include <fmt/format.h>
 
 #include "context.hpp"
-#include "faceq/error.hpp"
-#include "faceq/gallery.hpp"
-#include "faceq/records.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/identity/gallery.hpp"
+#include "faceq/session/records.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {

@@ -21,11 +21,11 @@
 #include <thread>
 
 #include "context.hpp"
-#include "faceq/analyzer.hpp"
-#include "faceq/datasets.hpp"
-#include "faceq/error.hpp"
-#include "faceq/models.hpp"
-#include "faceq/sysinfo.hpp"
+#include "faceq/pipeline/analyzer.hpp"
+#include "faceq/training/datasets.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/models/models.hpp"
+#include "faceq/base/sysinfo.hpp"
 #include "interrupt.hpp"
 
 namespace faceq::cli {

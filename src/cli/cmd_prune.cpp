@@ -11,8 +11,9 @@
 #include <fmt/format.h>
 
 #include "context.hpp"
-#include "faceq/error.hpp"
-#include "faceq/gallery.hpp"
+#include "faceq/base/time.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/identity/gallery.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {
@@ -40,7 +41,7 @@ std::int64_t parse_age_seconds(const std::string& text) {
 }
 
 int run_prune(const PruneCommand& cmd, Context& ctx) {
-    const std::int64_t before = static_cast<std::int64_t>(std::time(nullptr)) - parse_age_seconds(cmd.older_than);
+    const std::int64_t before = unix_now() - parse_age_seconds(cmd.older_than);
     auto gallery = open_gallery(ctx, false);
     PruneResult r;
     if (gallery) r = gallery->prune(before, cmd.strangers, cmd.dry_run);

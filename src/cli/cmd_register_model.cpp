@@ -16,7 +16,7 @@
 #include <string>
 
 #include "context.hpp"
-#include "faceq/registry.hpp"
+#include "faceq/models/registry.hpp"
 
 namespace faceq::cli {
 namespace {

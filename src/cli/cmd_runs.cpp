@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "context.hpp"
-#include "faceq/error.hpp"
-#include "faceq/registry.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/models/registry.hpp"
 #include "table.hpp"
 
 namespace faceq::cli {

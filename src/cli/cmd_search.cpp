@@ -10,11 +10,11 @@
 #include <fmt/format.h>
 
 #include "context.hpp"
-#include "faceq/analyzer.hpp"
-#include "faceq/error.hpp"
-#include "faceq/gallery.hpp"
-#include "faceq/image_io.hpp"
-#include "faceq/records.hpp"
+#include "faceq/pipeline/analyzer.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/identity/gallery.hpp"
+#include "faceq/pipeline/image_io.hpp"
+#include "faceq/session/records.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {

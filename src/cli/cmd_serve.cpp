@@ -22,12 +22,13 @@
 #include <thread>
 
 #include "context.hpp"
-#include "faceq/analyzer.hpp"
-#include "faceq/error.hpp"
-#include "faceq/fsutil.hpp"
-#include "faceq/gallery.hpp"
-#include "faceq/server.hpp"
-#include "faceq/sysinfo.hpp"
+#include "faceq/pipeline/analyzer.hpp"
+#include "faceq/base/time.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/base/fsutil.hpp"
+#include "faceq/identity/gallery.hpp"
+#include "faceq/http/server.hpp"
+#include "faceq/base/sysinfo.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {

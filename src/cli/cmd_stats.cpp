@@ -10,10 +10,11 @@
 #include <fmt/format.h>
 
 #include "context.hpp"
-#include "faceq/error.hpp"
-#include "faceq/gallery.hpp"
-#include "faceq/gallery_json.hpp"
-#include "faceq/models.hpp"
+#include "faceq/base/time.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/identity/gallery.hpp"
+#include "faceq/identity/gallery_json.hpp"
+#include "faceq/models/models.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {
@@ -61,14 +62,14 @@ int run_stats(const StatsCommand& cmd, Context& ctx) {
     }
     auto gallery = open_gallery(ctx, false);
     GalleryStats s;
-    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    const std::int64_t now = unix_now();
     if (gallery) {
         s = gallery->stats(now);
     } else {
         s.schema_version = 0;
         // Same shape without a database: 30 days of zeros.
         for (std::int64_t day = now - now % 86400 - 29 * 86400; day <= now; day += 86400)
-            s.detections_per_day.emplace_back(iso_time(day).substr(0, 10), 0);
+            s.detections_per_day.emplace_back(iso_day(day), 0);
     }
     const auto j = stats_json(s, ctx.home.gallery_path().string(), embedder);
     if (cmd.format == "json")

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "faceq/analyzer.hpp"
+#include "faceq/pipeline/analyzer.hpp"
 
 namespace faceq::cli {
 

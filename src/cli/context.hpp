@@ -14,7 +14,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "faceq/home.hpp"
+#include "faceq/base/home.hpp"
 
 namespace faceq {
 struct AnalyzeOptions;

@@ -5,8 +5,8 @@
 
 #include <fmt/format.h>
 
-#include "faceq/error.hpp"
-#include "faceq/registry.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/models/registry.hpp"
 
 namespace faceq::cli {
 namespace {

@@ -14,10 +14,10 @@
 #include <nlohmann/json.hpp>
 
 #include "context.hpp"
-#include "faceq/calibration.hpp"
-#include "faceq/gallery.hpp"
-#include "faceq/gallery_json.hpp"
-#include "faceq/models.hpp"
+#include "faceq/identity/calibration.hpp"
+#include "faceq/identity/gallery.hpp"
+#include "faceq/identity/gallery_json.hpp"
+#include "faceq/models/models.hpp"
 
 namespace faceq::cli {
 

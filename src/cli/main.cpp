@@ -13,9 +13,9 @@
 #include <fmt/format.h>
 
 #include "context.hpp"
-#include "faceq/error.hpp"
-#include "faceq/home.hpp"
-#include "faceq/sysinfo.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/base/home.hpp"
+#include "faceq/base/sysinfo.hpp"
 
 namespace {
 

@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "context.hpp"
-#include "faceq/models.hpp"
-#include "faceq/registry.hpp"
+#include "faceq/models/models.hpp"
+#include "faceq/models/registry.hpp"
 
 namespace faceq::cli {
 

@@ -1,0 +1,183 @@
+// faceq/http/server.hpp — the HTTP API (`faceq serve`): the reference system's
+// REST resources answered by faceq's own pipeline and gallery.
+//
+//   GET  /health              ready, version, models, database; 503 until ready
+//   POST /analyze             multipart `file`: faces with identities, recorded like `analyze --store`
+//   POST /register            multipart `file` + `person_name`: enrolls a known person
+//   GET  /stats               what `faceq stats --format json` prints
+//   GET  /search?name=TEXT    what `faceq search --name TEXT` prints, as one list
+//   GET  /metrics             Prometheus text format
+//
+// Two layers, as llama.cpp's server: ApiService is the logic — routing,
+// authentication, the handlers, error mapping, metrics — on plain values
+// (ApiRequest in, ApiResponse out), with no HTTP library type in sight;
+// HttpServer is the glue that moves bytes between cpp-httplib and it. Both
+// live in the core library because the core already links cpp-httplib (it is
+// private to src/core/server_http.cpp, like SQLite to gallery.cpp), which
+// keeps `cmd_serve.cpp` about options and signals only and leaves the whole
+// API usable in-process, e.g. by a test or another front end.
+//
+// Every response body is JSON except /metrics. Failures are
+//   {"success": false, "error": {"kind": "...", "message": "..."}}
+// with the status: 400 bad input (missing field, not an image, no face to
+// register, bad name), 401 missing or wrong API key, 404 unknown route, 405
+// known route with another method, 409 photo already enrolled as another
+// person, 413 upload or image over the limits, 415 not multipart/form-data,
+// 500 a bug or a broken model, 503 not ready yet or database busy.
+// `kind` is an ErrorKind name (error.hpp) or, for HTTP-only failures,
+// "unauthorized", "route_not_found", "method_not_allowed", "conflict",
+// "unsupported_media_type", "unavailable".
+//
+// Invariants: handlers never throw — every exception becomes a 500 response
+// (and a bug report in the log) — so a bad request never takes the server
+// down. Access log lines carry method, path (without the query string, which
+// may hold a person's name), status and milliseconds; never image bytes.
+//
+// Threads: ApiService::handle() and finish_request() may run on any number of
+// threads at once. Analyses run on a pool of Analyzer copies (one per
+// concurrent analysis, at most ServiceSetup::jobs: dlib networks are not
+// thread-safe, and more copies than cores only add memory); HTTP worker
+// threads (HttpOptions::threads, more than jobs so that idle keep-alive
+// connections do not starve the others) wait for a free copy. The Gallery
+// serializes its own calls and shares the SQLite file with CLI processes
+// (WAL, busy timeout; see gallery.hpp).
+//
+// Errors: ApiService::start() throws Error{model} when the networks cannot be
+// loaded; HttpServer::bind() throws Error{io} when it cannot listen.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "faceq/pipeline/analyzer.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/identity/gallery.hpp"
+#include "faceq/pipeline/image_io.hpp"
+
+namespace faceq {
+
+// One part of a multipart/form-data body. `content` points into the request
+// it came from and lives as long as that request.
+struct FormPart {
+    std::string name;
+    std::string filename;  // empty for plain fields
+    std::string content_type;
+    std::string_view content;
+};
+
+struct ApiRequest {
+    std::string method;                                      // "GET", "POST", ...
+    std::string path;                                        // without the query string
+    std::vector<std::pair<std::string, std::string>> query;  // decoded
+    std::string content_type;                                // the Content-Type header, as sent
+    std::vector<FormPart> form;
+    std::string authorization;  // the Authorization header
+    std::string api_key;        // the X-API-Key header
+};
+
+struct ApiResponse {
+    int status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;  // extra headers (Allow, WWW-Authenticate)
+};
+
+// What the service knows before the models are loaded.
+struct ServiceInfo {
+    std::string version;                 // faceq's
+    std::filesystem::path gallery_path;  // shown by /health and /stats
+    std::optional<std::string> api_key;  // when set, every route but /health needs it
+    // Called once per finished request with the access log line (no newline).
+    std::function<void(const std::string&)> access_log;
+    // Called with messages for the operator: failures answered with 500.
+    std::function<void(const std::string&)> error_log;
+};
+
+// What answering needs, handed over once loaded (ApiService::start).
+struct ServiceSetup {
+    ModelSet models;
+    AnalyzeOptions analyze;
+    ImageLimits limits;
+    int jobs = 1;                      // Analyzer copies = analyses at once
+    std::unique_ptr<Gallery> gallery;  // shared by every request
+    IdentifyContext identify;          // embedder version + calibration
+    bool store = true;                 // record /analyze detections (like `analyze --store`)
+};
+
+class ApiService {
+public:
+    explicit ApiService(ServiceInfo info);
+    ~ApiService();
+    ApiService(const ApiService&) = delete;
+    ApiService& operator=(const ApiService&) = delete;
+
+    // Loads the networks (the first Analyzer) and makes the service ready.
+    // Until then every route but /health answers 503. Throws Error{model}.
+    void start(ServiceSetup setup);
+    bool ready() const noexcept;
+
+    // Routes and answers one request. Never throws.
+    ApiResponse handle(const ApiRequest& request) noexcept;
+
+    // The JSON error response for a status the HTTP layer produced itself
+    // (400 malformed request, 413 body over the limit, ...). Never throws.
+    ApiResponse http_error(int status) const noexcept;
+    // A 500 response for an exception that escaped a handler (a bug).
+    ApiResponse internal_error(const std::string& what) noexcept;
+
+    // Counts a finished request in the metrics and writes its access log line.
+    // `seconds` < 0 when the duration is unknown. Never throws.
+    void finish_request(const std::string& method, const std::string& path, int status, double seconds) noexcept;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// JSON error body: {"success": false, "error": {"kind", "message"}}.
+ApiResponse error_response(int status, const std::string& kind, const std::string& message);
+// The HTTP status for a core error kind (invalid_input -> 400, too_large -> 413, ...).
+int http_status(ErrorKind kind) noexcept;
+// Constant-time comparison of two secrets (their lengths do not leak either).
+bool secrets_equal(const std::string& a, const std::string& b) noexcept;
+
+struct HttpOptions {
+    std::string host = "127.0.0.1";
+    int port = 8000;                               // 0 = any free port (see bind())
+    int threads = 8;                               // HTTP worker threads
+    std::uint64_t max_upload_bytes = 20ull << 20;  // bodies above it get 413
+    std::chrono::seconds read_timeout{30};         // to receive a request
+    std::chrono::seconds write_timeout{30};        // to send a response
+    std::chrono::seconds keep_alive_timeout{5};
+};
+
+// cpp-httplib's server around an ApiService.
+class HttpServer {
+public:
+    HttpServer(ApiService& service, const HttpOptions& options);
+    ~HttpServer();
+    HttpServer(const HttpServer&) = delete;
+    HttpServer& operator=(const HttpServer&) = delete;
+
+    // Binds the listening socket; returns the port (the chosen one for port 0).
+    // Throws Error{io} naming host and port.
+    int bind();
+    // Serves until stop(); requests in flight are answered first. Call once, after bind().
+    void run();
+    // Stops run() from any thread. Safe to call before run() starts (run()
+    // then returns at once) and more than once.
+    void stop() noexcept;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace faceq

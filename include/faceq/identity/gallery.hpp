@@ -1,0 +1,247 @@
+// faceq/identity/gallery.hpp — who is who: the persons faceq knows, their face
+// samples, the images it analysed and every face it saw, in one SQLite file
+// ($FACEQ_HOME/faceq.db), and identification against them.
+//
+// Persons are `known` (enrolled under a name) or `unknown` (strangers met by
+// `analyze --store`, named by a stable public id `unknown_<unix time>_<4
+// digits>` and re-used whenever the same stranger is seen again; known
+// persons get `person_<unix time>_<4 digits>`). A public id never changes:
+// renaming a stranger makes it known under the same id. Names are unique
+// ignoring case, 1..128 characters of UTF-8 without control characters, and
+// may not look like a public id.
+//
+// Identification (see calibration.hpp for the rule). Each person is
+// represented by the mean of its samples' descriptors — on LFW this named
+// 95% of known people against 70% for the nearest sample at the same 1%
+// false-accept rate (docs/identification.md). Only samples computed by the
+// same embedder as the query are used: descriptors of different embedders
+// are never compared, and embedders() reports samples that cannot be used.
+// The means live in an in-memory FaceIndex, rebuilt lazily when another
+// process changed samples or persons (PRAGMA data_version + a generation
+// counter kept by triggers), so a long `analyze` sees a concurrent `enroll`.
+//
+// Storage. WAL journal, busy timeout, foreign keys, schema migrations keyed
+// by PRAGMA user_version, prepared statements only. Every change that writes
+// several rows is one BEGIN IMMEDIATE transaction, so a killed process leaves
+// either all of an image's (or a person's) rows or none, and two processes
+// queue for the write lock instead of failing with "database is locked".
+// Descriptors are BLOBs of 128 little-endian float32, with the embedder's
+// version beside them. Times are unix seconds (UTC).
+//
+// Errors: Error{database} for SQLite failures (with the path), Error{usage}
+// for a bad name, Error{not_found} for a person that does not exist,
+// Error{invalid_input} for a database written by a newer faceq.
+// Thread-safety: every method locks an internal mutex, so one Gallery may be
+// shared by threads (calls are serialized); several processes may open the
+// same file at once.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "faceq/pipeline/analyzer.hpp"
+#include "faceq/identity/calibration.hpp"
+#include "faceq/identity/face_index.hpp"
+
+namespace faceq {
+
+inline constexpr std::size_t max_person_name_chars = 128;
+
+// The name as stored (ASCII whitespace trimmed), or Error{usage} saying why it
+// is refused: empty, too long, invalid UTF-8, control characters, or shaped
+// like a public id.
+std::string check_person_name(const std::string& name);
+
+// Lower-cases UTF-8 text (full Unicode simple case mapping), for comparing
+// names and searching them without regard to case.
+std::string fold_case(const std::string& text);
+
+struct PersonRef {
+    std::int64_t id = 0;              // row id, internal
+    std::string public_id;            // what users see and pass back
+    std::optional<std::string> name;  // set for known persons
+    std::string kind;                 // "known" | "unknown"
+};
+
+struct PersonInfo {
+    PersonRef person;
+    std::int64_t samples = 0;               // all embedders
+    std::int64_t detections = 0;
+    std::optional<std::int64_t> last_seen;  // newest detection, unix seconds
+    std::int64_t created_at = 0;
+    std::int64_t updated_at = 0;
+};
+
+// One face photo to enroll.
+struct FaceSample {
+    Descriptor descriptor{};
+    std::string source_path;
+    std::string source_sha256;  // of the image file
+    Box box;
+    double quality = 0;  // the detector's confidence (0..1)
+};
+
+struct SampleOutcome {
+    std::string source_path;
+    bool added = false;
+    std::string reason;  // why it was skipped
+};
+
+struct EnrollResult {
+    std::optional<PersonRef> person;  // empty when nothing was added and the person did not exist
+    bool created = false;
+    std::vector<SampleOutcome> samples;
+};
+
+// A person near a query descriptor.
+struct PersonDistance {
+    PersonRef person;
+    float distance = 0;
+};
+
+// How one face was identified.
+struct Identity {
+    Decision decision = Decision::unknown;
+    // Who the face is attributed to: the known person, or the stranger it
+    // matched (or that was created for it when stored). Empty for ambiguous
+    // faces and for strangers not seen before when nothing is stored.
+    std::optional<PersonRef> person;
+    std::optional<PersonDistance> nearest;    // the two nearest persons, whatever the decision
+    std::optional<PersonDistance> runner_up;
+    std::optional<float> distance;            // nearest->distance
+    std::optional<float> margin;              // runner_up->distance - nearest->distance
+    bool new_person = false;                  // a stranger seen for the first time (stored)
+};
+
+// What identification runs with: the embedder of the query descriptors and
+// the decision numbers.
+struct IdentifyContext {
+    std::string embedder;  // InstalledModel::version()
+    Calibration calibration;
+};
+
+// The image a set of detections came from.
+struct ImageFacts {
+    std::string path;
+    std::string sha256;
+    std::uint64_t size = 0;
+    std::optional<std::int64_t> mtime;  // unix seconds
+    std::string models;                 // the model set, canonical JSON (skip key with sha256)
+};
+
+struct StoredImage {
+    std::int64_t image_id = 0;
+    std::int64_t analyzed_at = 0;
+};
+
+struct EmbedderSamples {
+    std::string embedder;
+    std::int64_t samples = 0;
+    std::int64_t persons = 0;
+};
+
+struct GalleryStats {
+    std::int64_t persons_known = 0, persons_unknown = 0, samples = 0, images = 0, detections = 0;
+    std::int64_t detections_known = 0, detections_unknown = 0, detections_ambiguous = 0;
+    // The last 30 days (UTC), oldest first, days without detections included.
+    std::vector<std::pair<std::string, std::int64_t>> detections_per_day;
+    std::uint64_t database_bytes = 0;  // the file and its WAL
+    std::vector<EmbedderSamples> embedders;
+    int schema_version = 0;
+    std::optional<std::int64_t> last_detection;
+};
+
+struct PruneResult {
+    std::int64_t detections = 0;  // deleted (or that would be, with dry_run)
+    std::int64_t strangers = 0;   // unknown persons deleted
+};
+
+struct ClusterResult {
+    std::int64_t detections = 0;      // unknown detections considered
+    std::int64_t clusters = 0;        // groups found
+    std::int64_t persons_kept = 0;    // clusters that kept an existing stranger's id
+    std::int64_t persons_created = 0;
+    std::int64_t persons_removed = 0;  // strangers left without detections or samples
+    std::int64_t reassigned = 0;       // detections whose person changed
+};
+
+class Gallery {
+public:
+    struct Options {
+        int busy_timeout_ms = 30000;
+        bool create = true;  // create the file when missing (else Error{not_found})
+    };
+
+    explicit Gallery(const std::filesystem::path& path);
+    Gallery(const std::filesystem::path& path, const Options& options);
+    ~Gallery();
+    Gallery(const Gallery&) = delete;
+    Gallery& operator=(const Gallery&) = delete;
+
+    const std::filesystem::path& path() const;
+    static int schema_version_supported();
+
+    // ---- persons
+    // Adds the samples to the known person `name` (created when missing), in
+    // one transaction. A sample whose image (sha256) this person already has
+    // for this embedder is skipped ("already enrolled"), as is one another
+    // known person has ("already enrolled as '<name>'").
+    EnrollResult enroll(const std::string& name, const std::vector<FaceSample>& samples, const std::string& embedder);
+
+    // The known person that already has a sample of this image (sha256) for
+    // this embedder, if any: lets enroll skip photos before analysing them.
+    std::optional<PersonRef> enrolled_as(const std::string& sha256, const std::string& embedder);
+
+    // Persons whose name (or public id) contains `text`, ignoring case; all when empty.
+    std::vector<PersonInfo> find_persons(const std::string& text);
+    // The person with this public id, or this exact name (ignoring case).
+    std::optional<PersonInfo> person(const std::string& public_id_or_name);
+    PersonInfo rename(const std::string& who, const std::string& new_name);
+    // Moves every sample and detection of `from` to `into`, then deletes `from`.
+    PersonInfo merge(const std::string& from, const std::string& into);
+    // Deletes the person and its samples; its detections stay, without a person.
+    PersonInfo remove(const std::string& who);
+
+    // ---- identification
+    // Identifies each descriptor without writing anything: a stranger not seen
+    // before is `unknown` without a person.
+    std::vector<Identity> identify(const std::vector<Descriptor>& faces, const IdentifyContext& context);
+    // The k nearest persons (known and unknown) to one descriptor.
+    std::vector<PersonDistance> nearest(const Descriptor& face, const std::string& embedder, std::size_t k);
+    // Number of persons and samples usable with this embedder.
+    std::pair<std::size_t, std::size_t> usable(const std::string& embedder);
+    // Samples per embedder (to report a gallery built with another one).
+    std::vector<EmbedderSamples> embedders();
+
+    // ---- analysed images
+    // When this image content was analysed with these models, if it was.
+    std::optional<StoredImage> find_image(const std::string& sha256, const std::string& models);
+    // Identifies the faces and stores the image and its detections in one
+    // transaction: strangers seen for the first time become unknown persons.
+    // When the image was stored already (same sha256 and models), its old
+    // detections are replaced if `replace`, else nothing is written and
+    // std::nullopt returned (another process got there first).
+    std::optional<std::vector<Identity>> record_analysis(const ImageFacts& image, const std::vector<Face>& faces,
+                                                         const IdentifyContext& context, bool replace);
+
+    // ---- care
+    // Deletes detections older than `before` (unix seconds); with `strangers`,
+    // also unknown persons with no detection left that were last updated before it.
+    PruneResult prune(std::int64_t before, bool strangers, bool dry_run);
+    // Groups the detections of unknown persons (this embedder) with dlib's
+    // chinese_whispers (edges between descriptors nearer than `threshold`) and
+    // makes each group one unknown person, keeping the public id most of its
+    // detections had.
+    ClusterResult cluster(const std::string& embedder, float threshold);
+    GalleryStats stats(std::int64_t now);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace faceq

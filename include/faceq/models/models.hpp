@@ -1,0 +1,83 @@
+// faceq/models/models.hpp — the model manifest and the models installed in a home.
+//
+// data/models.json lists every model faceq can use: its name, role, the file it
+// installs, where that file comes from (an upstream URL, an npm package, or a
+// file another Debian package installs), the sha256 and size of the file as
+// fetched, its licence and how it is unpacked. Several entries may fill one
+// role; `priority` orders them (1 = preferred). `faceq download models` tries
+// a role's entries in priority order and keeps the first it can get.
+//
+// Installed models live in <home>/models/: the unpacked file plus a sidecar
+// `<file>.json` (the manifest entry, the installed file's sha256 and when it was
+// installed). The sidecar is written last, after an atomic rename of the model
+// file, so a model counts as installed only when both are in place.
+//
+// Errors: load_manifest throws Error{invalid_input} for a malformed manifest,
+// Error{not_found} for a missing one. find_installed returns std::nullopt when
+// a role has no installed model; require_installed throws Error{model} with the
+// command that installs it.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace faceq {
+
+// Roles a model can fill in the pipeline.
+namespace role {
+inline constexpr const char* detector_cnn = "detector_cnn";
+inline constexpr const char* landmarks = "landmarks";
+inline constexpr const char* embedder = "embedder";
+inline constexpr const char* gender = "gender";
+}  // namespace role
+
+struct ModelEntry {
+    std::string name;         // unique, e.g. "mmod_human_face_detector"
+    std::string role;         // one of faceq::role
+    int priority = 1;         // lower is preferred within a role
+    std::string file;         // installed file name in <home>/models
+    std::string source_file;  // the fetched file's name ("x.dat.bz2"); looked up under a mirror
+    std::string url;          // upstream: http(s)://..., "npm:<spec>", or "file:/abs/path"
+    std::string sha256;       // of the fetched file; empty = not known upstream (warned)
+    std::uint64_t size = 0;   // bytes of the fetched file; 0 = unknown
+    std::string license;
+    std::string unpack;       // "none" | "bz2" | "tgz-faceapi-resnet" (see download.hpp)
+    std::string description;
+};
+
+struct Manifest {
+    std::vector<ModelEntry> models;
+
+    const ModelEntry* find(const std::string& name) const;
+    // Entries of one role, best priority first.
+    std::vector<const ModelEntry*> by_role(const std::string& role) const;
+};
+
+Manifest load_manifest(const std::filesystem::path& models_json);
+
+struct InstalledModel {
+    ModelEntry entry;
+    std::filesystem::path path;  // the installed file
+    std::string sha256;          // of the installed file
+    std::string installed_at;    // ISO 8601 UTC
+    // "name@sha256[:12]": what outputs name as the model version.
+    std::string version() const;
+};
+
+// The installed model for `role` with the best priority, if any.
+std::optional<InstalledModel> find_installed(const std::filesystem::path& models_dir,
+                                             const Manifest& manifest, const std::string& role);
+// Same, but throws Error{model} "no <role> model installed in '<dir>'" with a
+// hint naming `faceq download models`.
+InstalledModel require_installed(const std::filesystem::path& models_dir, const Manifest& manifest,
+                                 const std::string& role);
+// Reads one sidecar; std::nullopt when the model or its sidecar is missing.
+std::optional<InstalledModel> read_installed(const std::filesystem::path& models_dir,
+                                             const ModelEntry& entry);
+// Writes the sidecar for an installed file (atomic: temp + rename).
+void write_installed(const std::filesystem::path& models_dir, const InstalledModel& model);
+
+}  // namespace faceq

@@ -1,0 +1,706 @@
+// server.cpp — ApiService: routing, authentication, the handlers, error
+// mapping and metrics of the HTTP API (see server.hpp). No HTTP library here;
+// the glue is server_http.cpp.
+#include "faceq/base/time.hpp"
+#include "faceq/http/server.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "faceq/base/error.hpp"
+#include "faceq/base/fsutil.hpp"
+#include "faceq/identity/gallery_json.hpp"
+#include "faceq/session/records.hpp"
+#include "faceq/base/sysinfo.hpp"
+
+namespace faceq {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+ApiResponse json_response(int status, const json& body) {
+    ApiResponse r;
+    r.status = status;
+    r.body = dump(body);
+    return r;
+}
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+std::string trim(const std::string& s) {
+    const auto b = s.find_first_not_of(" \t");
+    if (b == std::string::npos) return {};
+    return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+// The face to enroll from one photo (as `faceq enroll --pick`), or why there is none.
+const Face& choose_face(const AnalysisResult& r, bool largest, const std::string& name) {
+    if (r.faces.empty()) throw Error(ErrorKind::invalid_input, fmt::format("no face found in '{}'", name));
+    if (r.faces.size() > 1 && !largest)
+        throw Error(ErrorKind::invalid_input,
+                    fmt::format("{} faces in '{}': a photo to register must show one person (or send pick=largest)",
+                                r.faces.size(), name));
+    return *std::max_element(r.faces.begin(), r.faces.end(), [](const Face& a, const Face& b) {
+        return static_cast<long>(a.bbox.width) * a.bbox.height < static_cast<long>(b.bbox.width) * b.bbox.height;
+    });
+}
+
+// An HTTP-level failure: thrown inside handlers, answered by handle().
+struct HttpFailure {
+    int status;
+    std::string kind;
+    std::string message;
+};
+
+// ---------------------------------------------------------------- analyzers
+
+// Analyzer copies, made on demand up to `capacity`; a request borrows one
+// for the duration of one analysis and waits while all are busy.
+class AnalyzerPool {
+public:
+    AnalyzerPool(std::unique_ptr<Analyzer> first, int capacity)
+        : prototype_(*first), capacity_(std::max(1, capacity)), created_(1) {
+        idle_.push_back(std::move(first));
+    }
+
+    class Lease {
+    public:
+        Lease(AnalyzerPool& pool, std::unique_ptr<Analyzer> a) : pool_(pool), analyzer_(std::move(a)) {}
+        ~Lease() { pool_.give_back(std::move(analyzer_)); }
+        Lease(const Lease&) = delete;
+        Lease& operator=(const Lease&) = delete;
+        Analyzer& operator*() { return *analyzer_; }
+        Analyzer* operator->() { return analyzer_.get(); }
+
+    private:
+        AnalyzerPool& pool_;
+        std::unique_ptr<Analyzer> analyzer_;
+    };
+
+    Lease acquire() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ready_.wait(lock, [this] { return !idle_.empty() || created_ < capacity_; });
+        if (!idle_.empty()) {
+            auto a = std::move(idle_.back());
+            idle_.pop_back();
+            ++busy_;
+            return Lease(*this, std::move(a));
+        }
+        ++created_;
+        ++busy_;
+        lock.unlock();
+        try {
+            // Copying copies the networks: done outside the lock.
+            return Lease(*this, std::make_unique<Analyzer>(prototype_));
+        } catch (...) {
+            lock.lock();
+            --created_;
+            --busy_;
+            ready_.notify_one();
+            throw;
+        }
+    }
+
+    const ModelVersions& versions() const { return prototype_.versions(); }
+    int created() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return created_;
+    }
+    int busy() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return busy_;
+    }
+    int capacity() const { return capacity_; }
+
+private:
+    void give_back(std::unique_ptr<Analyzer> a) {
+        if (!a) return;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            idle_.push_back(std::move(a));
+            --busy_;
+        }
+        ready_.notify_one();
+    }
+
+    const Analyzer prototype_;  // never used for analysis: copied from
+    const int capacity_;
+    mutable std::mutex mutex_;
+    std::condition_variable ready_;
+    std::vector<std::unique_ptr<Analyzer>> idle_;
+    int created_ = 0;
+    int busy_ = 0;
+};
+
+// ---------------------------------------------------------------- metrics
+
+constexpr std::array<double, 12> latency_buckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+
+struct Histogram {
+    std::array<std::uint64_t, latency_buckets.size()> buckets{};  // non-cumulative
+    std::uint64_t count = 0;
+    double sum = 0;
+
+    void observe(double seconds) {
+        for (std::size_t i = 0; i < latency_buckets.size(); ++i)
+            if (seconds <= latency_buckets[i]) {
+                ++buckets[i];
+                break;
+            }
+        ++count;
+        sum += seconds;
+    }
+};
+
+// Known routes (and the label for everything else, so that scanners probing
+// random paths cannot blow up the number of series).
+const std::array<const char*, 6> route_names{"/health", "/analyze", "/register", "/stats", "/search", "/metrics"};
+const std::array<const char*, 7> method_names{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"};
+
+std::string route_label(const std::string& path) {
+    for (const char* r : route_names)
+        if (path == r) return r;
+    return "other";
+}
+
+std::string method_label(const std::string& method) {
+    for (const char* m : method_names)
+        if (method == m) return m;
+    return "other";
+}
+
+class Metrics {
+public:
+    void request(const std::string& method, const std::string& path, int status, double seconds) {
+        const auto route = route_label(path);
+        std::lock_guard<std::mutex> lock(mutex_);
+        ++requests_[{route, method_label(method), status}];
+        if (seconds >= 0) latency_[route].observe(seconds);
+    }
+
+    std::atomic<std::uint64_t> images_analyzed{0};
+    std::atomic<std::uint64_t> faces_analyzed{0};
+    std::atomic<std::uint64_t> persons_registered{0};
+
+    void write(std::string& out) const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        out +=
+            "# HELP faceq_http_requests_total HTTP requests answered, by route, method and status.\n"
+            "# TYPE faceq_http_requests_total counter\n";
+        for (const auto& [key, n] : requests_) {
+            const auto& [route, method, status] = key;
+            out += fmt::format("faceq_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{}\"}} {}\n", route,
+                               method, status, n);
+        }
+        out +=
+            "# HELP faceq_http_request_duration_seconds Time from request line to response sent, by route.\n"
+            "# TYPE faceq_http_request_duration_seconds histogram\n";
+        for (const auto& [route, h] : latency_) {
+            std::uint64_t cumulative = 0;
+            for (std::size_t i = 0; i < latency_buckets.size(); ++i) {
+                cumulative += h.buckets[i];
+                out += fmt::format("faceq_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n", route,
+                                   latency_buckets[i], cumulative);
+            }
+            out += fmt::format("faceq_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n", route,
+                               h.count);
+            out += fmt::format("faceq_http_request_duration_seconds_sum{{route=\"{}\"}} {:.6f}\n", route, h.sum);
+            out += fmt::format("faceq_http_request_duration_seconds_count{{route=\"{}\"}} {}\n", route, h.count);
+        }
+        out += fmt::format(
+            "# HELP faceq_images_analyzed_total Images analysed by /analyze and /register.\n"
+            "# TYPE faceq_images_analyzed_total counter\n"
+            "faceq_images_analyzed_total {}\n"
+            "# HELP faceq_faces_analyzed_total Faces found by /analyze.\n"
+            "# TYPE faceq_faces_analyzed_total counter\n"
+            "faceq_faces_analyzed_total {}\n"
+            "# HELP faceq_persons_registered_total Samples added by /register.\n"
+            "# TYPE faceq_persons_registered_total counter\n"
+            "faceq_persons_registered_total {}\n",
+            images_analyzed.load(), faces_analyzed.load(), persons_registered.load());
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::map<std::tuple<std::string, std::string, int>, std::uint64_t> requests_;
+    std::map<std::string, Histogram> latency_;
+};
+
+// The request's form part named `name`, if any (the first one).
+const FormPart* form_field(const ApiRequest& req, const std::string& name) {
+    for (const auto& p : req.form)
+        if (p.name == name) return &p;
+    return nullptr;
+}
+
+const std::string* query_param(const ApiRequest& req, const std::string& name) {
+    for (const auto& [k, v] : req.query)
+        if (k == name) return &v;
+    return nullptr;
+}
+
+bool is_multipart(const ApiRequest& req) { return lower(req.content_type).rfind("multipart/form-data", 0) == 0; }
+
+// The uploaded image, decoded; HttpFailure for a request without one.
+DecodedImage uploaded_image(const ApiRequest& req, const ImageLimits& limits, std::string& name) {
+    if (!is_multipart(req))
+        throw HttpFailure{415, "unsupported_media_type",
+                          fmt::format("expected a multipart/form-data body with a 'file' field, not '{}'",
+                                      req.content_type.empty() ? "no content type" : req.content_type)};
+    const FormPart* file = form_field(req, "file");
+    if (!file) throw HttpFailure{400, to_string(ErrorKind::invalid_input), "missing form field 'file' (the image)"};
+    name = file->filename.empty() ? std::string("upload") : file->filename;
+    if (file->content.size() > limits.max_file_bytes)
+        throw Error(ErrorKind::too_large, fmt::format("cannot read image '{}': {} bytes, over the limit of {}", name,
+                                                      file->content.size(), limits.max_file_bytes));
+    const std::vector<std::uint8_t> bytes(file->content.begin(), file->content.end());
+    return decode_image(bytes, name, limits);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- free functions
+
+ApiResponse error_response(int status, const std::string& kind, const std::string& message) {
+    return json_response(status, {{"success", false}, {"error", {{"kind", kind}, {"message", message}}}});
+}
+
+int http_status(ErrorKind kind) noexcept {
+    switch (kind) {
+        case ErrorKind::usage:
+        case ErrorKind::invalid_input:
+            return 400;
+        case ErrorKind::not_found:
+            return 404;
+        case ErrorKind::too_large:
+            return 413;
+        case ErrorKind::database:
+        case ErrorKind::interrupted:
+            return 503;
+        default:
+            return 500;
+    }
+}
+
+bool secrets_equal(const std::string& a, const std::string& b) noexcept {
+    // Hashing first makes both sides 64 characters, so neither the length nor
+    // the position of the first difference shows in the time taken.
+    std::string ha, hb;
+    try {
+        ha = sha256_hex(a.data(), a.size());
+        hb = sha256_hex(b.data(), b.size());
+    } catch (...) {
+        return false;
+    }
+    if (ha.size() != hb.size()) return false;
+    volatile unsigned char diff = 0;
+    for (std::size_t i = 0; i < ha.size(); ++i) diff = static_cast<unsigned char>(diff | (ha[i] ^ hb[i]));
+    return diff == 0;
+}
+
+// ---------------------------------------------------------------- ApiService
+
+struct ApiService::Impl {
+    ServiceInfo info;
+    const Clock::time_point started = Clock::now();
+    std::atomic<bool> ready{false};
+    Metrics metrics;
+
+    // Set once by start(), read-only afterwards (ready's release/acquire orders it).
+    ServiceSetup setup;
+    std::unique_ptr<AnalyzerPool> pool;
+    std::string models_key;  // ImageFacts::models, as `analyze --store` writes it
+    json models_json;
+    json identification_json;
+
+    explicit Impl(ServiceInfo i) : info(std::move(i)) {}
+
+    void log_error(const std::string& message) noexcept {
+        try {
+            if (info.error_log) info.error_log(message);
+        } catch (...) {
+        }
+    }
+
+    std::optional<ApiResponse> check_auth(const ApiRequest& req) const {
+        if (!info.api_key || req.path == "/health") return std::nullopt;
+        std::string given = req.api_key;
+        if (given.empty()) {
+            const std::string auth = trim(req.authorization);
+            if (auth.size() > 7 && lower(auth.substr(0, 7)) == "bearer ") given = trim(auth.substr(7));
+        }
+        if (!given.empty() && secrets_equal(given, *info.api_key)) return std::nullopt;
+        auto r = error_response(401, "unauthorized",
+                                given.empty() ? "this server needs an API key: send 'Authorization: Bearer KEY' or "
+                                                "'X-API-Key: KEY'"
+                                              : "wrong API key");
+        r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"faceq\"");
+        return r;
+    }
+
+    void require_ready() const {
+        if (!ready.load(std::memory_order_acquire))
+            throw HttpFailure{503, "unavailable", "the server is starting: models are loading"};
+    }
+
+    ApiResponse route(const ApiRequest& req) {
+        struct Route {
+            const char* method;
+            const char* path;
+            ApiResponse (Impl::*handler)(const ApiRequest&);
+        };
+        static const Route routes[] = {
+            {"GET", "/health", &Impl::health},    {"POST", "/analyze", &Impl::analyze},
+            {"POST", "/register", &Impl::enroll}, {"GET", "/stats", &Impl::stats},
+            {"GET", "/search", &Impl::search},    {"GET", "/metrics", &Impl::metrics_text},
+        };
+        std::string allowed;
+        for (const auto& r : routes) {
+            if (req.path != r.path) continue;
+            // HEAD is GET without the body (cpp-httplib drops it).
+            if (req.method == r.method || (req.method == "HEAD" && std::string(r.method) == "GET"))
+                return (this->*r.handler)(req);
+            allowed += allowed.empty() ? r.method : std::string(", ") + r.method;
+        }
+        if (!allowed.empty()) {
+            auto resp = error_response(405, "method_not_allowed",
+                                       fmt::format("{} does not accept {}; use {}", req.path, req.method, allowed));
+            resp.headers.emplace_back("Allow", allowed);
+            return resp;
+        }
+        return error_response(404, "route_not_found",
+                              fmt::format("no route {} {}; routes: GET /health, POST /analyze, POST /register, "
+                                          "GET /stats, GET /search?name=, GET /metrics",
+                                          req.method, req.path));
+    }
+
+    // ------------------------------------------------------------ handlers
+
+    ApiResponse health(const ApiRequest&) {
+        json j;
+        j["version"] = info.version;
+        j["uptime_seconds"] = std::round(std::chrono::duration<double>(Clock::now() - started).count() * 10) / 10;
+        if (!ready.load(std::memory_order_acquire)) {
+            j["status"] = "starting";
+            j["ready"] = false;
+            j["models"] = nullptr;
+            j["database"] = {{"path", info.gallery_path.string()}, {"reachable", nullptr}};
+            return json_response(503, j);
+        }
+        j["models"] = models_json;
+        json db{{"path", info.gallery_path.string()}};
+        bool reachable = true;
+        try {
+            const auto [persons, samples] = setup.gallery->usable(setup.identify.embedder);
+            db["reachable"] = true;
+            db["persons"] = persons;
+            db["samples"] = samples;
+        } catch (const std::exception& e) {
+            reachable = false;
+            db["reachable"] = false;
+            db["error"] = e.what();
+        }
+        j["database"] = std::move(db);
+        j["analyzers"] = {{"capacity", pool->capacity()}, {"created", pool->created()}, {"busy", pool->busy()}};
+        j["ready"] = reachable;
+        j["status"] = reachable ? "ok" : "degraded";
+        return json_response(reachable ? 200 : 503, j);
+    }
+
+    ApiResponse analyze(const ApiRequest& req) {
+        require_ready();
+        const auto start = Clock::now();
+        std::string name;
+        const auto image = uploaded_image(req, setup.limits, name);
+        AnalysisResult result;
+        json record;
+        {
+            auto analyzer = pool->acquire();
+            result = analyzer->analyze(image.bgr);
+        }
+        metrics.images_analyzed.fetch_add(1, std::memory_order_relaxed);
+        metrics.faces_analyzed.fetch_add(result.faces.size(), std::memory_order_relaxed);
+
+        // Identities exactly as `analyze --store` finds them (cli/analyze_identity.cpp).
+        std::optional<std::vector<Identity>> ids;
+        if (setup.store) {
+            ImageFacts facts;
+            facts.path = name;
+            facts.sha256 = image.sha256;
+            facts.size = image.bytes;
+            facts.models = models_key;
+            ids = setup.gallery->record_analysis(facts, result.faces, setup.identify, false);
+        }
+        const bool stored = ids.has_value();
+        if (!ids) {
+            // Not storing, or this image was stored already: identify without writing.
+            std::vector<Descriptor> descriptors;
+            for (const auto& f : result.faces)
+                if (f.has_descriptor) descriptors.push_back(f.descriptor);
+            const auto found = setup.gallery->identify(descriptors, setup.identify);
+            ids.emplace();
+            std::size_t k = 0;
+            for (const auto& f : result.faces) ids->push_back(f.has_descriptor ? found.at(k++) : Identity{});
+        }
+        const double elapsed = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+        record = analysis_record(name, result, pool->versions(), elapsed, false);
+        auto& faces = record["faces"];
+        for (std::size_t i = 0; i < faces.size() && i < ids->size(); ++i) add_identity(faces[i], (*ids)[i]);
+        record["identification"] = identification_json;
+        if (setup.store) record["stored"] = stored;
+        record["success"] = true;
+        record["message"] = result.faces.empty() ? std::string("No face detected")
+                                                 : fmt::format("Successfully analyzed {} face(s)", result.faces.size());
+        return json_response(200, record);
+    }
+
+    ApiResponse enroll(const ApiRequest& req) {
+        require_ready();
+        if (!is_multipart(req))
+            throw HttpFailure{415, "unsupported_media_type",
+                              "expected a multipart/form-data body with 'file' and 'person_name' fields"};
+        const FormPart* name_field = form_field(req, "person_name");
+        if (!name_field)
+            throw HttpFailure{400, to_string(ErrorKind::invalid_input), "missing form field 'person_name'"};
+        const std::string person_name = check_person_name(std::string(name_field->content));
+        const FormPart* pick = form_field(req, "pick");
+        const bool largest = pick && pick->content == "largest";
+        if (pick && !largest && pick->content != "one")
+            throw HttpFailure{400, to_string(ErrorKind::invalid_input), "form field 'pick' must be 'one' or 'largest'"};
+
+        std::string file_name;
+        const auto image = uploaded_image(req, setup.limits, file_name);
+        const std::string& embedder = setup.identify.embedder;
+        if (auto owner = setup.gallery->enrolled_as(image.sha256, embedder)) {
+            const bool same = owner->name && fold_case(*owner->name) == fold_case(person_name);
+            if (!same)
+                throw HttpFailure{409, "conflict",
+                                  fmt::format("this photo is already enrolled as '{}'", owner->name.value_or("?"))};
+            return json_response(200, {{"success", true},
+                                       {"person_id", owner->public_id},
+                                       {"person_name", *owner->name},
+                                       {"created", false},
+                                       {"added", 0},
+                                       {"message", fmt::format("'{}' already has this photo", *owner->name)}});
+        }
+        AnalysisResult result;
+        {
+            auto analyzer = pool->acquire();
+            result = analyzer->analyze(image.bgr);
+        }
+        metrics.images_analyzed.fetch_add(1, std::memory_order_relaxed);
+        const Face& face = choose_face(result, largest, file_name);
+        FaceSample sample;
+        sample.descriptor = face.descriptor;
+        sample.source_path = file_name;
+        sample.source_sha256 = image.sha256;
+        sample.box = face.bbox;
+        sample.quality = face.confidence;
+        const auto enrolled = setup.gallery->enroll(person_name, {sample}, embedder);
+        std::size_t added = 0;
+        std::string skipped;
+        for (const auto& s : enrolled.samples) {
+            if (s.added)
+                ++added;
+            else
+                skipped = s.reason;
+        }
+        if (!enrolled.person)
+            throw HttpFailure{409, "conflict", skipped.empty() ? "the photo was not enrolled" : skipped};
+        metrics.persons_registered.fetch_add(added, std::memory_order_relaxed);
+        const auto& person = *enrolled.person;
+        const std::string shown = person.name.value_or(person_name);
+        json j{{"success", true},      {"person_id", person.public_id},
+               {"person_name", shown}, {"created", enrolled.created},
+               {"added", added},       {"face", face_to_json(face, false)}};
+        j["face"].erase("landmarks");
+        if (added == 0) {
+            j["skipped"] = skipped;
+            j["message"] = fmt::format("'{}' not changed: {}", shown, skipped);
+        } else {
+            j["message"] = fmt::format("Registered a face of '{}'", shown);
+        }
+        return json_response(200, j);
+    }
+
+    ApiResponse stats(const ApiRequest&) {
+        require_ready();
+        const auto now = unix_now();
+        auto j = stats_json(setup.gallery->stats(now), info.gallery_path.string(), setup.identify.embedder);
+        j["success"] = true;
+        return json_response(200, j);
+    }
+
+    ApiResponse search(const ApiRequest& req) {
+        require_ready();
+        const std::string* name = query_param(req, "name");
+        if (!name)
+            throw HttpFailure{400, to_string(ErrorKind::invalid_input),
+                              "missing query parameter 'name' (use name= to list everyone)"};
+        json persons = json::array();
+        for (const auto& p : setup.gallery->find_persons(*name)) persons.push_back(person_json(p));
+        const auto n = persons.size();
+        return json_response(200, {{"success", true},
+                                   {"query", *name},
+                                   {"count", n},
+                                   {"persons", std::move(persons)},
+                                   {"message", fmt::format("{} person(s) match '{}'", n, *name)}});
+    }
+
+    ApiResponse metrics_text(const ApiRequest&) {
+        std::string out;
+        metrics.write(out);
+        const bool is_ready = ready.load(std::memory_order_acquire);
+        out += fmt::format(
+            "# HELP faceq_ready 1 once the models are loaded.\n# TYPE faceq_ready gauge\nfaceq_ready {}\n"
+            "# HELP faceq_uptime_seconds Seconds since the server started.\n# TYPE faceq_uptime_seconds gauge\n"
+            "faceq_uptime_seconds {:.1f}\n"
+            "# HELP faceq_process_resident_memory_bytes Resident set size.\n"
+            "# TYPE faceq_process_resident_memory_bytes gauge\nfaceq_process_resident_memory_bytes {}\n",
+            is_ready ? 1 : 0, std::chrono::duration<double>(Clock::now() - started).count(), current_rss_bytes());
+        if (is_ready) {
+            out += fmt::format(
+                "# HELP faceq_analyzers Analyzer copies (network sets): capacity, created, busy.\n"
+                "# TYPE faceq_analyzers gauge\n"
+                "faceq_analyzers{{state=\"capacity\"}} {}\nfaceq_analyzers{{state=\"created\"}} {}\n"
+                "faceq_analyzers{{state=\"busy\"}} {}\n",
+                pool->capacity(), pool->created(), pool->busy());
+            try {
+                const auto s = setup.gallery->stats(unix_now());
+                out += fmt::format(
+                    "# HELP faceq_gallery_persons Persons in the gallery.\n# TYPE faceq_gallery_persons gauge\n"
+                    "faceq_gallery_persons{{kind=\"known\"}} {}\nfaceq_gallery_persons{{kind=\"unknown\"}} {}\n"
+                    "# HELP faceq_gallery_samples Enrolled face samples.\n# TYPE faceq_gallery_samples gauge\n"
+                    "faceq_gallery_samples {}\n"
+                    "# HELP faceq_gallery_images Images recorded.\n# TYPE faceq_gallery_images gauge\n"
+                    "faceq_gallery_images {}\n"
+                    "# HELP faceq_gallery_detections Detections recorded.\n# TYPE faceq_gallery_detections gauge\n"
+                    "faceq_gallery_detections {}\n"
+                    "# HELP faceq_gallery_database_bytes Database file and WAL.\n"
+                    "# TYPE faceq_gallery_database_bytes gauge\nfaceq_gallery_database_bytes {}\n",
+                    s.persons_known, s.persons_unknown, s.samples, s.images, s.detections, s.database_bytes);
+            } catch (const std::exception& e) {
+                log_error(fmt::format("/metrics: cannot read the gallery: {}", e.what()));
+            }
+        }
+        ApiResponse r;
+        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        r.body = std::move(out);
+        return r;
+    }
+};
+
+ApiService::ApiService(ServiceInfo info) : impl_(std::make_unique<Impl>(std::move(info))) {}
+ApiService::~ApiService() = default;
+
+void ApiService::start(ServiceSetup setup) {
+    auto& m = *impl_;
+    if (!setup.gallery) throw Error(ErrorKind::internal, "ApiService::start: no gallery");
+    auto first = std::make_unique<Analyzer>(setup.models, setup.analyze);
+    m.models_json = models_to_json(first->versions());
+    m.models_key = m.models_json.dump();
+    m.pool = std::make_unique<AnalyzerPool>(std::move(first), setup.jobs);
+    const auto& c = setup.identify.calibration;
+    m.identification_json = {{"calibration", c.source},
+                             {"threshold", std::round(c.threshold * 1e4) / 1e4},
+                             {"margin", std::round(c.margin * 1e4) / 1e4}};
+    m.setup = std::move(setup);
+    m.ready.store(true, std::memory_order_release);
+}
+
+bool ApiService::ready() const noexcept { return impl_->ready.load(std::memory_order_acquire); }
+
+ApiResponse ApiService::handle(const ApiRequest& request) noexcept {
+    try {
+        try {
+            if (auto denied = impl_->check_auth(request)) return *denied;
+            return impl_->route(request);
+        } catch (const HttpFailure& f) {
+            return error_response(f.status, f.kind, f.message);
+        } catch (const Error& e) {
+            const int status = http_status(e.kind());
+            if (status >= 500) impl_->log_error(fmt::format("{} {}: {}", request.method, request.path, e.what()));
+            return error_response(status, to_string(e.kind()), e.what());
+        } catch (const std::bad_alloc&) {
+            impl_->log_error(fmt::format("{} {}: out of memory", request.method, request.path));
+            return error_response(503, "unavailable", "out of memory; try a smaller image");
+        } catch (const std::exception& e) {
+            return internal_error(fmt::format("{} {}: {}", request.method, request.path, e.what()));
+        } catch (...) {
+            return internal_error(fmt::format("{} {}: unknown exception", request.method, request.path));
+        }
+    } catch (...) {
+        // Building the error response itself failed (out of memory).
+        ApiResponse r;
+        r.status = 500;
+        r.body = R"({"success":false,"error":{"kind":"internal","message":"internal error"}})";
+        return r;
+    }
+}
+
+ApiResponse ApiService::http_error(int status) const noexcept {
+    try {
+        switch (status) {
+            case 400:
+                return error_response(400, "invalid_input", "malformed HTTP request");
+            case 404:
+                return error_response(404, "route_not_found", "no such route");
+            case 408:
+                return error_response(408, "timeout", "the request took too long to arrive");
+            case 413:
+                return error_response(413, to_string(ErrorKind::too_large),
+                                      "request body over the server's --max-upload-mb limit");
+            case 414:
+                return error_response(414, to_string(ErrorKind::too_large), "request URI too long");
+            case 416:
+                return error_response(416, "invalid_input", "range not satisfiable");
+            default:
+                return error_response(status, status >= 500 ? "internal" : "invalid_input",
+                                      fmt::format("HTTP error {}", status));
+        }
+    } catch (...) {
+        ApiResponse r;
+        r.status = status;
+        r.body = R"({"success":false,"error":{"kind":"internal","message":"error"}})";
+        return r;
+    }
+}
+
+ApiResponse ApiService::internal_error(const std::string& what) noexcept {
+    impl_->log_error(fmt::format("bug: {}", what));
+    return error_response(500, to_string(ErrorKind::internal), "internal error (see the server log)");
+}
+
+void ApiService::finish_request(const std::string& method, const std::string& path, int status,
+                                double seconds) noexcept {
+    try {
+        impl_->metrics.request(method, path, status, seconds);
+        if (impl_->info.access_log) {
+            const std::string ms = seconds < 0 ? std::string("-") : fmt::format("{:.1f}", seconds * 1000.0);
+            // The path may be anything a client sent: printable ASCII only in the log.
+            std::string shown;
+            for (unsigned char c : path.substr(0, 200)) shown += (c >= 0x21 && c < 0x7f) ? static_cast<char>(c) : '?';
+            impl_->info.access_log(fmt::format("{} {} {} {}ms", method_label(method), shown, status, ms));
+        }
+    } catch (...) {
+    }
+}
+
+}  // namespace faceq

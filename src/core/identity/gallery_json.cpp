@@ -1,0 +1,53 @@
+// gallery_json.cpp — see faceq/gallery_json.hpp.
+#include "faceq/identity/gallery_json.hpp"
+
+#include <ctime>
+
+namespace faceq {
+
+using json = nlohmann::json;
+
+namespace {
+json opt_time(const std::optional<std::int64_t>& t) { return t ? json(iso_time(*t)) : json(nullptr); }
+}  // namespace
+
+json person_json(const PersonInfo& info) {
+    const auto& p = info.person;
+    return {{"person_id", p.public_id},
+            {"name", p.name ? json(*p.name) : json(nullptr)},
+            {"kind", p.kind},
+            {"samples", info.samples},
+            {"detections", info.detections},
+            {"last_seen", opt_time(info.last_seen)},
+            {"created_at", iso_time(info.created_at)},
+            {"updated_at", iso_time(info.updated_at)}};
+}
+
+json stats_json(const GalleryStats& s, const std::string& db_path, const std::optional<std::string>& embedder) {
+    json days = json::array();
+    for (const auto& [day, n] : s.detections_per_day) days.push_back({{"date", day}, {"detections", n}});
+    json gallery_embedders = json::array();
+    bool foreign = false;
+    for (const auto& e : s.embedders) {
+        gallery_embedders.push_back({{"embedder", e.embedder}, {"samples", e.samples}, {"persons", e.persons}});
+        foreign = foreign || !embedder || e.embedder != *embedder;
+    }
+    return {{"persons",
+             {{"total", s.persons_known + s.persons_unknown}, {"known", s.persons_known}, {"unknown", s.persons_unknown}}},
+            {"samples", s.samples},
+            {"images", s.images},
+            {"detections",
+             {{"total", s.detections},
+              {"known", s.detections_known},
+              {"unknown", s.detections_unknown},
+              {"ambiguous", s.detections_ambiguous},
+              {"last", opt_time(s.last_detection)}}},
+            {"detections_per_day", std::move(days)},
+            {"database", {{"path", db_path}, {"bytes", s.database_bytes}, {"schema_version", s.schema_version}}},
+            {"embedder",
+             {{"installed", embedder ? json(*embedder) : json(nullptr)},
+              {"gallery", std::move(gallery_embedders)},
+              {"mismatch", foreign}}}};
+}
+
+}  // namespace faceq
