@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/base/batch.hpp"
 #include "faceq/identity/face_index.hpp"
+#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/pipeline/image_io.hpp"
 #include "test_models.hpp"
 

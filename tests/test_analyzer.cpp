@@ -4,14 +4,13 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
-#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/base/batch.hpp"
+#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/pipeline/image_io.hpp"
 #include "test_models.hpp"
 
@@ -130,8 +129,8 @@ TEST_CASE("HOG detection recall on dlib_faces/testing.xml and no faces on clean 
     const double recall = static_cast<double>(found) / static_cast<double>(total);
     INFO("recall " << found << "/" << total << ", unmatched detections " << false_pos);
     CHECK(total == 25);
-    CHECK(recall == 1.0);    // measured: 25/25
-    CHECK(false_pos == 0);   // measured: 0
+    CHECK(recall == 1.0);   // measured: 25/25
+    CHECK(false_pos == 0);  // measured: 0
 
     // Clean negatives: landscapes, objects, animals — no human face at all.
     AnalyzeOptions defaults;
@@ -298,9 +297,9 @@ TEST_CASE("Gender on labelled faces", "[analyzer]") {
     Analyzer analyzer(test_model_set(), AnalyzeOptions{});
     if (!test_model_set().gender) FAIL("gender model not installed");
     // The Big Bang Theory crops: 5 per character, 150x150 grayscale.
-    const std::map<std::string, std::string> truth = {
-        {"amy", "female"},   {"bernadette", "female"}, {"howard", "male"}, {"leonard", "male"},
-        {"penny", "female"}, {"raj", "male"},          {"sheldon", "male"}, {"stuart", "male"}};
+    const std::map<std::string, std::string> truth = {{"amy", "female"},   {"bernadette", "female"}, {"howard", "male"},
+                                                      {"leonard", "male"}, {"penny", "female"},      {"raj", "male"},
+                                                      {"sheldon", "male"}, {"stuart", "male"}};
     std::size_t right = 0, total = 0;
     for (const auto& [who, gender] : truth) {
         for (int k = 1; k <= 5; ++k) {

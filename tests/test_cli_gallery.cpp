@@ -12,11 +12,10 @@
 
 #include <functional>
 #include <future>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <sstream>
-
-#include <nlohmann/json.hpp>
 
 #include "faceq/identity/calibration.hpp"
 #include "test_models.hpp"
@@ -30,7 +29,7 @@ namespace {
 
 const auto bbt = [] { return data_dir() / "faceapi_bbt" / "examples" / "images"; };
 const auto lfw = [] { return data_dir() / "lfw-dev" / "lfw-deepfunneled"; };
-const std::vector<std::string> characters = {"amy", "bernadette", "howard", "leonard",
+const std::vector<std::string> characters = {"amy",   "bernadette", "howard",  "leonard",
                                              "penny", "raj",        "sheldon", "stuart"};
 
 // A fresh home sharing the test home's models.
@@ -41,7 +40,8 @@ public:
     std::filesystem::path db() const { return dir_ / "faceq.db"; }
     std::filesystem::path operator/(const std::string& name) const { return dir_ / name; }
 
-    CommandResult run(std::vector<std::string> args, std::chrono::milliseconds timeout = std::chrono::minutes(3)) const {
+    CommandResult run(std::vector<std::string> args,
+                      std::chrono::milliseconds timeout = std::chrono::minutes(3)) const {
         args.insert(args.begin(), {"--home", root()});
         return run_faceq(args, {}, {}, timeout);
     }
@@ -65,11 +65,13 @@ std::vector<json> lines(const std::string& out) {
 void check_consistent(const std::filesystem::path& db) {
     CHECK(db_text(db, "PRAGMA integrity_check") == "ok");
     CHECK(db_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
-    CHECK(db_int(db, "SELECT count(*) FROM (SELECT 1 FROM samples GROUP BY person_id, embedder, source_sha256, box_x,"
-                    " box_y HAVING count(*) > 1)") == 0);
+    CHECK(db_int(db,
+                 "SELECT count(*) FROM (SELECT 1 FROM samples GROUP BY person_id, embedder, source_sha256, box_x,"
+                 " box_y HAVING count(*) > 1)") == 0);
     CHECK(db_int(db, "SELECT count(*) FROM (SELECT 1 FROM images GROUP BY sha256, models HAVING count(*) > 1)") == 0);
-    CHECK(db_int(db, "SELECT count(*) FROM (SELECT 1 FROM detections GROUP BY image_id, box_x, box_y, box_w, box_h"
-                    " HAVING count(*) > 1)") == 0);
+    CHECK(db_int(db,
+                 "SELECT count(*) FROM (SELECT 1 FROM detections GROUP BY image_id, box_x, box_y, box_w, box_h"
+                 " HAVING count(*) > 1)") == 0);
 }
 
 // A folder per person with symlinks to `per_person` photos of each.
@@ -87,7 +89,9 @@ std::filesystem::path person_folders(const GalleryHome& home, const std::vector<
     return root;
 }
 
-std::filesystem::path bbt_photo(const std::string& who, int k) { return bbt() / who / (who + std::to_string(k) + ".png"); }
+std::filesystem::path bbt_photo(const std::string& who, int k) {
+    return bbt() / who / (who + std::to_string(k) + ".png");
+}
 
 // The photos of one LFW person, sorted (numbering has gaps: a subset of LFW).
 std::vector<std::filesystem::path> lfw_files(const std::string& who) {
@@ -110,7 +114,9 @@ std::vector<std::string> lfw_people(std::size_t n, std::size_t count) {
     return out;
 }
 
-std::filesystem::path lfw_photo(const std::string& who, int k) { return lfw_files(who).at(static_cast<std::size_t>(k - 1)); }
+std::filesystem::path lfw_photo(const std::string& who, int k) {
+    return lfw_files(who).at(static_cast<std::size_t>(k - 1));
+}
 
 // A count from the database, or -1 while it cannot be read (not created yet).
 std::int64_t try_query(const std::filesystem::path& db, const std::string& sql) {
@@ -197,8 +203,10 @@ TEST_CASE("enroll --dir, then analyze names known people; search and stats", "[c
         CHECK(f.contains("person_id"));
         CHECK(f["distance"].is_number());
         CHECK(f["margin"].is_number());
-        if (f["decision"] == "known") (f["identity"] == characters[i] ? right : wrong) += 1;
-        else CHECK(f["person_id"].is_null());  // nothing stored: a stranger has no id
+        if (f["decision"] == "known")
+            (f["identity"] == characters[i] ? right : wrong) += 1;
+        else
+            CHECK(f["person_id"].is_null());  // nothing stored: a stranger has no id
         CHECK(records[i]["identification"]["calibration"] == "default");
     }
     WARN("BBT: " << right << " of 8 held-out crops named right, " << wrong << " wrong");
@@ -246,7 +254,8 @@ TEST_CASE("enroll --dir, then analyze names known people; search and stats", "[c
     CHECK(text.out.find("8 known") != std::string::npos);
 }
 
-TEST_CASE("analyze --store: stable stranger ids, unchanged photos skipped, --force, then persons care", "[cli][gallery]") {
+TEST_CASE("analyze --store: stable stranger ids, unchanged photos skipped, --force, then persons care",
+          "[cli][gallery]") {
     REQUIRE_MODELS();
     GalleryHome home;
     // One face in each (checked below).
@@ -429,10 +438,13 @@ TEST_CASE("a deployed calibration is used when its embedder is installed; anothe
         std::filesystem::create_directories(model / "versions" / "3" / "artifacts");
         write_text(model / "model.json", R"({"aliases": {"production": 3}, "next_version": 4})");
         write_text(model / "versions" / "3" / "version.json", R"({"version": 3, "metrics": {}})");
-        write_text(model / "versions" / "3" / "artifacts" / "calibration.json",
-                   json{{"embedder", embedder->version()}, {"embedder_sha256", sha}, {"threshold", 0.42},
-                        {"margin", 0.05}, {"far_target", 0.001}, {"aggregation", "mean_descriptor"}}
-                       .dump());
+        write_text(model / "versions" / "3" / "artifacts" / "calibration.json", json{{"embedder", embedder->version()},
+                                                                                     {"embedder_sha256", sha},
+                                                                                     {"threshold", 0.42},
+                                                                                     {"margin", 0.05},
+                                                                                     {"far_target", 0.001},
+                                                                                     {"aggregation", "mean_descriptor"}}
+                                                                                    .dump());
     };
     deploy(embedder->sha256);
     const auto used = home.run({"analyze", bbt_photo("amy", 2).string()});
@@ -476,7 +488,9 @@ TEST_CASE("two faceq processes writing at once: no lost rows, no 'database is lo
     // Create the database first, so both start writing to the same file.
     REQUIRE(home.run({"enroll", "--name", "First", bbt_photo("amy", 1).string()}).exit_code == 0);
     auto a = std::async(std::launch::async, [&] { return home.run(analyze); });
-    auto e = std::async(std::launch::async, [&] { return home.run({"enroll", "--dir", people.string(), "--jobs", "1"}); });
+    auto e = std::async(std::launch::async, [&] {
+        return home.run({"enroll", "--dir", people.string(), "--jobs", "1"});
+    });
     const auto ra = a.get(), re = e.get();
     INFO("analyze stderr: " << ra.err << "\nenroll stderr: " << re.err);
     CHECK(ra.exit_code == 0);
@@ -491,8 +505,8 @@ TEST_CASE("two faceq processes writing at once: no lost rows, no 'database is lo
     CHECK(db_int(home.db(), "SELECT count(*) FROM images") == 24);
     CHECK(db_int(home.db(), "SELECT count(*) FROM detections") == static_cast<std::int64_t>(faces));
     CHECK(db_int(home.db(), "SELECT count(*) FROM persons WHERE kind = 'known'") == 9);
-    CHECK(db_int(home.db(), "SELECT count(*) FROM samples s JOIN persons p ON p.id = s.person_id WHERE p.kind = 'known'") ==
-          40);
+    CHECK(db_int(home.db(),
+                 "SELECT count(*) FROM samples s JOIN persons p ON p.id = s.person_id WHERE p.kind = 'known'") == 40);
     check_consistent(home.db());
 }
 
@@ -511,8 +525,8 @@ TEST_CASE("kill -9 during enroll --dir and analyze --store: consistent, and a re
     const auto samples_before = db_int(home.db(), "SELECT count(*) FROM samples");
     CHECK(persons_before < 60);
     // Persons are written whole: each has all its photos that show a face.
-    CHECK(db_int(home.db(), "SELECT count(*) FROM (SELECT person_id FROM samples GROUP BY person_id HAVING count(*) > 2)") ==
-          0);
+    CHECK(db_int(home.db(),
+                 "SELECT count(*) FROM (SELECT person_id FROM samples GROUP BY person_id HAVING count(*) > 2)") == 0);
     const auto rerun = home.run(enroll);
     INFO("killed after " << persons_before << " persons; rerun stderr: " << rerun.err);
     std::int64_t skipped = 0, added = 0, failed = 0;

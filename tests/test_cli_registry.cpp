@@ -33,7 +33,9 @@ struct Home_ {
 };
 
 std::string age_gender_run(Registry& r, double val_mae, const std::string& embedder = "") {
-    json tags{{"model_name", "age-gender"}, {"primary_metric", "val_age_mae"}, {"primary_mode", "min"},
+    json tags{{"model_name", "age-gender"},
+              {"primary_metric", "val_age_mae"},
+              {"primary_mode", "min"},
               {"headline_metrics", {"val_age_mae", "test_gender_acc"}}};
     if (!embedder.empty()) tags["embedder"] = embedder;
     const RunInfo run = r.create_run("age-gender", json{{"lambda", val_mae / 10}}, tags);
@@ -61,7 +63,7 @@ TEST_CASE("register-model, deploy, rollback and clean from the command line", "[
     const std::string better = age_gender_run(r, 4.6);
     age_gender_run(r, 4.9);
     CHECK(h.run({"register-model", "--run", better}).exit_code == 0);  // version 2
-    CHECK(h.run({"register-model"}).exit_code == 0);                    // version 3 (4.9)
+    CHECK(h.run({"register-model"}).exit_code == 0);                   // version 3 (4.9)
 
     // deploy picks the best by the runs' primary metric.
     res = h.run({"deploy"});

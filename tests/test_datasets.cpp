@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "faceq/training/datasets.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
+#include "faceq/training/datasets.hpp"
 #include "test_models.hpp"
 
 using namespace faceq;
@@ -135,7 +135,8 @@ TEST_CASE("download dataset unpacks images safely, with --limit and idempotently
     TempDir dir;
     const Home home{dir / "home"};
     std::map<std::string, std::string> files;
-    for (int i = 0; i < 30; ++i) files["UTKFace/" + std::to_string(20 + i) + "_0_0_2017011.jpg.chip.jpg"] = "jpeg " + std::to_string(i);
+    for (int i = 0; i < 30; ++i)
+        files["UTKFace/" + std::to_string(20 + i) + "_0_0_2017011.jpg.chip.jpg"] = "jpeg " + std::to_string(i);
     files["UTKFace/readme.txt"] = "not an image";
     files["UTKFace/.hidden.jpg"] = "hidden";
     files["other/deeper/../x_1.jpg"] = "flattened";

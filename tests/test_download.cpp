@@ -23,9 +23,9 @@
 #include <thread>
 #include <vector>
 
-#include "faceq/models/download.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
+#include "faceq/models/download.hpp"
 #include "faceq/models/models.hpp"
 #include "test_support.hpp"
 

@@ -12,11 +12,11 @@
 #include <regex>
 #include <thread>
 
-#include "faceq/identity/calibration.hpp"
+#include "base/sqlite_db.hpp"
 #include "faceq/base/error.hpp"
+#include "faceq/identity/calibration.hpp"
 #include "faceq/identity/face_index.hpp"
 #include "faceq/identity/gallery.hpp"
-#include "base/sqlite_db.hpp"
 #include "test_sqlite.hpp"
 #include "test_support.hpp"
 
@@ -128,7 +128,7 @@ TEST_CASE("decide: known, ambiguous and unknown at the threshold and margin", "[
     auto d = [&](std::vector<PersonMatch> m) { return decide(m, c).decision; };
     CHECK(d({}) == Decision::unknown);
     CHECK(d({{1, 0.3f}}) == Decision::known);
-    CHECK(d({{1, 0.5f}}) == Decision::unknown);          // at the threshold: not under it
+    CHECK(d({{1, 0.5f}}) == Decision::unknown);  // at the threshold: not under it
     CHECK(d({{1, 0.30f}, {2, 0.39f}}) == Decision::known);
     CHECK(d({{1, 0.30f}, {2, 0.37f}}) == Decision::ambiguous);
     CHECK(d({{1, 0.45f}, {2, 0.52f}}) == Decision::unknown);  // runner-up within margin but over threshold
@@ -192,7 +192,7 @@ TEST_CASE("calibrate: threshold from impostor distances for a FAR target", "[gal
     CHECK(c.far_target == 0.01);
     CHECK(threshold_for_far(c, 0.01, 100) == Approx(c.threshold).margin(0.005));
     CHECK_THROWS_AS(calibrate(genuine, std::vector<float>(5000, 1.0f), 0.01, 100), Error);  // too few impostors
-    CHECK_THROWS_AS(calibrate(std::vector<float>(10, 2.0f), impostor, 0.01, 100), Error);    // nothing genuine under
+    CHECK_THROWS_AS(calibrate(std::vector<float>(10, 2.0f), impostor, 0.01, 100), Error);   // nothing genuine under
 }
 
 // ---------------------------------------------------------------- index
@@ -248,8 +248,9 @@ TEST_CASE("gallery: schema, WAL, foreign keys; a newer schema is refused", "[gal
     const auto db = dir / "faceq.db";
     { Gallery g(db); }
     CHECK(db_int(db, "PRAGMA user_version") == Gallery::schema_version_supported());
-    CHECK(db_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-                    "('persons', 'samples', 'images', 'detections', 'meta')") == 5);
+    CHECK(db_int(db,
+                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                 "('persons', 'samples', 'images', 'detections', 'meta')") == 5);
     sqlite3* h = nullptr;
     sqlite3_open(db.c_str(), &h);
     sqlite3_stmt* s = nullptr;
@@ -329,7 +330,7 @@ TEST_CASE("gallery: quotes, SQL metacharacters, unicode and LIKE wildcards in na
     CHECK(g.find_persons("ZOË").size() == 1);  // non-ASCII case folding
     CHECK(g.find_persons("ñandú").size() == 1);
     CHECK(g.find_persons("小明").size() == 1);
-    CHECK(g.find_persons("%").size() == 1);    // a literal %, not a wildcard
+    CHECK(g.find_persons("%").size() == 1);  // a literal %, not a wildcard
     CHECK(g.find_persons("_real_").size() == 1);
     CHECK(g.find_persons("\\name").size() == 1);
     CHECK(g.find_persons("nobody").empty());
@@ -386,8 +387,8 @@ TEST_CASE("gallery: stored strangers get a stable id, re-used when seen again", 
     const Descriptor alice = random_descriptor(rng), s1 = random_descriptor(rng), s2 = random_descriptor(rng);
     g.enroll("Alice", {sample(alice, "a")}, emb);
 
-    const auto first = g.record_analysis(image("img1"), {face_with(jitter(alice, rng, 0.1f)), face_with(s1, 300)},
-                                         context(), false);
+    const auto first =
+        g.record_analysis(image("img1"), {face_with(jitter(alice, rng, 0.1f)), face_with(s1, 300)}, context(), false);
     REQUIRE(first);
     REQUIRE(first->size() == 2);
     CHECK((*first)[0].decision == Decision::known);
@@ -423,7 +424,7 @@ TEST_CASE("gallery: stored strangers get a stable id, re-used when seen again", 
     CHECK(db_int(db, "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 2);
     // The stranger kept the samples it was seen with (up to 5).
     CHECK(db_int(db, "SELECT count(*) FROM samples s JOIN persons p ON p.id = s.person_id WHERE p.public_id = '" +
-                        stranger + "'") == 2);
+                         stranger + "'") == 2);
 
     const auto stats = g.stats(static_cast<std::int64_t>(std::time(nullptr)));
     CHECK(stats.persons_known == 1);
@@ -442,9 +443,9 @@ TEST_CASE("gallery: rename, merge and delete persons", "[gallery]") {
     std::mt19937 rng(8);
     const Descriptor alice = random_descriptor(rng), bob = random_descriptor(rng), carol = random_descriptor(rng);
     g.enroll("Alice", {sample(alice, "a")}, emb);
-    const auto s = g.record_analysis(image("i1"), {face_with(jitter(alice, rng, 0.3f), 0), face_with(bob, 200),
-                                                   face_with(carol, 400)},
-                                     context(), false);
+    const auto s = g.record_analysis(
+        image("i1"), {face_with(jitter(alice, rng, 0.3f), 0), face_with(bob, 200), face_with(carol, 400)}, context(),
+        false);
     REQUIRE(s);
     // A jittered Alice may or may not match Alice; the test only needs bob and carol as strangers.
     const std::string bob_id = (*s)[1].person->public_id, carol_id = (*s)[2].person->public_id;
@@ -455,7 +456,7 @@ TEST_CASE("gallery: rename, merge and delete persons", "[gallery]") {
     CHECK(merged.samples == 2);
     CHECK_FALSE(g.person(bob_id));
     CHECK(db_int(db, "SELECT count(*) FROM detections WHERE person_id = " + std::to_string(merged.person.id) +
-                        " AND decision = 'known'") >= 1);
+                         " AND decision = 'known'") >= 1);
 
     // Naming a stranger keeps its id and makes it known.
     const auto named = g.rename(carol_id, "Carol");
@@ -491,10 +492,13 @@ TEST_CASE("gallery: prune old detections and forgotten strangers", "[gallery]") 
     REQUIRE(g.record_analysis(image("new"), {face_with(random_descriptor(rng))}, context(), false));
     const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
     const std::int64_t old = now - 40 * 86400;
-    db_exec(db, "UPDATE detections SET detected_at = " + std::to_string(old) + " WHERE image_id = "
-             "(SELECT id FROM images WHERE sha256 = 'old')");
-    db_exec(db, "UPDATE persons SET updated_at = " + std::to_string(old) + " WHERE id = "
-             "(SELECT person_id FROM detections WHERE detected_at = " + std::to_string(old) + ")");
+    db_exec(db, "UPDATE detections SET detected_at = " + std::to_string(old) +
+                    " WHERE image_id = "
+                    "(SELECT id FROM images WHERE sha256 = 'old')");
+    db_exec(db, "UPDATE persons SET updated_at = " + std::to_string(old) +
+                    " WHERE id = "
+                    "(SELECT person_id FROM detections WHERE detected_at = " +
+                    std::to_string(old) + ")");
     const auto dry = g.prune(now - 30 * 86400, true, true);
     CHECK(dry.detections == 1);
     CHECK(dry.strangers == 1);

@@ -185,7 +185,8 @@ void pair_distances(std::vector<float>& genuine, std::vector<float>& impostor) {
     for (std::size_t i = 0; i + 1 < all.size(); ++i) {
         const std::size_t rest = all.size() - i - 1;
         flat.resize(rest * 128);
-        for (std::size_t j = 0; j < rest; ++j) std::copy(all[i + 1 + j]->begin(), all[i + 1 + j]->end(), flat.begin() + j * 128);
+        for (std::size_t j = 0; j < rest; ++j)
+            std::copy(all[i + 1 + j]->begin(), all[i + 1 + j]->end(), flat.begin() + j * 128);
         squared_distances(flat.data(), rest, all[i]->data(), d2.data());
         for (std::size_t j = 0; j < rest; ++j)
             (owner[i] == owner[i + 1 + j] ? genuine : impostor).push_back(std::sqrt(d2[j]));
@@ -234,9 +235,9 @@ TEST_CASE("LFW open set at the default calibration: FAR < 1% at 100 persons", "[
         return std::string(buf);
     };
     WARN(line("10 persons x1", r10) << "\n"
-         << line("100 persons x1", r100) << "\n"
-         << line("1000 persons x1", r1000) << "\n"
-         << line("100 persons x3", r100x3));
+                                    << line("100 persons x1", r100) << "\n"
+                                    << line("1000 persons x1", r1000) << "\n"
+                                    << line("100 persons x3", r100x3));
     CHECK(r100.far < 0.01);      // measured 0.0029
     CHECK(r100x3.far < 0.01);    // measured 0.0077
     CHECK(r10.far < 0.002);      // measured 0.0006
@@ -253,7 +254,8 @@ TEST_CASE("LFW open set: --far sets the threshold for the gallery's size", "[gal
     REQUIRE_MODELS();
     const auto c = default_calibration();
     const auto multi = people().with_at_least(2);
-    for (const auto& [size, far] : std::vector<std::pair<std::size_t, double>>{{100, 0.01}, {1000, 0.01}, {100, 0.001}}) {
+    for (const auto& [size, far] :
+         std::vector<std::pair<std::size_t, double>>{{100, 0.01}, {1000, 0.01}, {100, 0.001}}) {
         const float t = threshold_for_far(c, far, size);
         const auto r = rates(pooled(multi, size, 1, size == 1000 ? 2 : 10, 5), t, c.margin);
         WARN("--far " << far << " at " << size << " persons: threshold " << t << ", measured FAR " << r.far
@@ -291,7 +293,8 @@ TEST_CASE("bench: identification curves on LFW (docs/identification.md)", "[.ben
                 genuine.size(), impostor.size());
     for (float t = 0.40f; t <= 0.6001f; t += 0.02f) {
         auto frac = [t](const std::vector<float>& v) {
-            return static_cast<double>(std::lower_bound(v.begin(), v.end(), t) - v.begin()) / static_cast<double>(v.size());
+            return static_cast<double>(std::lower_bound(v.begin(), v.end(), t) - v.begin()) /
+                   static_cast<double>(v.size());
         };
         std::printf("| %.2f | %.2e | %.4f |\n", t, frac(impostor), frac(genuine));
     }
@@ -324,9 +327,11 @@ TEST_CASE("bench: identification curves on LFW (docs/identification.md)", "[.ben
         const auto a = pooled(multi4, 100, k, 20, 20 + static_cast<unsigned>(k));
         curve(("100 persons with >= 4 photos, " + std::to_string(k) + " enrolled (mean descriptor)").c_str(), a);
     }
-    std::printf("\nmargin at FAR <= 1%%, 100 persons x1 photo\n| margin | threshold | FAR | named right | named wrong |\n");
+    std::printf(
+        "\nmargin at FAR <= 1%%, 100 persons x1 photo\n| margin | threshold | FAR | named right | named wrong |\n");
     for (float m : {0.0f, 0.02f, 0.04f, 0.06f, 0.08f, 0.10f, 0.12f}) at_far(a100, 0.01, m);
-    std::printf("\nmargin at FAR <= 1%%, 1000 persons x1 photo\n| margin | threshold | FAR | named right | named wrong |\n");
+    std::printf(
+        "\nmargin at FAR <= 1%%, 1000 persons x1 photo\n| margin | threshold | FAR | named right | named wrong |\n");
     for (float m : {0.0f, 0.02f, 0.04f, 0.06f, 0.08f, 0.10f, 0.12f}) at_far(a1000, 0.01, m);
 }
 
@@ -367,8 +372,10 @@ TEST_CASE("bench: aggregation of several samples (docs/identification.md)", "[.b
                         squared_distances(mean.data(), 1, p.d.data(), &v);
                         v = std::sqrt(v);
                     }
-                    if (v < b1) b2 = b1, b1 = v, who = name;
-                    else if (v < b2) b2 = v;
+                    if (v < b1)
+                        b2 = b1, b1 = v, who = name;
+                    else if (v < b2)
+                        b2 = v;
                 }
                 a.d1 = b1, a.d2 = b2, a.first_right = p.truth && *p.truth == who;
                 all[m].push_back(a);
@@ -415,9 +422,10 @@ TEST_CASE("bench: identification speed against 100,000 descriptors", "[.bench][g
         sink += m[0].distance;
     }
     std::sort(ms.begin(), ms.end());
-    std::printf("identification, %zu rows x 128 float32 (%.1f MB), one thread, %zu queries: median %.2f ms, "
-                "p95 %.2f ms, max %.2f ms (checksum %.3f)\n",
-                rows, rows * 512 / 1e6, queries, ms[ms.size() / 2], ms[ms.size() * 95 / 100], ms.back(), sink);
+    std::printf(
+        "identification, %zu rows x 128 float32 (%.1f MB), one thread, %zu queries: median %.2f ms, "
+        "p95 %.2f ms, max %.2f ms (checksum %.3f)\n",
+        rows, rows * 512 / 1e6, queries, ms[ms.size() / 2], ms[ms.size() * 95 / 100], ms.back(), sink);
     CHECK(ms[ms.size() / 2] > 0);
 }
 

@@ -2,20 +2,19 @@
 // files OpenCV writes into a temp dir, and on hand-made headers: bombs,
 // truncations, EXIF orientation, and bounds of the header parsers.
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
@@ -109,8 +108,10 @@ std::size_t jpeg_sof_offset(const Bytes& jpeg) {
 Bytes with_exif_orientation(const Bytes& jpeg, std::uint16_t orientation, bool big_endian) {
     Bytes tiff;
     auto put16 = [&](std::uint16_t v) {
-        if (big_endian) tiff.insert(tiff.end(), {std::uint8_t(v >> 8), std::uint8_t(v)});
-        else tiff.insert(tiff.end(), {std::uint8_t(v), std::uint8_t(v >> 8)});
+        if (big_endian)
+            tiff.insert(tiff.end(), {std::uint8_t(v >> 8), std::uint8_t(v)});
+        else
+            tiff.insert(tiff.end(), {std::uint8_t(v), std::uint8_t(v >> 8)});
     };
     auto put32 = [&](std::uint32_t v) {
         if (big_endian) {
@@ -150,17 +151,30 @@ Bytes with_exif_orientation(const Bytes& jpeg, std::uint16_t orientation, bool b
 cv::Mat oriented(const cv::Mat& plain, int o) {
     cv::Mat out;
     switch (o) {
-        case 2: cv::flip(plain, out, 1); break;
-        case 3: cv::rotate(plain, out, cv::ROTATE_180); break;
-        case 4: cv::flip(plain, out, 0); break;
-        case 5: cv::transpose(plain, out); break;
-        case 6: cv::rotate(plain, out, cv::ROTATE_90_CLOCKWISE); break;
+        case 2:
+            cv::flip(plain, out, 1);
+            break;
+        case 3:
+            cv::rotate(plain, out, cv::ROTATE_180);
+            break;
+        case 4:
+            cv::flip(plain, out, 0);
+            break;
+        case 5:
+            cv::transpose(plain, out);
+            break;
+        case 6:
+            cv::rotate(plain, out, cv::ROTATE_90_CLOCKWISE);
+            break;
         case 7:
             cv::transpose(plain, out);
             cv::flip(out, out, -1);
             break;
-        case 8: cv::rotate(plain, out, cv::ROTATE_90_COUNTERCLOCKWISE); break;
-        default: out = plain.clone();
+        case 8:
+            cv::rotate(plain, out, cv::ROTATE_90_COUNTERCLOCKWISE);
+            break;
+        default:
+            out = plain.clone();
     }
     return out;
 }
@@ -223,12 +237,12 @@ std::vector<Bytes> crafted_headers() {
     all.push_back(png_declaring(640, 480));
     all.push_back(tiny_gif());
     all.push_back(top_down_bmp(cv::Mat(3, 5, CV_8UC3, cv::Scalar(1, 2, 3))));
-    all.push_back({'R', 'I', 'F', 'F', 22, 0, 0, 0, 'W', 'E', 'B', 'P', 'V', 'P', '8', 'X', 10, 0, 0, 0,
-                   0, 0, 0, 0, 0x7F, 0x02, 0, 0xDF, 0x01, 0});
+    all.push_back({'R', 'I', 'F', 'F', 22, 0, 0, 0, 'W', 'E',  'B',  'P', 'V',  'P',  '8',
+                   'X', 10,  0,   0,   0,  0, 0, 0, 0,   0x7F, 0x02, 0,   0xDF, 0x01, 0});
     all.push_back({'P', '6', '\n', '#', ' ', 'x', '\n', '6', '4', '0', ' ', '4', '8', '0', '\n', '2', '5', '5', '\n'});
     // Big-endian TIFF, width as SHORT, height as LONG.
-    all.push_back({'M', 'M', 0, 42, 0, 0, 0, 8, 0, 2, 1, 0, 0, 3, 0, 0, 0, 1, 0x02, 0x80, 0, 0,
-                   1, 1, 0, 4, 0, 0, 0, 1, 0, 0, 0x01, 0xE0, 0, 0, 0, 0});
+    all.push_back({'M',  'M', 0, 42, 0, 0, 0, 8, 0, 2, 1, 0, 0, 3,    0,    0, 0, 1, 0x02,
+                   0x80, 0,   0, 1,  1, 0, 4, 0, 0, 0, 1, 0, 0, 0x01, 0xE0, 0, 0, 0, 0});
     // Little-endian BigTIFF, width and height as LONG8.
     Bytes big = {'I', 'I', 43, 0, 8, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0};
     for (std::uint16_t tag : {256, 257}) {
@@ -256,8 +270,10 @@ void check_format(const fs::path& file, const char* format, const cv::Mat& expec
     REQUIRE(img.bgr.type() == CV_8UC3);
     REQUIRE(img.bgr.size() == expected.size());
     CHECK(img.format == format);
-    if (min_psnr > 0) CHECK(cv::PSNR(img.bgr, expected) > min_psnr);
-    else CHECK(same_pixels(img.bgr, expected));
+    if (min_psnr > 0)
+        CHECK(cv::PSNR(img.bgr, expected) > min_psnr);
+    else
+        CHECK(same_pixels(img.bgr, expected));
 }
 
 }  // namespace
@@ -268,13 +284,13 @@ TEST_CASE("header sizes of real photos match what OpenCV decodes", "[image_io]")
     const std::vector<std::pair<fs::path, std::string>> files = {
         {d / "lfw-dev/lfw-deepfunneled/Sandy_Smith/Sandy_Smith_0001.jpg", "jpeg"},
         {sample_jpeg(), "jpeg"},
-        {d / "dlib_faces/Tom_Cruise_avp_2014_4.jpg", "jpeg"},                           // progressive
+        {d / "dlib_faces/Tom_Cruise_avp_2014_4.jpg", "jpeg"},                                      // progressive
         {d / "face_recognition_examples/examples/knn_examples/test/obama_and_biden.jpg", "jpeg"},  // Exif
-        {d / "face_recognition_examples/examples/obama2.jpg", "jpeg"},                  // big-endian Exif
-        {d / "faceapi_bbt/test/images/face_rectangular.png", "png"},                     // RGB
-        {d / "faceapi_bbt/examples/images/amy/amy1.png", "png"},                         // grayscale
-        {d / "faceapi_bbt/examples/images/raj/raj2.png", "png"},                         // grayscale
-        {d / "face_recognition_examples/tests/test_images/32bit.png", "png"},            // RGBA
+        {d / "face_recognition_examples/examples/obama2.jpg", "jpeg"},                             // big-endian Exif
+        {d / "faceapi_bbt/test/images/face_rectangular.png", "png"},                               // RGB
+        {d / "faceapi_bbt/examples/images/amy/amy1.png", "png"},                                   // grayscale
+        {d / "faceapi_bbt/examples/images/raj/raj2.png", "png"},                                   // grayscale
+        {d / "face_recognition_examples/tests/test_images/32bit.png", "png"},                      // RGBA
         {d / "negatives/faces_control/skimage_camera.png", "png"},
     };
     for (const auto& [path, format] : files) {
@@ -447,8 +463,7 @@ TEST_CASE("decompression bombs are refused from the header, before decoding", "[
     write_bytes(tmp / "bomb.png", png_declaring(50000, 50000));
     faceq::Error e = error_from([&] { faceq::load_image_file(tmp / "bomb.png"); });
     CHECK(e.kind() == ErrorKind::too_large);
-    CHECK_THAT(e.what(), Catch::Contains("bomb.png") && Catch::Contains("50000x50000") &&
-                             Catch::Contains("100000000"));
+    CHECK_THAT(e.what(), Catch::Contains("bomb.png") && Catch::Contains("50000x50000") && Catch::Contains("100000000"));
 
     Bytes jpeg = read_bytes(sample_jpeg());
     const std::size_t sof = jpeg_sof_offset(jpeg);
@@ -573,7 +588,8 @@ TEST_CASE("header parsers never read past the buffer", "[image_io]") {
         for (const char* f : {"dlib_faces/2008_002079.jpg", "faceapi_bbt/test/images/face_rectangular.png",
                               "face_recognition_examples/examples/obama2.jpg"}) {
             const Bytes b = read_bytes(data_dir() / f);
-            headers.emplace_back(b.begin(), b.begin() + std::min<std::ptrdiff_t>(4096, static_cast<std::ptrdiff_t>(b.size())));
+            headers.emplace_back(b.begin(),
+                                 b.begin() + std::min<std::ptrdiff_t>(4096, static_cast<std::ptrdiff_t>(b.size())));
         }
     }
     auto peek_copy = [](const Bytes& b, std::size_t n) {
@@ -601,8 +617,8 @@ TEST_CASE("header parsers never read past the buffer", "[image_io]") {
 }
 
 TEST_CASE("image file extensions", "[image_io]") {
-    for (const char* yes : {"a.jpg", "a.JPEG", "dir/b.Png", "c.bmp", "d.gif", "e.webp", "f.tif", "g.TIFF",
-                            "h.pgm", "i.ppm", "j.pnm", "k.pbm"})
+    for (const char* yes : {"a.jpg", "a.JPEG", "dir/b.Png", "c.bmp", "d.gif", "e.webp", "f.tif", "g.TIFF", "h.pgm",
+                            "i.ppm", "j.pnm", "k.pbm"})
         CHECK(faceq::has_image_extension(yes));
     for (const char* no : {"a.txt", "jpg", ".jpg", "a.jpg.bak", "a.", "a", "a.heic", "a.svg"})
         CHECK_FALSE(faceq::has_image_extension(no));

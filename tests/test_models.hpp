@@ -6,10 +6,10 @@
 
 #include <mutex>
 
-#include "faceq/pipeline/analyzer.hpp"
-#include "faceq/models/download.hpp"
 #include "faceq/base/home.hpp"
+#include "faceq/models/download.hpp"
 #include "faceq/models/models.hpp"
+#include "faceq/pipeline/analyzer.hpp"
 #include "test_support.hpp"
 
 namespace faceq::test {

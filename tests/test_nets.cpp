@@ -2,13 +2,12 @@
 // the real npm tarball from the mirror converts, loads back, and describes a
 // face the same as the installed model; malformed inputs are refused.
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
-#include "pipeline/dnn_nets.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
 #include "faceq/pipeline/nets.hpp"
+#include "pipeline/dnn_nets.hpp"
 #include "test_models.hpp"
 
 using namespace faceq;
@@ -20,10 +19,10 @@ namespace {
 bool unpack_faceapi(const std::filesystem::path& dir) {
     const auto tgz = mirror_dir() / "vladmandic-face-api-1.7.15.tgz";
     if (!std::filesystem::exists(tgz)) return false;
-    const auto r = run_command({"tar", "-xzf", tgz.string(), "-C", dir.string(),
-                                "package/model/face_recognition_model-weights_manifest.json",
-                                "package/model/face_recognition_model.bin"},
-                               "");
+    const auto r = run_command(
+        {"tar", "-xzf", tgz.string(), "-C", dir.string(), "package/model/face_recognition_model-weights_manifest.json",
+         "package/model/face_recognition_model.bin"},
+        "");
     return r.exit_code == 0;
 }
 

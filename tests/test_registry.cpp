@@ -43,7 +43,8 @@ json read_json(const fs::path& p) {
 TEST_CASE("a run records status, params, step metrics and artifacts", "[registry]") {
     TempDir dir;
     Registry r(Home{dir.path()});
-    const RunInfo run = r.create_run("age-gender", json{{"gammas", {1, 2}}}, json{{"model_name", "age-gender"}}, "abc123");
+    const RunInfo run =
+        r.create_run("age-gender", json{{"gammas", {1, 2}}}, json{{"model_name", "age-gender"}}, "abc123");
     CHECK(run.status == RunStatus::running);
     CHECK(run.pid == ::getpid());
     CHECK(run.git_version == "abc123");
@@ -223,8 +224,9 @@ TEST_CASE("deploy and rollback move production and previous", "[registry]") {
     CHECK(r.best_version("age-gender", "val_age_mae", "max")->version == 1);
     CHECK_FALSE(r.best_version("age-gender", "no_such_metric", "min"));
     // Eligibility (e.g. the installed embedder) can exclude the best.
-    CHECK(r.best_version("age-gender", "val_age_mae", "min", [](const ModelVersion& v) { return v.version != 2; })
-              ->version == 3);
+    CHECK(r.best_version("age-gender", "val_age_mae", "min", [](const ModelVersion& v) {
+               return v.version != 2;
+           })->version == 3);
 
     AliasMove m = r.deploy("age-gender", 2);
     CHECK(m.changed);
@@ -261,8 +263,7 @@ TEST_CASE("deploy and rollback move production and previous", "[registry]") {
 TEST_CASE("clean keeps the newest and every aliased version, numbers are never reused", "[registry]") {
     TempDir dir;
     Registry r(Home{dir.path()});
-    for (int i = 0; i < 6; ++i)
-        r.register_model("m", finished_run(r, "m", json{{"score", i}}));
+    for (int i = 0; i < 6; ++i) r.register_model("m", finished_run(r, "m", json{{"score", i}}));
     r.deploy("m", 2);
     r.deploy("m", 1);  // production 1, previous 2
     const auto deleted = r.clean("m", 2);
@@ -303,7 +304,7 @@ TEST_CASE("leftovers of a crashed writer do not break the registry", "[registry]
 
     CHECK(r.versions("m").size() == 2);
     const ModelVersion v3 = r.register_model("m", run);
-    CHECK(v3.version == 3);  // 2 exists on disk: skipped even though next_version said 2
+    CHECK(v3.version == 3);                              // 2 exists on disk: skipped even though next_version said 2
     CHECK_FALSE(fs::exists(versions / ".tmp-2-99999"));  // swept by the writer
 
     // A torn last line in metrics.jsonl (a crash mid-append) is skipped.

@@ -6,11 +6,10 @@
 
 #include <sqlite3.h>
 
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <filesystem>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 namespace faceq::test {
 

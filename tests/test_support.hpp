@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -33,8 +34,6 @@
 #include <system_error>
 #include <thread>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 namespace faceq::test {
 
@@ -53,12 +52,12 @@ inline bool shared_available() {
 
 // Catch2 v2 has no SKIP: warn and leave the test case (passing) when the
 // shared data is missing. Use at the top of a TEST_CASE, outside SECTIONs.
-#define REQUIRE_SHARED()                                                                        \
-    do {                                                                                        \
-        if (!::faceq::test::shared_available()) {                                               \
+#define REQUIRE_SHARED()                                                                           \
+    do {                                                                                           \
+        if (!::faceq::test::shared_available()) {                                                  \
             WARN("skipped: shared test data not found at " << ::faceq::test::data_dir().string()); \
-            return;                                                                             \
-        }                                                                                       \
+            return;                                                                                \
+        }                                                                                          \
     } while (false)
 
 // A directory under /tmp for one test, removed recursively when destroyed.
@@ -160,10 +159,9 @@ inline std::vector<std::string> child_environment(const std::vector<std::string>
     for (char** e = environ; e != nullptr && *e != nullptr; ++e) env.emplace_back(*e);
     for (const std::string& change : changes) {
         const std::string name = change.substr(0, change.find('='));
-        env.erase(std::remove_if(env.begin(), env.end(),
-                                 [&name](const std::string& entry) {
-                                     return entry.compare(0, name.size() + 1, name + "=") == 0;
-                                 }),
+        env.erase(std::remove_if(
+                      env.begin(), env.end(),
+                      [&name](const std::string& entry) { return entry.compare(0, name.size() + 1, name + "=") == 0; }),
                   env.end());
         if (change.find('=') != std::string::npos) env.push_back(change);
     }
@@ -332,8 +330,10 @@ inline CommandResult run_command(const std::vector<std::string>& argv, const std
             }
         }
     }
-    if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-    else if (WIFSIGNALED(status)) result.exit_code = 128 + WTERMSIG(status);
+    if (WIFEXITED(status))
+        result.exit_code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status))
+        result.exit_code = 128 + WTERMSIG(status);
     return result;
 }
 

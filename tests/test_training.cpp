@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "faceq/pipeline/attributes.hpp"
-#include "faceq/training/datasets.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/pipeline/image_io.hpp"
 #include "faceq/models/registry.hpp"
+#include "faceq/pipeline/attributes.hpp"
+#include "faceq/pipeline/image_io.hpp"
+#include "faceq/training/datasets.hpp"
 #include "faceq/training/training.hpp"
 #include "test_models.hpp"
 
@@ -233,8 +233,7 @@ const PreparedDataset& real_subset(std::size_t n) {
     PrepareOptions p;
     p.jobs = 2;
     p.analyze.upsample = 0;
-    prepare_utkface(home.datasets_dir() / "utkface", home.datasets_dir() / "utkface" / "prepared", test_model_set(),
-                    p);
+    prepare_utkface(home.datasets_dir() / "utkface", home.datasets_dir() / "utkface" / "prepared", test_model_set(), p);
     cache[n] = load_prepared(home.datasets_dir() / "utkface" / "prepared");
     dirs[n] = std::move(dir);
     return cache[n];

@@ -1,10 +1,9 @@
 #include "analyze_identity.hpp"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <cmath>
-
-#include <fmt/format.h>
 
 #include "faceq/session/records.hpp"
 

@@ -10,15 +10,14 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "context.hpp"
-#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/identity/gallery.hpp"
+#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/pipeline/image_io.hpp"
 #include "gallery_support.hpp"
 

@@ -1,4 +1,6 @@
 // cmd_analyze.cpp — `faceq analyze PATH...`: one record per image on stdout.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -6,17 +8,15 @@
 #include <set>
 #include <thread>
 
-#include <fmt/format.h>
-
 #include "analyze_identity.hpp"
 #include "context.hpp"
-#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/base/batch.hpp"
-#include "faceq/pipeline/draw.hpp"
 #include "faceq/base/error.hpp"
+#include "faceq/base/sysinfo.hpp"
+#include "faceq/pipeline/analyzer.hpp"
+#include "faceq/pipeline/draw.hpp"
 #include "faceq/pipeline/image_io.hpp"
 #include "faceq/session/records.hpp"
-#include "faceq/base/sysinfo.hpp"
 
 namespace faceq::cli {
 namespace {
@@ -79,7 +79,8 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
         std::error_code ec;
         std::filesystem::create_directories(cmd.draw_dir, ec);
         if (ec)
-            throw Error(ErrorKind::io, fmt::format("cannot create --draw directory '{}': {}", cmd.draw_dir, ec.message()));
+            throw Error(ErrorKind::io,
+                        fmt::format("cannot create --draw directory '{}': {}", cmd.draw_dir, ec.message()));
     }
     const auto manifest = load_manifest(ctx.manifest_path());
     const auto models = find_model_set(ctx.home, manifest, cmd.options.detector == "cnn");
@@ -164,7 +165,8 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
 
 std::pair<CLI::App*, Runner> register_analyze(CLI::App& app, Context& ctx) {
     auto cmd = std::make_shared<AnalyzeCommand>();
-    auto* sub = app.add_subcommand("analyze", "Detect faces, landmarks, gender (and age) in photos; one record per image");
+    auto* sub =
+        app.add_subcommand("analyze", "Detect faces, landmarks, gender (and age) in photos; one record per image");
     sub->add_option("paths", cmd->paths, "Image files, folders, or - to read paths from stdin")->required();
     sub->add_flag("-r,--recursive", cmd->recursive, "Descend into subfolders");
     add_detection_options(sub, cmd->options);

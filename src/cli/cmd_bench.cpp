@@ -4,22 +4,21 @@
 // middle and end of the run, and the peak). Figures, not pass/fail: targets
 // are compared in docs/benchmarks.md.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
 #include "context.hpp"
-#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/base/batch.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/pipeline/image_io.hpp"
 #include "faceq/base/sysinfo.hpp"
+#include "faceq/pipeline/analyzer.hpp"
+#include "faceq/pipeline/image_io.hpp"
 
 namespace faceq::cli {
 namespace {
@@ -77,9 +76,10 @@ int run_bench(BenchCommand& cmd, Context& ctx) {
     }
 
     if (cmd.format == "table")
-        std::cout << fmt::format("{:>4} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7} {:>7} {:>7} {:>7}\n",
-                                 "jobs", "images", "img/s", "faces/s", "decode", "detect", "landm", "desc", "gender",
-                                 "desc/face", "cpu/img", "rss0MB", "rssEnd", "peakMB");
+        std::cout << fmt::format(
+            "{:>4} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7} {:>7} {:>7} {:>7}\n", "jobs", "images",
+            "img/s", "faces/s", "decode", "detect", "landm", "desc", "gender", "desc/face", "cpu/img", "rss0MB",
+            "rssEnd", "peakMB");
     for (int jobs : cmd.jobs) {
         reset_peak_rss();
         const double rss0 = current_rss_bytes() / 1e6;
@@ -117,7 +117,8 @@ int run_bench(BenchCommand& cmd, Context& ctx) {
                 faces += s.faces;
                 failures += s.failed ? 1 : 0;
                 if (i == run_files.size() / 2) rss_mid = current_rss_bytes() / 1e6;
-                if (ctx.stderr_tty && i % 20 == 0) draw_progress(ctx, fmt::format("bench jobs={}", jobs), i, run_files.size());
+                if (ctx.stderr_tty && i % 20 == 0)
+                    draw_progress(ctx, fmt::format("bench jobs={}", jobs), i, run_files.size());
             });
         end_progress(ctx);
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -128,11 +129,11 @@ int run_bench(BenchCommand& cmd, Context& ctx) {
         const double rss_end = current_rss_bytes() / 1e6, peak = peak_rss_bytes() / 1e6;
         const double desc_per_face = faces ? sum.descriptor / faces : 0.0;
         if (cmd.format == "table") {
-            std::cout << fmt::format("{:>4} {:>7} {:>8.2f} {:>8.2f} {:>7.2f} {:>7.2f} {:>7.2f} {:>7.2f} {:>7.2f} {:>9.2f} "
-                                     "{:>7.1f} {:>7.0f} {:>7.0f} {:>7.0f}\n",
-                                     jobs, run_files.size(), n / secs, faces / secs, sum.decode / n, sum.detect / n,
-                                     sum.landmarks / n, sum.descriptor / n, sum.gender / n, desc_per_face, cpu_ms, rss0,
-                                     rss_end, peak);
+            std::cout << fmt::format(
+                "{:>4} {:>7} {:>8.2f} {:>8.2f} {:>7.2f} {:>7.2f} {:>7.2f} {:>7.2f} {:>7.2f} {:>9.2f} "
+                "{:>7.1f} {:>7.0f} {:>7.0f} {:>7.0f}\n",
+                jobs, run_files.size(), n / secs, faces / secs, sum.decode / n, sum.detect / n, sum.landmarks / n,
+                sum.descriptor / n, sum.gender / n, desc_per_face, cpu_ms, rss0, rss_end, peak);
         } else {
             nlohmann::json j = {{"jobs", jobs},
                                 {"images", run_files.size()},

@@ -4,16 +4,16 @@
 // group keeps the unknown id most of its faces already had, so ids stay
 // stable across runs; strangers left with nothing are deleted. Prints one
 // JSON line with the counts.
+#include <fmt/format.h>
+
 #include <cmath>
 #include <iostream>
 
-#include <fmt/format.h>
-
 #include "context.hpp"
-#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/identity/gallery.hpp"
 #include "faceq/models/models.hpp"
+#include "faceq/pipeline/analyzer.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {
@@ -30,9 +30,12 @@ int run_cluster(const ClusterCommand& cmd, Context& ctx) {
     if (!gallery) throw Error(ErrorKind::not_found, fmt::format("no gallery '{}'", ctx.home.gallery_path().string()));
     const auto c = resolve_calibration(ctx, embedder, cmd.calibration, gallery->usable(embedder.version()).first);
     const auto r = gallery->cluster(embedder.version(), c.threshold);
-    const nlohmann::json j{{"detections", r.detections},          {"clusters", r.clusters},
-                           {"persons_kept", r.persons_kept},      {"persons_created", r.persons_created},
-                           {"persons_removed", r.persons_removed}, {"reassigned", r.reassigned},
+    const nlohmann::json j{{"detections", r.detections},
+                           {"clusters", r.clusters},
+                           {"persons_kept", r.persons_kept},
+                           {"persons_created", r.persons_created},
+                           {"persons_removed", r.persons_removed},
+                           {"reassigned", r.reassigned},
                            {"threshold", std::round(c.threshold * 1e4) / 1e4}};
     std::cout << j.dump() << '\n';
     return 0;

@@ -31,10 +31,10 @@
 #include <vector>
 
 #include "context.hpp"
-#include "faceq/training/datasets.hpp"
-#include "faceq/models/download.hpp"
 #include "faceq/base/error.hpp"
+#include "faceq/models/download.hpp"
 #include "faceq/models/models.hpp"
+#include "faceq/training/datasets.hpp"
 #include "table.hpp"
 
 namespace faceq::cli {
@@ -265,7 +265,8 @@ std::pair<CLI::App*, Runner> register_download(CLI::App& app, Context& ctx) {
     CLI::App* download = app.add_subcommand("download", "Fetch what faceq needs (models, datasets)");
     download->require_subcommand(1, 1);
     download->fallthrough();
-    std::vector<std::pair<CLI::App*, Runner>> nested{register_download_models(*download, ctx), register_download_dataset(*download, ctx)};
+    std::vector<std::pair<CLI::App*, Runner>> nested{register_download_models(*download, ctx),
+                                                     register_download_dataset(*download, ctx)};
     return {download, [nested]() {
                 for (const auto& [sub, run] : nested)
                     if (sub->parsed()) return run();

@@ -8,20 +8,20 @@
 // again skips what is enrolled (photos already enrolled are not analysed).
 // Exit 1 when a photo or a person failed (no face, several faces without
 // --pick largest, unreadable, bad folder name).
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <iostream>
 #include <thread>
 
-#include <fmt/format.h>
-
 #include "context.hpp"
-#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/base/batch.hpp"
 #include "faceq/base/error.hpp"
+#include "faceq/base/sysinfo.hpp"
 #include "faceq/identity/gallery.hpp"
+#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/pipeline/image_io.hpp"
 #include "faceq/session/records.hpp"
-#include "faceq/base/sysinfo.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {
@@ -37,8 +37,8 @@ struct EnrollCommand {
 };
 
 struct PersonJob {
-    std::string name;         // as given (checked when enrolling)
-    std::string name_error;   // set when the name is refused
+    std::string name;        // as given (checked when enrolling)
+    std::string name_error;  // set when the name is refused
     std::vector<InputItem> photos;
 };
 
@@ -217,8 +217,8 @@ int run_enroll(EnrollCommand& cmd, Context& ctx) {
             if (out.error) {
                 ++failures;
                 ctx.error(out.error->what());
-                failed.push_back(
-                    {{"file", path}, {"error", {{"kind", to_string(out.error->kind())}, {"message", out.error->what()}}}});
+                failed.push_back({{"file", path},
+                                  {"error", {{"kind", to_string(out.error->kind())}, {"message", out.error->what()}}}});
             } else if (out.sample) {
                 samples.push_back(std::move(*out.sample));
             } else {

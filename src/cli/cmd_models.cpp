@@ -55,10 +55,16 @@ std::string join(const std::vector<std::string>& parts, const char* sep = ",") {
 }
 
 json version_json(const ModelVersion& v) {
-    return json{{"name", v.name},        {"version", v.version}, {"aliases", v.aliases},
-                {"run_id", v.run_id},    {"experiment", v.experiment}, {"created_at", v.created_at},
-                {"description", v.description}, {"embedder", v.tags.value("embedder", "")},
-                {"metrics", v.metrics},  {"path", v.dir.string()}};
+    return json{{"name", v.name},
+                {"version", v.version},
+                {"aliases", v.aliases},
+                {"run_id", v.run_id},
+                {"experiment", v.experiment},
+                {"created_at", v.created_at},
+                {"description", v.description},
+                {"embedder", v.tags.value("embedder", "")},
+                {"metrics", v.metrics},
+                {"path", v.dir.string()}};
 }
 
 int list_cmd(const Context& ctx, const ModelsCmd& cmd) {
@@ -174,7 +180,9 @@ int compare_cmd(const Context& ctx, const ModelsCmd& cmd) {
     const std::string name = cmd.name_or_default();
     const ModelVersion a = registry.version(name, cmd.a), b = registry.version(name, cmd.b);
     if (cmd.format == "json") {
-        std::cout << json{{"name", name}, {"a", version_json(a)}, {"b", version_json(b)},
+        std::cout << json{{"name", name},
+                          {"a", version_json(a)},
+                          {"b", version_json(b)},
                           {"params", {{"a", a.params}, {"b", b.params}}}}
                          .dump()
                   << std::endl;
@@ -184,7 +192,8 @@ int compare_cmd(const Context& ctx, const ModelsCmd& cmd) {
         {"", fmt::format("version {}", a.version), fmt::format("version {}", b.version), "DIFF (B-A)"}};
     rows.push_back({"run", a.run_id, b.run_id, ""});
     rows.push_back({"created", a.created_at, b.created_at, ""});
-    rows.push_back({"aliases", a.aliases.empty() ? "-" : join(a.aliases), b.aliases.empty() ? "-" : join(b.aliases), ""});
+    rows.push_back(
+        {"aliases", a.aliases.empty() ? "-" : join(a.aliases), b.aliases.empty() ? "-" : join(b.aliases), ""});
     rows.push_back({"embedder", a.tags.value("embedder", "-"), b.tags.value("embedder", "-"), ""});
     auto section = [&](const char* title, const json& ja, const json& jb, bool diff) {
         std::set<std::string> keys;
@@ -258,7 +267,9 @@ std::pair<CLI::App*, Runner> register_models(CLI::App& app, Context& ctx) {
     rollback->fallthrough();
 
     CLI::App* clean = models->add_subcommand("clean", "Delete old versions (never an aliased one)");
-    clean->add_option("--keep", cmd->keep, "Keep the newest K versions")->capture_default_str()->check(CLI::PositiveNumber);
+    clean->add_option("--keep", cmd->keep, "Keep the newest K versions")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     clean->add_flag("--dry-run", cmd->dry_run, "Only say what would be deleted");
     clean->fallthrough();
 

@@ -6,9 +6,9 @@
 // stranger a name (it becomes known, keeping its id). `delete` removes a
 // person and its samples; its detections stay, without a person.
 // Each command prints the affected person as one JSON line.
-#include <iostream>
-
 #include <fmt/format.h>
+
+#include <iostream>
 
 #include "context.hpp"
 #include "faceq/base/error.hpp"
@@ -35,7 +35,9 @@ void print(const nlohmann::json& j) {
 
 std::unique_ptr<Gallery> require_gallery(const Context& ctx) {
     auto g = open_gallery(ctx, false);
-    if (!g) throw Error(ErrorKind::not_found, fmt::format("no gallery '{}' (enroll someone first)", ctx.home.gallery_path().string()));
+    if (!g)
+        throw Error(ErrorKind::not_found,
+                    fmt::format("no gallery '{}' (enroll someone first)", ctx.home.gallery_path().string()));
     return g;
 }
 

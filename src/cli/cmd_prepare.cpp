@@ -21,11 +21,11 @@
 #include <thread>
 
 #include "context.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/base/sysinfo.hpp"
+#include "faceq/models/models.hpp"
 #include "faceq/pipeline/analyzer.hpp"
 #include "faceq/training/datasets.hpp"
-#include "faceq/base/error.hpp"
-#include "faceq/models/models.hpp"
-#include "faceq/base/sysinfo.hpp"
 #include "interrupt.hpp"
 
 namespace faceq::cli {
@@ -88,12 +88,12 @@ int prepare_utkface_cmd(const Context& ctx, const PrepareCmd& cmd) {
     return guarded(ctx, [&] {
         const auto m = prepare_utkface(data, out, models, make_options(ctx, cmd));
         const auto& c = m["counts"];
-        ctx.info(fmt::format("prepared {} of {} images into '{}': train {}, val {}, test {}; skipped {} malformed "
-                             "names, {} without a face, {} unreadable ({} reused from the cache)",
-                             m["usable"].get<int>(), m["images"].get<int>(), out.string(),
-                             c["train"]["total"].get<int>(), c["val"]["total"].get<int>(),
-                             c["test"]["total"].get<int>(), m["malformed"].get<int>(), m["no_face"].get<int>(),
-                             m["unreadable"].get<int>(), m["reused_from_cache"].get<int>()));
+        ctx.info(
+            fmt::format("prepared {} of {} images into '{}': train {}, val {}, test {}; skipped {} malformed "
+                        "names, {} without a face, {} unreadable ({} reused from the cache)",
+                        m["usable"].get<int>(), m["images"].get<int>(), out.string(), c["train"]["total"].get<int>(),
+                        c["val"]["total"].get<int>(), c["test"]["total"].get<int>(), m["malformed"].get<int>(),
+                        m["no_face"].get<int>(), m["unreadable"].get<int>(), m["reused_from_cache"].get<int>()));
         return m;
     });
 }
@@ -104,7 +104,8 @@ int prepare_identities_cmd(const Context& ctx, const PrepareCmd& cmd) {
     if (name.empty()) name = fs::path(source).lexically_normal().filename().string();
     if (name.empty()) name = fs::absolute(source).lexically_normal().parent_path().filename().string();
     if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
-        throw Error(ErrorKind::usage, fmt::format("cannot name the prepared set after '{}'; give --name", source.string()));
+        throw Error(ErrorKind::usage,
+                    fmt::format("cannot name the prepared set after '{}'; give --name", source.string()));
     const fs::path out = cmd.out.empty() ? ctx.home.datasets_dir() / "identities" / name : fs::path(cmd.out);
     const Manifest manifest = load_manifest(ctx.manifest_path());
     const ModelSet models = find_model_set(ctx.home.models_dir(), manifest, cmd.detector == "cnn");
@@ -113,15 +114,14 @@ int prepare_identities_cmd(const Context& ctx, const PrepareCmd& cmd) {
     return guarded(ctx, [&] {
         const auto m = prepare_identities(source, out, models, make_options(ctx, c));
         const auto& n = m["counts"];
-        ctx.info(fmt::format("prepared {} images of {} people into '{}': train {} people ({} gallery, {} probe), "
-                             "test {} people ({} gallery, {} probe); skipped {} people with fewer than {} images, {} "
-                             "images without a face, {} unreadable",
-                             m["usable"].get<int>(), m["people"].get<int>(), out.string(),
-                             n["train"]["people"].get<int>(), n["train"]["gallery"].get<int>(),
-                             n["train"]["probe"].get<int>(), n["test"]["people"].get<int>(),
-                             n["test"]["gallery"].get<int>(), n["test"]["probe"].get<int>(),
-                             m["people_with_too_few_images"].get<int>(), cmd.min_images, m["no_face"].get<int>(),
-                             m["unreadable"].get<int>()));
+        ctx.info(fmt::format(
+            "prepared {} images of {} people into '{}': train {} people ({} gallery, {} probe), "
+            "test {} people ({} gallery, {} probe); skipped {} people with fewer than {} images, {} "
+            "images without a face, {} unreadable",
+            m["usable"].get<int>(), m["people"].get<int>(), out.string(), n["train"]["people"].get<int>(),
+            n["train"]["gallery"].get<int>(), n["train"]["probe"].get<int>(), n["test"]["people"].get<int>(),
+            n["test"]["gallery"].get<int>(), n["test"]["probe"].get<int>(), m["people_with_too_few_images"].get<int>(),
+            cmd.min_images, m["no_face"].get<int>(), m["unreadable"].get<int>()));
         return m;
     });
 }
@@ -130,14 +130,16 @@ void add_common(CLI::App* sub, PrepareCmd& cmd) {
     sub->add_option("--jobs,-j", cmd.jobs, "Worker threads (default: all cores)")->check(CLI::PositiveNumber);
     sub->add_option("--seed", cmd.seed, "Seed of the splits");
     sub->add_option("--detector", cmd.detector, "Face detector")->check(CLI::IsMember({"hog", "cnn"}));
-    sub->add_option("--upsample", cmd.upsample, "Detector upsampling (utkface default 0; identities: derived from the minimum face size)")
+    sub->add_option("--upsample", cmd.upsample,
+                    "Detector upsampling (utkface default 0; identities: derived from the minimum face size)")
         ->check(CLI::Range(0, 4));
 }
 
 }  // namespace
 
 std::pair<CLI::App*, Runner> register_prepare(CLI::App& app, Context& ctx) {
-    CLI::App* prepare = app.add_subcommand("prepare", "Analyse a dataset once and cache features and splits for training");
+    CLI::App* prepare =
+        app.add_subcommand("prepare", "Analyse a dataset once and cache features and splits for training");
     prepare->require_subcommand(1, 1);
     prepare->fallthrough();
 
@@ -152,13 +154,15 @@ std::pair<CLI::App*, Runner> register_prepare(CLI::App& app, Context& ctx) {
     add_common(u, *utk);
 
     auto ids = std::make_shared<PrepareCmd>();
-    CLI::App* i = prepare->add_subcommand("identities", "A folder per person: descriptors, gallery/probe and "
-                                                        "train/test splits");
+    CLI::App* i = prepare->add_subcommand("identities",
+                                          "A folder per person: descriptors, gallery/probe and "
+                                          "train/test splits");
     i->fallthrough();
     i->add_option("dir", ids->data, "Folder with one sub-folder of images per person")->required();
     i->add_option("--name", ids->name, "Name of the prepared set (default: the folder's name)");
     i->add_option("--out", ids->out, "Output folder (default: <home>/datasets/identities/NAME)");
-    i->add_option("--min-images", ids->min_images, "Skip people with fewer usable images")->check(CLI::Range(2, 100000));
+    i->add_option("--min-images", ids->min_images, "Skip people with fewer usable images")
+        ->check(CLI::Range(2, 100000));
     i->add_option("--test-fraction", ids->test_fraction, "Fraction of people held out for the report")
         ->check(CLI::Range(0.0, 0.9));
     add_common(i, *ids);

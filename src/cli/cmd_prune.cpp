@@ -4,15 +4,15 @@
 // left and were not seen since. Images stay recorded, so a cron `analyze
 // --store` does not analyse old photos again. Prints one JSON line with the
 // counts.
+#include <fmt/format.h>
+
 #include <ctime>
 #include <iostream>
 #include <regex>
 
-#include <fmt/format.h>
-
 #include "context.hpp"
-#include "faceq/base/time.hpp"
 #include "faceq/base/error.hpp"
+#include "faceq/base/time.hpp"
 #include "faceq/identity/gallery.hpp"
 #include "gallery_support.hpp"
 
@@ -29,14 +29,20 @@ std::int64_t parse_age_seconds(const std::string& text) {
     static const std::regex re("^([0-9]{1,9})([smhdw])$");
     std::smatch m;
     if (!std::regex_match(text, m, re))
-        throw Error(ErrorKind::usage, fmt::format("--older-than '{}': expected a number and a unit, e.g. 30d, 12h, 2w", text));
+        throw Error(ErrorKind::usage,
+                    fmt::format("--older-than '{}': expected a number and a unit, e.g. 30d, 12h, 2w", text));
     const std::int64_t n = std::stoll(m[1]);
     switch (m[2].str()[0]) {
-        case 's': return n;
-        case 'm': return n * 60;
-        case 'h': return n * 3600;
-        case 'd': return n * 86400;
-        default: return n * 7 * 86400;
+        case 's':
+            return n;
+        case 'm':
+            return n * 60;
+        case 'h':
+            return n * 3600;
+        case 'd':
+            return n * 86400;
+        default:
+            return n * 7 * 86400;
     }
 }
 

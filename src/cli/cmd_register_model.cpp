@@ -34,8 +34,12 @@ int register_model_cmd(const Context& ctx, const RegisterCmd& cmd) {
     if (!key.empty() && v.metrics.contains(key) && v.metrics[key].is_number())
         metric = fmt::format(" ({} {:.4g})", key, v.metrics[key].get<double>());
     ctx.info(fmt::format("registered '{}' version {} from run {}{}", v.name, v.version, run_id, metric));
-    nlohmann::json j{{"name", v.name},      {"version", v.version},   {"run_id", v.run_id},
-                     {"experiment", v.experiment}, {"created_at", v.created_at}, {"metrics", v.metrics},
+    nlohmann::json j{{"name", v.name},
+                     {"version", v.version},
+                     {"run_id", v.run_id},
+                     {"experiment", v.experiment},
+                     {"created_at", v.created_at},
+                     {"metrics", v.metrics},
                      {"path", v.dir.string()}};
     std::cout << j.dump() << std::endl;
     return 0;
@@ -46,7 +50,8 @@ int register_model_cmd(const Context& ctx, const RegisterCmd& cmd) {
 std::pair<CLI::App*, Runner> register_register_model(CLI::App& app, Context& ctx) {
     auto cmd = std::make_shared<RegisterCmd>();
     CLI::App* sub = app.add_subcommand("register-model", "Register a finished training run as a new model version");
-    sub->add_option("--name", cmd->name, "Registered model (age-gender, face-recognition, smoke)")->capture_default_str();
+    sub->add_option("--name", cmd->name, "Registered model (age-gender, face-recognition, smoke)")
+        ->capture_default_str();
     sub->add_option("--run", cmd->run_id, "Run id (default: the newest finished run for NAME)");
     sub->add_option("--description", cmd->description, "A note kept with the version");
     return {sub, [&ctx, cmd]() { return register_model_cmd(ctx, *cmd); }};

@@ -85,8 +85,10 @@ int show_run(const Context& ctx, const RunsCmd& cmd) {
     if (cmd.history) {
         json h = json::array();
         for (const auto& p : registry.metric_history(cmd.run_id))
-            h.push_back({{"key", p.key}, {"value", std::isnan(p.value) ? json(nullptr) : json(p.value)},
-                         {"step", p.step}, {"timestamp", p.timestamp}});
+            h.push_back({{"key", p.key},
+                         {"value", std::isnan(p.value) ? json(nullptr) : json(p.value)},
+                         {"step", p.step},
+                         {"timestamp", p.timestamp}});
         j["history"] = std::move(h);
     }
     std::cout << j.dump() << std::endl;

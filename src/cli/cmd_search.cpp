@@ -4,15 +4,15 @@
 // --face IMAGE [--top K]`: for each face in the photo, the K nearest persons,
 // known and unknown, with distances and the decision the calibration gives.
 // JSON Lines on stdout; no match is not an error (no lines, exit 0).
+#include <fmt/format.h>
+
 #include <cmath>
 #include <iostream>
 
-#include <fmt/format.h>
-
 #include "context.hpp"
-#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/identity/gallery.hpp"
+#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/pipeline/image_io.hpp"
 #include "faceq/session/records.hpp"
 #include "gallery_support.hpp"
@@ -59,9 +59,10 @@ int search_by_face(const SearchCommand& cmd, Context& ctx, RecordWriter& writer)
     }
     for (std::size_t i = 0; i < result.faces.size(); ++i) {
         const auto& f = result.faces[i];
-        nlohmann::json record{{"file", cmd.face},
-                              {"face", i},
-                              {"bbox", {{"x", f.bbox.x}, {"y", f.bbox.y}, {"width", f.bbox.width}, {"height", f.bbox.height}}}};
+        nlohmann::json record{
+            {"file", cmd.face},
+            {"face", i},
+            {"bbox", {{"x", f.bbox.x}, {"y", f.bbox.y}, {"width", f.bbox.width}, {"height", f.bbox.height}}}};
         nlohmann::json matches = nlohmann::json::array();
         if (gallery) {
             for (const auto& m : gallery->nearest(f.descriptor, embedder, static_cast<std::size_t>(cmd.top)))
@@ -95,7 +96,9 @@ std::pair<CLI::App*, Runner> register_search(CLI::App& app, Context& ctx) {
     auto* sub = app.add_subcommand("search", "Find persons by name, or the persons nearest to the faces in a photo");
     sub->add_option("--name", cmd->name, "Case-insensitive part of a name or person id ('' lists everyone)");
     sub->add_option("--face", cmd->face, "A photo: list the nearest persons for each face in it");
-    sub->add_option("--top", cmd->top, "With --face: how many persons per face")->check(CLI::Range(1, 1000))->capture_default_str();
+    sub->add_option("--top", cmd->top, "With --face: how many persons per face")
+        ->check(CLI::Range(1, 1000))
+        ->capture_default_str();
     sub->add_option("--format", cmd->format, "Output format")
         ->check(CLI::IsMember({"jsonl", "json"}))
         ->capture_default_str();

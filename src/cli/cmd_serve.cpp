@@ -22,13 +22,13 @@
 #include <thread>
 
 #include "context.hpp"
-#include "faceq/pipeline/analyzer.hpp"
-#include "faceq/base/time.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
-#include "faceq/identity/gallery.hpp"
-#include "faceq/http/server.hpp"
 #include "faceq/base/sysinfo.hpp"
+#include "faceq/base/time.hpp"
+#include "faceq/http/server.hpp"
+#include "faceq/identity/gallery.hpp"
+#include "faceq/pipeline/analyzer.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {

@@ -4,14 +4,14 @@
 // samples were computed with. A table for people by default; `--format json`
 // prints one JSON object for dashboards. A home without a gallery reports
 // zeros (and creates nothing).
+#include <fmt/format.h>
+
 #include <ctime>
 #include <iostream>
 
-#include <fmt/format.h>
-
 #include "context.hpp"
-#include "faceq/base/time.hpp"
 #include "faceq/base/error.hpp"
+#include "faceq/base/time.hpp"
 #include "faceq/identity/gallery.hpp"
 #include "faceq/identity/gallery_json.hpp"
 #include "faceq/models/models.hpp"
@@ -37,11 +37,13 @@ void print_text(const nlohmann::json& j) {
     std::cout << fmt::format("database     {} ({:.1f} MB, schema {})\n", j["database"]["path"].get<std::string>(),
                              j["database"]["bytes"].get<double>() / 1e6, j["database"]["schema_version"].get<int>());
     const auto& e = j["embedder"];
-    std::cout << fmt::format("embedder     {}\n", e["installed"].is_null() ? "(none installed)" : e["installed"].get<std::string>());
+    std::cout << fmt::format("embedder     {}\n",
+                             e["installed"].is_null() ? "(none installed)" : e["installed"].get<std::string>());
     for (const auto& g : e["gallery"])
-        std::cout << fmt::format("  samples by {}: {} ({} persons){}\n", g["embedder"].get<std::string>(),
-                                 g["samples"].get<long>(), g["persons"].get<long>(),
-                                 !e["installed"].is_null() && g["embedder"] == e["installed"] ? "" : "  <- not comparable, not used");
+        std::cout << fmt::format(
+            "  samples by {}: {} ({} persons){}\n", g["embedder"].get<std::string>(), g["samples"].get<long>(),
+            g["persons"].get<long>(),
+            !e["installed"].is_null() && g["embedder"] == e["installed"] ? "" : "  <- not comparable, not used");
     std::cout << "detections per day (last 30 days, UTC)\n";
     long most = 1;
     for (const auto& day : j["detections_per_day"]) most = std::max(most, day["detections"].get<long>());

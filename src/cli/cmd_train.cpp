@@ -27,14 +27,14 @@
 #include <vector>
 
 #include "context.hpp"
+#include "faceq/base/error.hpp"
+#include "faceq/base/fsutil.hpp"
+#include "faceq/base/sysinfo.hpp"
+#include "faceq/models/models.hpp"
+#include "faceq/models/registry.hpp"
 #include "faceq/pipeline/analyzer.hpp"
 #include "faceq/pipeline/attributes.hpp"
 #include "faceq/training/datasets.hpp"
-#include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
-#include "faceq/models/models.hpp"
-#include "faceq/models/registry.hpp"
-#include "faceq/base/sysinfo.hpp"
 #include "faceq/training/training.hpp"
 #include "interrupt.hpp"
 #include "table.hpp"
@@ -195,12 +195,9 @@ int train_age_gender_cmd(const Context& ctx, const TrainCmd& cmd) {
     const PreparedDataset data = load_prepared(utk_prepared_dir(ctx, cmd));
     check_prepared_embedder(ctx, data);
     const AgeGenderTrainOptions o = age_gender_options(ctx, cmd);
-    const json params{{"data", data.dir.string()},
-                      {"samples", data.samples.size()},
-                      {"feature_dim", data.dim},
-                      {"split_seed", data.manifest.value("seed", 0)},
-                      {"gammas", o.gammas},
-                      {"lambdas", o.lambdas},
+    const json params{{"data", data.dir.string()}, {"samples", data.samples.size()},
+                      {"feature_dim", data.dim},   {"split_seed", data.manifest.value("seed", 0)},
+                      {"gammas", o.gammas},        {"lambdas", o.lambdas},
                       {"max_train", o.max_train}};
     return as_run(ctx, "age-gender", params, age_gender_tags(data, "age-gender"),
                   [&](Registry& registry, const RunInfo& run) { train_and_record(ctx, registry, run, data, o); });
@@ -223,8 +220,11 @@ int train_recognition_cmd(const Context& ctx, const TrainCmd& cmd) {
     o.seed = cmd.seed;
     o.cancelled = [] { return interrupted(); };
     const json pipeline = data.manifest.value("pipeline", json::object());
-    const json params{{"data", data.dir.string()}, {"samples", data.samples.size()}, {"far_target", cmd.far},
-                      {"reference_persons", cmd.persons}, {"report_far", cmd.report_far}};
+    const json params{{"data", data.dir.string()},
+                      {"samples", data.samples.size()},
+                      {"far_target", cmd.far},
+                      {"reference_persons", cmd.persons},
+                      {"report_far", cmd.report_far}};
     const json tags{{"model_name", "face-recognition"},
                     {"embedder", pipeline.value("embedder", "")},
                     {"embedder_sha256", pipeline.value("embedder_sha256", "")},
@@ -240,14 +240,14 @@ int train_recognition_cmd(const Context& ctx, const TrainCmd& cmd) {
         registry.log_metrics(run.id, r.metrics, 0);
         registry.update_run(run.id, r.params, json::object(), r.metrics);
         const auto& m = r.metrics;
-        ctx.info(fmt::format("threshold {:.4f}, margin {:.4f} for FAR {} at {} people; train EER {:.2f}%{}",
-                             m["threshold"].get<double>(), m["margin"].get<double>(), cmd.far, cmd.persons,
-                             100 * m["train_eer"].get<double>(),
-                             m.contains("test_eer")
-                                 ? fmt::format(", test EER {:.2f}%, test TAR {:.2f}% at pair FAR {}",
-                                               100 * m["test_eer"].get<double>(),
-                                               100 * m["test_tar_at_far"].get<double>(), cmd.report_far)
-                                 : std::string()));
+        ctx.info(fmt::format(
+            "threshold {:.4f}, margin {:.4f} for FAR {} at {} people; train EER {:.2f}%{}",
+            m["threshold"].get<double>(), m["margin"].get<double>(), cmd.far, cmd.persons,
+            100 * m["train_eer"].get<double>(),
+            m.contains("test_eer")
+                ? fmt::format(", test EER {:.2f}%, test TAR {:.2f}% at pair FAR {}", 100 * m["test_eer"].get<double>(),
+                              100 * m["test_tar_at_far"].get<double>(), cmd.report_far)
+                : std::string()));
     });
 }
 
@@ -294,7 +294,8 @@ int train_smoke_cmd(const Context& ctx, const TrainCmd& cmd) {
         const std::vector<float> row(data.row(0), data.row(0) + data.dim);
         const double a = r.head.predict(row).age, b = loaded.predict(row).age;
         if (std::abs(a - b) > 1e-3)
-            throw Error(ErrorKind::internal, fmt::format("smoke: the saved head predicts {} where training had {}", b, a));
+            throw Error(ErrorKind::internal,
+                        fmt::format("smoke: the saved head predicts {} where training had {}", b, a));
         registry.update_run(run.id, json::object(), json::object(), json{{"reload_age_difference", std::abs(a - b)}});
     });
 }
@@ -311,18 +312,22 @@ std::pair<CLI::App*, Runner> register_train(CLI::App& app, Context& ctx) {
     ag->add_option("--data", cmd->data, "Prepared folder (default: <home>/datasets/utkface/prepared)");
     ag->add_option("--gamma", cmd->gammas, "RBF widths to try, in units of 1/(2*dim) (default: 0.5 1 2)")
         ->check(CLI::PositiveNumber);
-    ag->add_option("--lambda", cmd->lambdas, "Regularisations to try (default: 0.03 0.1 0.3)")->check(CLI::PositiveNumber);
+    ag->add_option("--lambda", cmd->lambdas, "Regularisations to try (default: 0.03 0.1 0.3)")
+        ->check(CLI::PositiveNumber);
     ag->add_option("--max-train", cmd->max_train, "Use at most N training faces (0 = all)");
     ag->add_option("--seed", cmd->seed, "Seed of the --max-train subsample");
 
     CLI::App* rec = train->add_subcommand("recognition", "Threshold and margin for identification, ROC, EER, TAR@FAR");
     rec->add_option("--data", cmd->data, "Prepared identities (folder, or name under <home>/datasets/identities)")
         ->required();
-    rec->add_option("--far", cmd->far, "Target fraction of strangers named as somebody")->capture_default_str()
+    rec->add_option("--far", cmd->far, "Target fraction of strangers named as somebody")
+        ->capture_default_str()
         ->check(CLI::Range(1e-6, 0.5));
-    rec->add_option("--persons", cmd->persons, "Gallery size the target refers to")->capture_default_str()
+    rec->add_option("--persons", cmd->persons, "Gallery size the target refers to")
+        ->capture_default_str()
         ->check(CLI::PositiveNumber);
-    rec->add_option("--report-far", cmd->report_far, "Pair FAR at which TAR is reported")->capture_default_str()
+    rec->add_option("--report-far", cmd->report_far, "Pair FAR at which TAR is reported")
+        ->capture_default_str()
         ->check(CLI::Range(1e-7, 0.5));
     rec->add_option("--max-impostor-pairs", cmd->max_impostor_pairs, "Subsample impostor pairs beyond this")
         ->capture_default_str();

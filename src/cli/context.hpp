@@ -5,14 +5,13 @@
 // 2 usage) and never call exit().
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "faceq/base/home.hpp"
 
@@ -25,10 +24,10 @@ namespace faceq::cli {
 struct Context {
     Home home;
     std::filesystem::path data_dir;
-    std::string mirror;          // --mirror / FACEQ_MIRROR (for download)
-    int verbosity = 0;           // -1 quiet, 0 normal, 1 verbose
-    bool color = false;          // colour on stderr
-    bool stderr_tty = false;     // progress bars only then
+    std::string mirror;       // --mirror / FACEQ_MIRROR (for download)
+    int verbosity = 0;        // -1 quiet, 0 normal, 1 verbose
+    bool color = false;       // colour on stderr
+    bool stderr_tty = false;  // progress bars only then
 
     std::filesystem::path manifest_path() const { return data_dir / "models.json"; }
 

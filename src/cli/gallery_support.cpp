@@ -1,9 +1,9 @@
 #include "gallery_support.hpp"
 
+#include <fmt/format.h>
+
 #include <ctime>
 #include <fstream>
-
-#include <fmt/format.h>
 
 #include "faceq/base/error.hpp"
 #include "faceq/models/registry.hpp"
@@ -36,9 +36,10 @@ std::optional<Calibration> deployed_calibration(const Context& ctx, const Instal
     const bool sha_differs = !c.embedder_sha256.empty() && c.embedder_sha256 != embedder.sha256;
     const bool version_differs = c.embedder_sha256.empty() && !c.embedder.empty() && c.embedder != embedder.version();
     if (sha_differs || version_differs) {
-        ctx.warn(fmt::format("deployed calibration {} was measured with embedder '{}', not the installed '{}'; "
-                             "using the default calibration (run `faceq train recognition` again)",
-                             what, c.embedder, embedder.version()));
+        ctx.warn(
+            fmt::format("deployed calibration {} was measured with embedder '{}', not the installed '{}'; "
+                        "using the default calibration (run `faceq train recognition` again)",
+                        what, c.embedder, embedder.version()));
         return std::nullopt;
     }
     c.source = what;
@@ -89,10 +90,11 @@ std::unique_ptr<Gallery> open_gallery(const Context& ctx, bool create) {
 void warn_foreign_samples(const Context& ctx, Gallery& gallery, const std::string& embedder) {
     for (const auto& e : gallery.embedders()) {
         if (e.embedder == embedder) continue;
-        ctx.warn(fmt::format("the gallery holds {} samples of {} persons computed by embedder '{}', not the installed "
-                             "'{}': they are not used (descriptors of different embedders are not comparable); "
-                             "enroll those persons again",
-                             e.samples, e.persons, e.embedder, embedder));
+        ctx.warn(
+            fmt::format("the gallery holds {} samples of {} persons computed by embedder '{}', not the installed "
+                        "'{}': they are not used (descriptors of different embedders are not comparable); "
+                        "enroll those persons again",
+                        e.samples, e.persons, e.embedder, embedder));
     }
 }
 

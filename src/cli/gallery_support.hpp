@@ -6,12 +6,11 @@
 // embedder, and the JSON shape of a person.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "context.hpp"
 #include "faceq/identity/calibration.hpp"
@@ -25,8 +24,8 @@ namespace faceq::cli {
 inline constexpr const char* recognition_model_name = "face-recognition";
 
 struct CalibrationFlags {
-    double far = 0;        // 0 = not given
-    float threshold = 0;   // 0 = not given
+    double far = 0;       // 0 = not given
+    float threshold = 0;  // 0 = not given
 };
 
 // --far and --threshold (mutually exclusive) on `sub`.

@@ -9,7 +9,8 @@ namespace faceq::cli {
 namespace {
 
 volatile std::sig_atomic_t g_signal = 0;
-struct sigaction g_old_int {}, g_old_term {};
+struct sigaction g_old_int {
+}, g_old_term{};
 
 extern "C" void on_signal(int sig) {
     if (g_signal != 0) {

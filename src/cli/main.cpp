@@ -1,6 +1,7 @@
 // main.cpp — global flags, home resolution, subcommand dispatch, and the only
 // catch-all. Exit codes: 0 ok, 1 failure (including a partly failed batch),
 // 2 usage error.
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -9,8 +10,6 @@
 #include <iostream>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "context.hpp"
 #include "faceq/base/error.hpp"

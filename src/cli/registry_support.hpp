@@ -3,11 +3,11 @@
 // they were trained on, tag "embedder") and the JSON shape of an alias move.
 #pragma once
 
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "context.hpp"
 #include "faceq/models/models.hpp"

@@ -2,13 +2,13 @@
 // training commands' default format; `--format json` gives records instead).
 #pragma once
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 namespace faceq::cli {
 

@@ -35,8 +35,7 @@ struct InputItem {
     std::optional<std::string> error;  // set for inputs that are bad before decoding
 };
 
-std::vector<InputItem> expand_inputs(const std::vector<std::string>& args, bool recursive,
-                                     std::istream* stdin_paths);
+std::vector<InputItem> expand_inputs(const std::vector<std::string>& args, bool recursive, std::istream* stdin_paths);
 
 template <typename Result, typename MakeWorker, typename Deliver>
 void ordered_parallel(std::size_t count, int jobs, MakeWorker make_worker, Deliver deliver, std::size_t window = 0) {

@@ -46,5 +46,4 @@ void rename_durable(const std::filesystem::path& from, const std::filesystem::pa
 // A unique temporary path beside `target` ("<target>.tmp.<pid>.<n>").
 std::filesystem::path temp_path_beside(const std::filesystem::path& target);
 
-
 }  // namespace faceq

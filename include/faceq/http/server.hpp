@@ -56,9 +56,9 @@
 #include <utility>
 #include <vector>
 
-#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/identity/gallery.hpp"
+#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/pipeline/image_io.hpp"
 
 namespace faceq {

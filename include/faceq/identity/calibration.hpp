@@ -31,12 +31,11 @@
 #pragma once
 
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "faceq/identity/face_index.hpp"
 
@@ -46,9 +45,9 @@ enum class Decision { known, unknown, ambiguous };
 const char* to_string(Decision decision) noexcept;  // "known" | "unknown" | "ambiguous"
 
 struct Calibration {
-    float threshold = 0;     // a person is a candidate when nearer than this
-    float margin = 0;        // ... and clearly nearer than any other person
-    double far_target = 0;   // the FAR it was chosen for (at reference_persons)
+    float threshold = 0;                  // a person is a candidate when nearer than this
+    float margin = 0;                     // ... and clearly nearer than any other person
+    double far_target = 0;                // the FAR it was chosen for (at reference_persons)
     std::size_t reference_persons = 100;  // gallery size far_target refers to
     // How a person's samples combine; faceq's gallery uses the mean descriptor
     // (informational: pair distances calibrate one sample against one sample).

@@ -43,9 +43,9 @@
 #include <string>
 #include <vector>
 
-#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/identity/calibration.hpp"
 #include "faceq/identity/face_index.hpp"
+#include "faceq/pipeline/analyzer.hpp"
 
 namespace faceq {
 
@@ -69,7 +69,7 @@ struct PersonRef {
 
 struct PersonInfo {
     PersonRef person;
-    std::int64_t samples = 0;               // all embedders
+    std::int64_t samples = 0;  // all embedders
     std::int64_t detections = 0;
     std::optional<std::int64_t> last_seen;  // newest detection, unix seconds
     std::int64_t created_at = 0;
@@ -110,11 +110,11 @@ struct Identity {
     // matched (or that was created for it when stored). Empty for ambiguous
     // faces and for strangers not seen before when nothing is stored.
     std::optional<PersonRef> person;
-    std::optional<PersonDistance> nearest;    // the two nearest persons, whatever the decision
+    std::optional<PersonDistance> nearest;  // the two nearest persons, whatever the decision
     std::optional<PersonDistance> runner_up;
-    std::optional<float> distance;            // nearest->distance
-    std::optional<float> margin;              // runner_up->distance - nearest->distance
-    bool new_person = false;                  // a stranger seen for the first time (stored)
+    std::optional<float> distance;  // nearest->distance
+    std::optional<float> margin;    // runner_up->distance - nearest->distance
+    bool new_person = false;        // a stranger seen for the first time (stored)
 };
 
 // What identification runs with: the embedder of the query descriptors and
@@ -161,9 +161,9 @@ struct PruneResult {
 };
 
 struct ClusterResult {
-    std::int64_t detections = 0;      // unknown detections considered
-    std::int64_t clusters = 0;        // groups found
-    std::int64_t persons_kept = 0;    // clusters that kept an existing stranger's id
+    std::int64_t detections = 0;    // unknown detections considered
+    std::int64_t clusters = 0;      // groups found
+    std::int64_t persons_kept = 0;  // clusters that kept an existing stranger's id
     std::int64_t persons_created = 0;
     std::int64_t persons_removed = 0;  // strangers left without detections or samples
     std::int64_t reassigned = 0;       // detections whose person changed

@@ -5,13 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "faceq/base/time.hpp"
-
 #include "faceq/identity/gallery.hpp"
 
 namespace faceq {

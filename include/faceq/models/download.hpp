@@ -32,19 +32,19 @@
 namespace faceq {
 
 struct Progress {
-    std::string label;          // what is being fetched
-    std::uint64_t done = 0;     // bytes so far
-    std::uint64_t total = 0;    // 0 = unknown
+    std::string label;        // what is being fetched
+    std::uint64_t done = 0;   // bytes so far
+    std::uint64_t total = 0;  // 0 = unknown
 };
 using ProgressFn = std::function<void(const Progress&)>;
 using LogFn = std::function<void(const std::string&)>;  // one line for people (stderr)
 
 struct FetchOptions {
     long connect_timeout_s = 15;
-    long low_speed_time_s = 30;   // abort when under 1 KiB/s for this long
-    int retries = 3;              // extra attempts after the first
-    long retry_delay_ms = 500;    // doubled after each failed attempt
-    ProgressFn progress;          // may be empty
+    long low_speed_time_s = 30;  // abort when under 1 KiB/s for this long
+    int retries = 3;             // extra attempts after the first
+    long retry_delay_ms = 500;   // doubled after each failed attempt
+    ProgressFn progress;         // may be empty
 };
 
 // Downloads `url` (http, https, file:) or copies a local path to `dest`.
@@ -53,11 +53,11 @@ struct FetchOptions {
 void fetch_file(const std::string& url, const std::filesystem::path& dest, const FetchOptions& options);
 
 struct DownloadOptions {
-    std::string mirror;                 // directory or base URL; empty = upstream
-    std::vector<std::string> only;      // model names; empty = one model per role
-    bool force = false;                 // re-fetch even when installed
+    std::string mirror;             // directory or base URL; empty = upstream
+    std::vector<std::string> only;  // model names; empty = one model per role
+    bool force = false;             // re-fetch even when installed
     FetchOptions fetch;
-    LogFn log;                          // may be empty
+    LogFn log;  // may be empty
 };
 
 struct DownloadResult {

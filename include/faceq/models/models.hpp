@@ -44,7 +44,7 @@ struct ModelEntry {
     std::string sha256;       // of the fetched file; empty = not known upstream (warned)
     std::uint64_t size = 0;   // bytes of the fetched file; 0 = unknown
     std::string license;
-    std::string unpack;       // "none" | "bz2" | "tgz-faceapi-resnet" (see download.hpp)
+    std::string unpack;  // "none" | "bz2" | "tgz-faceapi-resnet" (see download.hpp)
     std::string description;
 };
 
@@ -68,15 +68,14 @@ struct InstalledModel {
 };
 
 // The installed model for `role` with the best priority, if any.
-std::optional<InstalledModel> find_installed(const std::filesystem::path& models_dir,
-                                             const Manifest& manifest, const std::string& role);
+std::optional<InstalledModel> find_installed(const std::filesystem::path& models_dir, const Manifest& manifest,
+                                             const std::string& role);
 // Same, but throws Error{model} "no <role> model installed in '<dir>'" with a
 // hint naming `faceq download models`.
 InstalledModel require_installed(const std::filesystem::path& models_dir, const Manifest& manifest,
                                  const std::string& role);
 // Reads one sidecar; std::nullopt when the model or its sidecar is missing.
-std::optional<InstalledModel> read_installed(const std::filesystem::path& models_dir,
-                                             const ModelEntry& entry);
+std::optional<InstalledModel> read_installed(const std::filesystem::path& models_dir, const ModelEntry& entry);
 // Writes the sidecar for an installed file (atomic: temp + rename).
 void write_installed(const std::filesystem::path& models_dir, const InstalledModel& model);
 

@@ -32,11 +32,10 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "faceq/base/home.hpp"
 
@@ -55,9 +54,9 @@ struct RunInfo {
     std::string start_time, end_time;  // ISO 8601 UTC; end empty while running
     std::int64_t pid = 0;
     std::string host;
-    std::string git_version;    // of faceq's source tree, "" when unknown
+    std::string git_version;  // of faceq's source tree, "" when unknown
     std::string faceq_version;
-    std::string error;          // why it failed
+    std::string error;  // why it failed
     nlohmann::json params = nlohmann::json::object();
     nlohmann::json tags = nlohmann::json::object();
     nlohmann::json metrics = nlohmann::json::object();  // final (summary) metrics
@@ -84,9 +83,9 @@ struct MetricCondition {
 MetricCondition parse_metric_condition(const std::string& text);
 
 struct RunFilter {
-    std::string experiment;                 // empty = any
+    std::string experiment;  // empty = any
     std::optional<RunStatus> status;
-    std::vector<MetricCondition> metrics;   // all must hold
+    std::vector<MetricCondition> metrics;  // all must hold
 };
 
 // ------------------------------------------------------------------ models
@@ -101,7 +100,7 @@ struct ModelVersion {
     nlohmann::json metrics = nlohmann::json::object();
     nlohmann::json params = nlohmann::json::object();
     nlohmann::json tags = nlohmann::json::object();
-    std::vector<std::string> aliases;       // filled by versions()/version()
+    std::vector<std::string> aliases;  // filled by versions()/version()
     std::filesystem::path dir;
     std::filesystem::path artifacts_dir() const { return dir / "artifacts"; }
 };

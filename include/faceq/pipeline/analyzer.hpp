@@ -31,18 +31,17 @@
 // a face at the threshold has 0.5.
 //
 // Errors: the constructor throws Error{model} for missing or broken model
-// files, and for an age/gender head trained for another embedder. analyze() throws Error{internal} only on bugs; an image without faces
-// is a result with no faces.
+// files, and for an age/gender head trained for another embedder. analyze() throws Error{internal} only on bugs; an
+// image without faces is a result with no faces.
 #pragma once
 
 #include <array>
 #include <filesystem>
 #include <memory>
+#include <opencv2/core/mat.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <opencv2/core/mat.hpp>
 
 #include "faceq/base/home.hpp"
 #include "faceq/models/models.hpp"
@@ -58,13 +57,13 @@ struct Point {
 };
 
 struct Face {
-    Box bbox;                          // original image pixels
-    double confidence = 0;             // 0..1, see the header comment
-    double detector_score = 0;         // the detector's raw margin
-    std::vector<Point> landmarks;      // 5 or 68 points, original pixels
-    std::optional<std::string> gender; // "male" | "female"
+    Box bbox;                           // original image pixels
+    double confidence = 0;              // 0..1, see the header comment
+    double detector_score = 0;          // the detector's raw margin
+    std::vector<Point> landmarks;       // 5 or 68 points, original pixels
+    std::optional<std::string> gender;  // "male" | "female"
     std::optional<double> gender_confidence;
-    std::optional<double> age;         // null until an age model is deployed
+    std::optional<double> age;  // null until an age model is deployed
     std::array<float, 128> descriptor{};
     bool has_descriptor = false;
     // Attribute features (AnalyzeOptions::features): the descriptor followed by

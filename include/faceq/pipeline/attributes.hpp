@@ -30,14 +30,13 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "faceq/training/datasets.hpp"
 #include "faceq/models/download.hpp"
+#include "faceq/training/datasets.hpp"
 
 namespace faceq {
 
@@ -53,10 +52,10 @@ public:
     // Writes age_gender.json + age_gender.f32 into `dir` (atomically, each).
     void save(const std::filesystem::path& dir) const;
 
-    const std::string& embedder() const;         // InstalledModel::version() it was trained on
+    const std::string& embedder() const;  // InstalledModel::version() it was trained on
     const std::string& embedder_sha256() const;
     std::size_t feature_dim() const;
-    bool gives_gender() const;                   // false: keep the CC0 gender CNN's answer
+    bool gives_gender() const;  // false: keep the CC0 gender CNN's answer
     // Throws Error{model} when `installed_version` is not the embedder the head
     // was trained for, naming both and the command that retrains.
     void check_embedder(const std::string& installed_version, const std::string& head_name) const;
@@ -75,9 +74,9 @@ private:
 // ------------------------------------------------------------------ training
 
 struct AgeGenderTrainOptions {
-    std::vector<double> gammas{0.5, 1.0, 2.0};      // RBF width, in units of 1 / (2 * dim)
-    std::vector<double> lambdas{0.03, 0.1, 0.3};    // ridge regularisation
-    std::size_t max_train = 0;                      // subsample the train split (0 = all), seeded
+    std::vector<double> gammas{0.5, 1.0, 2.0};    // RBF width, in units of 1 / (2 * dim)
+    std::vector<double> lambdas{0.03, 0.1, 0.3};  // ridge regularisation
+    std::size_t max_train = 0;                    // subsample the train split (0 = all), seeded
     std::uint64_t seed = 1;
     // Called once per candidate (gamma, lambda) with its step number and
     // metrics {train_age_mae, train_loss, val_age_mae, val_gender_acc}; the

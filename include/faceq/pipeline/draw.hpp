@@ -7,9 +7,8 @@
 #pragma once
 
 #include <filesystem>
-#include <vector>
-
 #include <opencv2/core/mat.hpp>
+#include <vector>
 
 #include "faceq/pipeline/analyzer.hpp"
 

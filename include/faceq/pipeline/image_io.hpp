@@ -20,10 +20,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <opencv2/core/mat.hpp>
 #include <string>
 #include <vector>
-
-#include <opencv2/core/mat.hpp>
 
 namespace faceq {
 
@@ -45,9 +44,9 @@ struct ImageHeader {
 ImageHeader peek_image_header(const std::uint8_t* data, std::size_t size);
 
 struct DecodedImage {
-    cv::Mat bgr;          // CV_8UC3, EXIF orientation applied
-    std::string format;   // from the header
-    std::string sha256;   // of the encoded bytes
+    cv::Mat bgr;         // CV_8UC3, EXIF orientation applied
+    std::string format;  // from the header
+    std::string sha256;  // of the encoded bytes
     std::uint64_t bytes = 0;
 };
 

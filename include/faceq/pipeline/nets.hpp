@@ -26,7 +26,6 @@ struct ConversionReport {
 };
 
 ConversionReport convert_faceapi_resnet(const std::filesystem::path& manifest_json,
-                                        const std::filesystem::path& weights_bin,
-                                        const std::filesystem::path& out_dat);
+                                        const std::filesystem::path& weights_bin, const std::filesystem::path& out_dat);
 
 }  // namespace faceq

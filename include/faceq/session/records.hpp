@@ -18,13 +18,12 @@
 #pragma once
 
 #include <iosfwd>
+#include <nlohmann/json.hpp>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
-#include "faceq/pipeline/analyzer.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/identity/gallery.hpp"
+#include "faceq/pipeline/analyzer.hpp"
 
 namespace faceq {
 

@@ -34,15 +34,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "faceq/pipeline/analyzer.hpp"
-#include "faceq/models/download.hpp"
 #include "faceq/base/home.hpp"
+#include "faceq/models/download.hpp"
+#include "faceq/pipeline/analyzer.hpp"
 
 namespace faceq {
 
@@ -123,10 +122,10 @@ struct PrepareOptions {
     std::uint64_t seed = 1;
     double val_fraction = 0.15;
     double test_fraction = 0.15;
-    int min_images = 2;            // identities: people with fewer usable images are skipped
-    std::size_t limit = 0;         // utkface: use only this many labelled images (seeded subset; 0 = all)
-    AnalyzeOptions analyze;        // detector settings; features/descriptors are forced on
-    ProgressFn progress;           // images analysed so far (label "prepare")
+    int min_images = 2;      // identities: people with fewer usable images are skipped
+    std::size_t limit = 0;   // utkface: use only this many labelled images (seeded subset; 0 = all)
+    AnalyzeOptions analyze;  // detector settings; features/descriptors are forced on
+    ProgressFn progress;     // images analysed so far (label "prepare")
     LogFn log;
     std::function<bool()> cancelled;  // polled between images; true -> Error{interrupted}
 };
@@ -145,24 +144,24 @@ nlohmann::json prepare_identities(const std::filesystem::path& source_dir, const
                                   const ModelSet& models, const PrepareOptions& options);
 
 struct PreparedSample {
-    std::string file;        // relative to the dataset's image folder
-    std::string split;       // "train" | "val" | "test"
+    std::string file;   // relative to the dataset's image folder
+    std::string split;  // "train" | "val" | "test"
     // UTKFace
     double age = 0;
-    std::string gender;      // "male" | "female"
+    std::string gender;  // "male" | "female"
     int race = 0;
     double cnn_p_male = -1;  // the CC0 gender CNN's P(male); -1 when not installed
     // identities
     std::string person;
-    std::string role;        // "gallery" | "probe"
+    std::string role;  // "gallery" | "probe"
 };
 
 struct PreparedDataset {
     std::filesystem::path dir;
     nlohmann::json manifest;
     std::vector<PreparedSample> samples;
-    std::size_t dim = 0;        // floats per row
-    std::vector<float> rows;    // samples.size() x dim, row i belongs to samples[i]
+    std::size_t dim = 0;      // floats per row
+    std::vector<float> rows;  // samples.size() x dim, row i belongs to samples[i]
 
     const float* row(std::size_t i) const { return rows.data() + i * dim; }
 };

@@ -19,22 +19,21 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "faceq/training/datasets.hpp"
 
 namespace faceq {
 
 struct VerificationStats {
-    double eer = 0;               // equal error rate
+    double eer = 0;  // equal error rate
     double eer_threshold = 0;
-    double tar_at_far = 0;        // true-accept rate at `far`
+    double tar_at_far = 0;  // true-accept rate at `far`
     double far = 0;
     double threshold_at_far = 0;
-    double auc = 0;               // area under the ROC
+    double auc = 0;  // area under the ROC
     std::size_t genuine = 0, impostor = 0;
     // ROC points (far, tar, threshold), ascending threshold, ~50 of them.
     std::vector<std::array<double, 3>> roc;
@@ -45,9 +44,9 @@ struct VerificationStats {
 VerificationStats verification_stats(std::vector<float> genuine, std::vector<float> impostor, double far);
 
 struct RecognitionTrainOptions {
-    double far_target = 0.01;              // fraction of strangers named (see calibration.hpp)
-    std::size_t reference_persons = 100;   // gallery size far_target refers to
-    double report_far = 1e-3;              // TAR is reported at this pair FAR
+    double far_target = 0.01;             // fraction of strangers named (see calibration.hpp)
+    std::size_t reference_persons = 100;  // gallery size far_target refers to
+    double report_far = 1e-3;             // TAR is reported at this pair FAR
     std::size_t max_impostor_pairs = 4'000'000;
     std::uint64_t seed = 1;
     std::function<bool()> cancelled;
@@ -57,7 +56,7 @@ struct RecognitionTrainResult {
     nlohmann::json calibration;  // calibration.json (calibration_to_json + metrics)
     nlohmann::json metrics;      // train_/test_ eer, tar_at_far, auc, threshold, margin
     nlohmann::json params;
-    nlohmann::json roc;          // {"train": [[far, tar, threshold], ...], "test": ...}
+    nlohmann::json roc;  // {"train": [[far, tar, threshold], ...], "test": ...}
 };
 
 RecognitionTrainResult train_recognition(const PreparedDataset& data, const RecognitionTrainOptions& options);

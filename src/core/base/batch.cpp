@@ -1,9 +1,9 @@
 #include "faceq/base/batch.hpp"
 
+#include <fmt/format.h>
+
 #include <istream>
 #include <system_error>
-
-#include <fmt/format.h>
 
 #include "faceq/pipeline/image_io.hpp"
 
@@ -24,8 +24,8 @@ void add_directory(const fs::path& dir, bool recursive, std::vector<InputItem>& 
              !ec && it != end; it.increment(ec))
             visit(*it);
     } else {
-        for (fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
-             !ec && it != end; it.increment(ec))
+        for (fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end; !ec && it != end;
+             it.increment(ec))
             visit(*it);
     }
     if (ec) {
@@ -51,8 +51,7 @@ void add_path(const std::string& arg, bool recursive, std::vector<InputItem>& ou
 
 }  // namespace
 
-std::vector<InputItem> expand_inputs(const std::vector<std::string>& args, bool recursive,
-                                     std::istream* stdin_paths) {
+std::vector<InputItem> expand_inputs(const std::vector<std::string>& args, bool recursive, std::istream* stdin_paths) {
     std::vector<InputItem> out;
     for (const auto& arg : args) {
         if (arg == "-") {

@@ -1,6 +1,7 @@
 #include "faceq/base/fsutil.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <openssl/evp.h>
 #include <unistd.h>
 
@@ -10,8 +11,6 @@
 #include <ctime>
 #include <fstream>
 #include <memory>
-
-#include <fmt/format.h>
 
 #include "faceq/base/error.hpp"
 
@@ -32,7 +31,6 @@ std::string to_hex(const unsigned char* digest, unsigned int len) {
     }
     return out;
 }
-
 
 void fsync_dir(const std::filesystem::path& dir) {
     UniqueFd fd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY));
@@ -62,8 +60,7 @@ std::string sha256_hex(const void* data, std::size_t size) {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1 ||
-        EVP_DigestUpdate(ctx.get(), data, size) != 1 ||
-        EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1)
+        EVP_DigestUpdate(ctx.get(), data, size) != 1 || EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1)
         throw Error(ErrorKind::internal, "sha256: OpenSSL digest failed");
     return to_hex(digest, len);
 }
@@ -99,14 +96,13 @@ std::vector<std::uint8_t> read_file(const std::filesystem::path& path) {
 
 std::filesystem::path temp_path_beside(const std::filesystem::path& target) {
     static std::atomic<unsigned> counter{0};
-    return target.parent_path() /
-           fmt::format(".{}.tmp.{}.{}", target.filename().string(), ::getpid(), counter++);
+    return target.parent_path() / fmt::format(".{}.tmp.{}.{}", target.filename().string(), ::getpid(), counter++);
 }
 
 void rename_durable(const std::filesystem::path& from, const std::filesystem::path& to) {
     if (::rename(from.c_str(), to.c_str()) != 0)
-        throw Error(ErrorKind::io, fmt::format("cannot rename '{}' to '{}': {}", from.string(), to.string(),
-                                               std::strerror(errno)));
+        throw Error(ErrorKind::io,
+                    fmt::format("cannot rename '{}' to '{}': {}", from.string(), to.string(), std::strerror(errno)));
     fsync_dir(to.parent_path());
 }
 

@@ -1,12 +1,11 @@
 #include "base/sqlite_db.hpp"
 
+#include <fmt/format.h>
 #include <sqlite3.h>
 
 #include <chrono>
 #include <cstring>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "faceq/base/error.hpp"
 
@@ -32,9 +31,9 @@ Db::Db(const std::filesystem::path& path, OpenMode mode, int busy_timeout_ms)
         {
             Stmt wal(*this, "PRAGMA journal_mode=WAL");
             if (!wal.step() || wal.text(0) != "wal")
-                throw Error(ErrorKind::database,
-                            fmt::format("cannot use WAL journal for database '{}' (a network file system?)",
-                                        path.string()));
+                throw Error(
+                    ErrorKind::database,
+                    fmt::format("cannot use WAL journal for database '{}' (a network file system?)", path.string()));
         }
         exec("PRAGMA foreign_keys=ON");
         // NORMAL is durable across application crashes in WAL mode; only a power
@@ -228,9 +227,9 @@ bool blob_to_floats(const void* data, std::size_t size, float* out, std::size_t 
     if (data == nullptr || size != count * 4) return false;
     const auto* b = static_cast<const std::uint8_t*>(data);
     for (std::size_t i = 0; i < count; ++i) {
-        const std::uint32_t bits = static_cast<std::uint32_t>(b[i * 4]) | (static_cast<std::uint32_t>(b[i * 4 + 1]) << 8) |
-                                   (static_cast<std::uint32_t>(b[i * 4 + 2]) << 16) |
-                                   (static_cast<std::uint32_t>(b[i * 4 + 3]) << 24);
+        const std::uint32_t bits =
+            static_cast<std::uint32_t>(b[i * 4]) | (static_cast<std::uint32_t>(b[i * 4 + 1]) << 8) |
+            (static_cast<std::uint32_t>(b[i * 4 + 2]) << 16) | (static_cast<std::uint32_t>(b[i * 4 + 3]) << 24);
         std::memcpy(&out[i], &bits, 4);
     }
     return true;

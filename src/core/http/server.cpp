@@ -1,7 +1,6 @@
 // server.cpp — ApiService: routing, authentication, the handlers, error
 // mapping and metrics of the HTTP API (see server.hpp). No HTTP library here;
 // the glue is server_http.cpp.
-#include "faceq/base/time.hpp"
 #include "faceq/http/server.hpp"
 
 #include <fmt/format.h>
@@ -20,9 +19,10 @@
 
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
+#include "faceq/base/sysinfo.hpp"
+#include "faceq/base/time.hpp"
 #include "faceq/identity/gallery_json.hpp"
 #include "faceq/session/records.hpp"
-#include "faceq/base/sysinfo.hpp"
 
 namespace faceq {
 namespace {

@@ -1,10 +1,10 @@
 #include "faceq/identity/calibration.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <iterator>
-
-#include <fmt/format.h>
 
 #include "faceq/base/error.hpp"
 
@@ -24,11 +24,10 @@ constexpr float default_margin = 0.08f;
 // Distances under which a fraction 10^-6, 10^-5.9, ..., 10^-1 of the 12.3
 // million impostor pairs of lfw-dev fall (what calibrate() computes from them).
 constexpr float lfw_impostor_tail[] = {
-    0.3734f, 0.3787f, 0.3866f, 0.3901f, 0.3965f, 0.4020f, 0.4050f, 0.4081f, 0.4122f, 0.4175f, 0.4224f,
-    0.4264f, 0.4322f, 0.4371f, 0.4420f, 0.4467f, 0.4517f, 0.4574f, 0.4624f, 0.4678f, 0.4746f, 0.4805f,
-    0.4861f, 0.4928f, 0.4994f, 0.5060f, 0.5133f, 0.5205f, 0.5278f, 0.5349f, 0.5421f, 0.5497f, 0.5572f,
-    0.5646f, 0.5721f, 0.5794f, 0.5870f, 0.5944f, 0.6021f, 0.6097f, 0.6174f, 0.6253f, 0.6333f, 0.6415f,
-    0.6500f, 0.6587f, 0.6677f, 0.6772f, 0.6871f, 0.6975f, 0.7085f,
+    0.3734f, 0.3787f, 0.3866f, 0.3901f, 0.3965f, 0.4020f, 0.4050f, 0.4081f, 0.4122f, 0.4175f, 0.4224f, 0.4264f, 0.4322f,
+    0.4371f, 0.4420f, 0.4467f, 0.4517f, 0.4574f, 0.4624f, 0.4678f, 0.4746f, 0.4805f, 0.4861f, 0.4928f, 0.4994f, 0.5060f,
+    0.5133f, 0.5205f, 0.5278f, 0.5349f, 0.5421f, 0.5497f, 0.5572f, 0.5646f, 0.5721f, 0.5794f, 0.5870f, 0.5944f, 0.6021f,
+    0.6097f, 0.6174f, 0.6253f, 0.6333f, 0.6415f, 0.6500f, 0.6587f, 0.6677f, 0.6772f, 0.6871f, 0.6975f, 0.7085f,
 };
 
 // Impostor pair rates the tail table keeps (log-spaced, 1e-7 .. 0.1).
@@ -48,9 +47,12 @@ double per_comparison_rate(double far, std::size_t n) {
 
 const char* to_string(Decision decision) noexcept {
     switch (decision) {
-        case Decision::known: return "known";
-        case Decision::unknown: return "unknown";
-        case Decision::ambiguous: return "ambiguous";
+        case Decision::known:
+            return "known";
+        case Decision::unknown:
+            return "unknown";
+        case Decision::ambiguous:
+            return "ambiguous";
     }
     return "unknown";
 }
@@ -168,14 +170,10 @@ float threshold_for_far(const Calibration& c, double far, std::size_t samples) {
 nlohmann::json calibration_to_json(const Calibration& c) {
     nlohmann::json tail = nlohmann::json::array();
     for (const auto& [d, r] : c.impostor_tail) tail.push_back({d, r});
-    return {{"embedder", c.embedder},
-            {"embedder_sha256", c.embedder_sha256},
-            {"threshold", c.threshold},
-            {"margin", c.margin},
-            {"far_target", c.far_target},
-            {"reference_persons", c.reference_persons},
-            {"aggregation", c.aggregation},
-            {"impostor_tail", std::move(tail)}};
+    return {{"embedder", c.embedder},       {"embedder_sha256", c.embedder_sha256},
+            {"threshold", c.threshold},     {"margin", c.margin},
+            {"far_target", c.far_target},   {"reference_persons", c.reference_persons},
+            {"aggregation", c.aggregation}, {"impostor_tail", std::move(tail)}};
 }
 
 Calibration calibration_from_json(const nlohmann::json& j) {
@@ -189,7 +187,8 @@ Calibration calibration_from_json(const nlohmann::json& j) {
         c.embedder = j.value("embedder", std::string());
         c.embedder_sha256 = j.value("embedder_sha256", std::string());
         if (j.contains("impostor_tail"))
-            for (const auto& p : j.at("impostor_tail")) c.impostor_tail.emplace_back(p.at(0).get<float>(), p.at(1).get<double>());
+            for (const auto& p : j.at("impostor_tail"))
+                c.impostor_tail.emplace_back(p.at(0).get<float>(), p.at(1).get<double>());
     } catch (const nlohmann::json::exception& e) {
         throw Error(ErrorKind::invalid_input, fmt::format("calibration is malformed: {}", e.what()));
     }

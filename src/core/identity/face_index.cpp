@@ -66,7 +66,8 @@ std::vector<PersonMatch> FaceIndex::nearest_persons(const Descriptor& query, std
             if (best.size() == k && d >= best.back().distance) continue;
             const std::int64_t person = persons_of_rows_[start + i];
             // A person already listed keeps only its nearest row.
-            auto same = std::find_if(best.begin(), best.end(), [&](const PersonMatch& m) { return m.person == person; });
+            auto same =
+                std::find_if(best.begin(), best.end(), [&](const PersonMatch& m) { return m.person == person; });
             if (same != best.end()) {
                 if (d >= same->distance) continue;
                 best.erase(same);

@@ -1,5 +1,7 @@
 #include "faceq/identity/gallery.hpp"
 
+#include <dlib/clustering.h>
+#include <fmt/format.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -14,12 +16,9 @@
 #include <set>
 #include <unordered_map>
 
-#include <dlib/clustering.h>
-#include <fmt/format.h>
-
+#include "base/sqlite_db.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/time.hpp"
-#include "base/sqlite_db.hpp"
 
 namespace faceq {
 namespace {
@@ -149,11 +148,16 @@ bool decode_utf8(const std::string& s, std::u32string& out) {
         const auto c = static_cast<unsigned char>(s[i]);
         char32_t cp;
         std::size_t n;
-        if (c < 0x80) cp = c, n = 1;
-        else if ((c & 0xE0) == 0xC0) cp = c & 0x1F, n = 2;
-        else if ((c & 0xF0) == 0xE0) cp = c & 0x0F, n = 3;
-        else if ((c & 0xF8) == 0xF0) cp = c & 0x07, n = 4;
-        else return false;
+        if (c < 0x80)
+            cp = c, n = 1;
+        else if ((c & 0xE0) == 0xC0)
+            cp = c & 0x1F, n = 2;
+        else if ((c & 0xF0) == 0xE0)
+            cp = c & 0x0F, n = 3;
+        else if ((c & 0xF8) == 0xF0)
+            cp = c & 0x07, n = 4;
+        else
+            return false;
         if (i + n > s.size()) return false;
         for (std::size_t k = 1; k < n; ++k) {
             const auto cc = static_cast<unsigned char>(s[i + k]);
@@ -238,8 +242,8 @@ Descriptor read_descriptor(const Stmt& s, int column, const Db& db) {
     std::size_t size = 0;
     const void* p = s.blob(column, size);
     if (!detail::blob_to_floats(p, size, d.data(), d.size()))
-        throw Error(ErrorKind::database,
-                    fmt::format("database '{}' holds a descriptor of {} bytes (expected 512)", db.path().string(), size));
+        throw Error(ErrorKind::database, fmt::format("database '{}' holds a descriptor of {} bytes (expected 512)",
+                                                     db.path().string(), size));
     return d;
 }
 
@@ -264,8 +268,8 @@ std::string fold_case(const std::string& text) {
     const locale_t loc = utf8_locale();
     for (char32_t cp : cps) {
         // Without C.UTF-8 (not a glibc system) only ASCII letters fold.
-        const auto lower = loc ? towlower_l(static_cast<wint_t>(cp), loc)
-                               : static_cast<wint_t>(cp >= 'A' && cp <= 'Z' ? cp + 32 : cp);
+        const auto lower =
+            loc ? towlower_l(static_cast<wint_t>(cp), loc) : static_cast<wint_t>(cp >= 'A' && cp <= 'Z' ? cp + 32 : cp);
         encode_utf8(static_cast<char32_t>(lower), out);
     }
     return out;
@@ -401,8 +405,12 @@ struct Gallery::Impl {
                 out.person = out.nearest->person;
                 out.decision = out.person->kind == "known" ? Decision::known : Decision::unknown;
                 break;
-            case Decision::ambiguous: out.decision = Decision::ambiguous; break;
-            case Decision::unknown: out.decision = Decision::unknown; break;
+            case Decision::ambiguous:
+                out.decision = Decision::ambiguous;
+                break;
+            case Decision::unknown:
+                out.decision = Decision::unknown;
+                break;
         }
         return out;
     }
@@ -421,7 +429,9 @@ struct Gallery::Impl {
 
     PersonInfo require_person(const std::string& who) {
         auto p = find_person(who);
-        if (!p) throw Error(ErrorKind::not_found, fmt::format("no person '{}' in the gallery '{}'", who, db.path().string()));
+        if (!p)
+            throw Error(ErrorKind::not_found,
+                        fmt::format("no person '{}' in the gallery '{}'", who, db.path().string()));
         return *p;
     }
 
@@ -593,9 +603,8 @@ PersonInfo Gallery::rename(const std::string& who, const std::string& raw_name) 
         Stmt clash(db, "SELECT public_id FROM persons WHERE name_key = ? AND id <> ?");
         clash.bind(1, fold_case(name)).bind(2, p.person.id);
         if (clash.step())
-            throw Error(ErrorKind::usage,
-                        fmt::format("another person ({}) is already called '{}'; merge them instead", clash.text(0),
-                                    name));
+            throw Error(ErrorKind::usage, fmt::format("another person ({}) is already called '{}'; merge them instead",
+                                                      clash.text(0), name));
     }
     Stmt up(db, "UPDATE persons SET name = ?, name_key = ?, kind = 'known', updated_at = ? WHERE id = ?");
     up.bind(1, name).bind(2, fold_case(name)).bind(3, unix_now()).bind(4, p.person.id).run();
@@ -619,8 +628,9 @@ PersonInfo Gallery::merge(const std::string& from_who, const std::string& into_w
     // A sample both already have (same photo and face) is kept once.
     Stmt move_samples(db, "UPDATE OR IGNORE samples SET person_id = ? WHERE person_id = ?");
     move_samples.bind(1, into.person.id).bind(2, from.person.id).run();
-    Stmt move_dets(db, "UPDATE detections SET person_id = ?1,"
-                       " decision = CASE WHEN decision = 'ambiguous' THEN decision ELSE ?2 END WHERE person_id = ?3");
+    Stmt move_dets(db,
+                   "UPDATE detections SET person_id = ?1,"
+                   " decision = CASE WHEN decision = 'ambiguous' THEN decision ELSE ?2 END WHERE person_id = ?3");
     move_dets.bind(1, into.person.id).bind(2, into.person.kind).bind(3, from.person.id).run();
     Stmt del(db, "DELETE FROM persons WHERE id = ?");
     del.bind(1, from.person.id).run();
@@ -672,8 +682,9 @@ std::pair<std::size_t, std::size_t> Gallery::usable(const std::string& embedder)
 
 std::vector<EmbedderSamples> Gallery::embedders() {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    Stmt s(impl_->db,
-           "SELECT embedder, count(*), count(DISTINCT person_id) FROM samples GROUP BY embedder ORDER BY count(*) DESC");
+    Stmt s(
+        impl_->db,
+        "SELECT embedder, count(*), count(DISTINCT person_id) FROM samples GROUP BY embedder ORDER BY count(*) DESC");
     std::vector<EmbedderSamples> out;
     while (s.step()) out.push_back({s.text(0), s.int64(1), s.int64(2)});
     return out;
@@ -867,7 +878,8 @@ ClusterResult Gallery::cluster(const std::string& embedder, float threshold) {
         if (rest == 0) break;
         std::vector<float> flat(rest * 128);
         for (std::size_t j = 0; j < rest; ++j)
-            std::copy(rows[i + 1 + j].d.begin(), rows[i + 1 + j].d.end(), flat.begin() + static_cast<std::ptrdiff_t>(j * 128));
+            std::copy(rows[i + 1 + j].d.begin(), rows[i + 1 + j].d.end(),
+                      flat.begin() + static_cast<std::ptrdiff_t>(j * 128));
         squared_distances(flat.data(), rest, rows[i].d.data(), d2.data());
         for (std::size_t j = 0; j < rest; ++j)
             if (d2[j] < t2) edges.emplace_back(i, i + 1 + j);

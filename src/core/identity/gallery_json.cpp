@@ -32,22 +32,23 @@ json stats_json(const GalleryStats& s, const std::string& db_path, const std::op
         gallery_embedders.push_back({{"embedder", e.embedder}, {"samples", e.samples}, {"persons", e.persons}});
         foreign = foreign || !embedder || e.embedder != *embedder;
     }
-    return {{"persons",
-             {{"total", s.persons_known + s.persons_unknown}, {"known", s.persons_known}, {"unknown", s.persons_unknown}}},
-            {"samples", s.samples},
-            {"images", s.images},
-            {"detections",
-             {{"total", s.detections},
-              {"known", s.detections_known},
-              {"unknown", s.detections_unknown},
-              {"ambiguous", s.detections_ambiguous},
-              {"last", opt_time(s.last_detection)}}},
-            {"detections_per_day", std::move(days)},
-            {"database", {{"path", db_path}, {"bytes", s.database_bytes}, {"schema_version", s.schema_version}}},
-            {"embedder",
-             {{"installed", embedder ? json(*embedder) : json(nullptr)},
-              {"gallery", std::move(gallery_embedders)},
-              {"mismatch", foreign}}}};
+    return {
+        {"persons",
+         {{"total", s.persons_known + s.persons_unknown}, {"known", s.persons_known}, {"unknown", s.persons_unknown}}},
+        {"samples", s.samples},
+        {"images", s.images},
+        {"detections",
+         {{"total", s.detections},
+          {"known", s.detections_known},
+          {"unknown", s.detections_unknown},
+          {"ambiguous", s.detections_ambiguous},
+          {"last", opt_time(s.last_detection)}}},
+        {"detections_per_day", std::move(days)},
+        {"database", {{"path", db_path}, {"bytes", s.database_bytes}, {"schema_version", s.schema_version}}},
+        {"embedder",
+         {{"installed", embedder ? json(*embedder) : json(nullptr)},
+          {"gallery", std::move(gallery_embedders)},
+          {"mismatch", foreign}}}};
 }
 
 }  // namespace faceq

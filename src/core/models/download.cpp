@@ -12,7 +12,6 @@
 // staging directory is removed whatever happens. Staging directories left by a
 // killed process are swept at the next run.
 #include "faceq/models/download.hpp"
-#include "faceq/base/time.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -40,6 +39,7 @@
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
 #include "faceq/base/home.hpp"
+#include "faceq/base/time.hpp"
 #include "faceq/pipeline/nets.hpp"
 
 extern char** environ;

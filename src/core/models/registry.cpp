@@ -7,9 +7,9 @@
 // either no version or a complete one (and at worst a stray ".tmp-" folder,
 // swept by the next writer).
 #include "faceq/models/registry.hpp"
-#include "faceq/base/time.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -26,10 +26,9 @@
 #include <sstream>
 #include <system_error>
 
-#include <fmt/format.h>
-
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
+#include "faceq/base/time.hpp"
 
 namespace faceq {
 namespace {
@@ -47,7 +46,8 @@ std::optional<json> read_json_if_exists(const fs::path& path) {
     try {
         return json::parse(in);
     } catch (const json::exception& e) {
-        throw Error(ErrorKind::invalid_input, fmt::format("registry file '{}' does not parse: {}", path.string(), e.what()));
+        throw Error(ErrorKind::invalid_input,
+                    fmt::format("registry file '{}' does not parse: {}", path.string(), e.what()));
     }
 }
 
@@ -66,8 +66,9 @@ void check_name(const std::string& what, const std::string& name) {
                         return std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.';
                     });
     if (!ok)
-        throw Error(ErrorKind::usage,
-                    fmt::format("{} '{}' is not a valid name (letters, digits, '-', '_', '.'; at most 100)", what, name));
+        throw Error(
+            ErrorKind::usage,
+            fmt::format("{} '{}' is not a valid name (letters, digits, '-', '_', '.'; at most 100)", what, name));
 }
 
 // An exclusive flock on registry/.lock for the lifetime of the object.
@@ -77,7 +78,8 @@ public:
         make_dirs(root);
         const fs::path path = root / ".lock";
         fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (fd_ < 0) throw Error(ErrorKind::io, fmt::format("cannot open '{}': {}", path.string(), std::strerror(errno)));
+        if (fd_ < 0)
+            throw Error(ErrorKind::io, fmt::format("cannot open '{}': {}", path.string(), std::strerror(errno)));
         while (::flock(fd_, LOCK_EX) != 0) {
             if (errno == EINTR) continue;
             const int e = errno;
@@ -200,8 +202,12 @@ std::vector<std::string> list_files(const fs::path& dir) {
 
 json read_model_json(const Home& home, const std::string& name) {
     auto j = read_json_if_exists(model_dir(home, name) / "model.json");
-    if (!j) return json{{"schema", registry_schema}, {"name", name}, {"created_at", utc_now_iso8601()},
-                        {"next_version", 1}, {"aliases", json::object()}};
+    if (!j)
+        return json{{"schema", registry_schema},
+                    {"name", name},
+                    {"created_at", utc_now_iso8601()},
+                    {"next_version", 1},
+                    {"aliases", json::object()}};
     if (!j->contains("aliases") || !(*j)["aliases"].is_object()) (*j)["aliases"] = json::object();
     return *j;
 }
@@ -212,7 +218,8 @@ std::vector<int> version_numbers(const Home& home, const std::string& name) {
     const fs::path dir = model_dir(home, name) / "versions";
     for (const auto& e : fs::directory_iterator(dir, ec)) {
         const std::string n = e.path().filename().string();
-        if (n.empty() || n.size() > 9 || !std::all_of(n.begin(), n.end(), [](unsigned char c) { return std::isdigit(c); }))
+        if (n.empty() || n.size() > 9 ||
+            !std::all_of(n.begin(), n.end(), [](unsigned char c) { return std::isdigit(c); }))
             continue;
         std::error_code ec2;
         if (fs::is_regular_file(e.path() / "version.json", ec2)) out.push_back(std::stoi(n));
@@ -267,9 +274,12 @@ std::optional<double> metric_value(const json& metrics, const std::string& key) 
 
 const char* to_string(RunStatus s) noexcept {
     switch (s) {
-        case RunStatus::running: return "RUNNING";
-        case RunStatus::finished: return "FINISHED";
-        case RunStatus::failed: return "FAILED";
+        case RunStatus::running:
+            return "RUNNING";
+        case RunStatus::finished:
+            return "FINISHED";
+        case RunStatus::failed:
+            return "FAILED";
     }
     return "FAILED";
 }
@@ -298,7 +308,8 @@ bool MetricCondition::matches(const json& metrics) const {
 MetricCondition parse_metric_condition(const std::string& text) {
     const auto pos = text.find_first_of("<>=!");
     if (pos == 0 || pos == std::string::npos)
-        throw Error(ErrorKind::usage, fmt::format("metric filter '{}' is not KEY<OP>VALUE (e.g. test_age_mae<5)", text));
+        throw Error(ErrorKind::usage,
+                    fmt::format("metric filter '{}' is not KEY<OP>VALUE (e.g. test_age_mae<5)", text));
     MetricCondition c;
     c.key = text.substr(0, pos);
     std::size_t end = pos + 1;
@@ -387,12 +398,14 @@ void Registry::log_metrics(const std::string& run_id, const json& values, std::i
     for (const auto& [key, value] : values.items()) {
         if (!value.is_number()) continue;
         const double v = value.get<double>();
-        json line{{"key", key}, {"value", std::isfinite(v) ? json(v) : json(nullptr)}, {"step", step}, {"timestamp", now}};
+        json line{
+            {"key", key}, {"value", std::isfinite(v) ? json(v) : json(nullptr)}, {"step", step}, {"timestamp", now}};
         lines += line.dump() + "\n";
     }
     if (lines.empty()) return;
     const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (fd < 0) throw Error(ErrorKind::io, fmt::format("cannot append to '{}': {}", path.string(), std::strerror(errno)));
+    if (fd < 0)
+        throw Error(ErrorKind::io, fmt::format("cannot append to '{}': {}", path.string(), std::strerror(errno)));
     const ssize_t n = ::write(fd, lines.data(), lines.size());
     const int e = errno;
     ::fdatasync(fd);
@@ -430,7 +443,9 @@ RunInfo Registry::run(const std::string& run_id) const {
     check_name("run", run_id);
     const fs::path dir = runs_dir(home_) / run_id;
     auto j = read_json_if_exists(dir / "run.json");
-    if (!j) throw Error(ErrorKind::not_found, fmt::format("no run '{}' in '{}' (see: faceq runs list)", run_id, root().string()));
+    if (!j)
+        throw Error(ErrorKind::not_found,
+                    fmt::format("no run '{}' in '{}' (see: faceq runs list)", run_id, root().string()));
     if (is_orphaned(*j)) {
         // Its process is gone: the run can never finish. Record that, under
         // the lock and only if nobody ended it meanwhile.
@@ -618,8 +633,7 @@ ModelVersion Registry::version(const std::string& name, int v) const {
 std::optional<ModelVersion> Registry::best_version(const std::string& name, const std::string& metric,
                                                    const std::string& mode,
                                                    const std::function<bool(const ModelVersion&)>& eligible) const {
-    if (mode != "min" && mode != "max")
-        throw Error(ErrorKind::usage, fmt::format("mode '{}' is not min or max", mode));
+    if (mode != "min" && mode != "max") throw Error(ErrorKind::usage, fmt::format("mode '{}' is not min or max", mode));
     std::optional<ModelVersion> best;
     double best_value = 0;
     for (auto& v : versions(name)) {
@@ -638,7 +652,8 @@ AliasMove Registry::deploy(const std::string& name, int version) {
     check_name("model", name);
     RegistryLock lock(root());
     if (!fs::is_regular_file(version_dir(home_, name, version) / "version.json"))
-        throw Error(ErrorKind::usage, fmt::format("model '{}' has no version {} (see: faceq models list)", name, version));
+        throw Error(ErrorKind::usage,
+                    fmt::format("model '{}' has no version {} (see: faceq models list)", name, version));
     json model = read_model_json(home_, name);
     auto& al = model["aliases"];
     AliasMove move;

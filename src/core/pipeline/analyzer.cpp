@@ -1,22 +1,22 @@
 #include "faceq/pipeline/analyzer.hpp"
 
-#include <algorithm>
-#include <chrono>
-#include <cmath>
-#include <fstream>
-
 #include <dlib/image_processing.h>
 #include <dlib/image_processing/frontal_face_detector.h>
 #include <dlib/opencv/cv_image.h>
 #include <dlib/revision.h>
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "pipeline/dnn_nets.hpp"
-#include "faceq/pipeline/attributes.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/models/registry.hpp"
+#include "faceq/pipeline/attributes.hpp"
+#include "pipeline/dnn_nets.hpp"
 
 namespace faceq {
 namespace {
@@ -89,8 +89,8 @@ Analyzer::Analyzer(const ModelSet& models, const AnalyzeOptions& options) : impl
         dlib::deserialize(models.landmarks.path.string()) >> *predictor;
         m.predictor = std::move(predictor);
     } catch (const std::exception& e) {
-        throw Error(ErrorKind::model, fmt::format("landmark model '{}' cannot be loaded: {}",
-                                                  models.landmarks.path.string(), e.what()));
+        throw Error(ErrorKind::model,
+                    fmt::format("landmark model '{}' cannot be loaded: {}", models.landmarks.path.string(), e.what()));
     }
     m.versions.landmarks = models.landmarks.version();
     m.embedder.emplace(models.embedder.path);
@@ -197,8 +197,8 @@ AnalysisResult Analyzer::analyze(const cv::Mat& bgr) {
         shapes.push_back((*m.predictor)(original, rects[i]));
         auto& pts = result.faces[i].landmarks;
         for (unsigned long p = 0; p < shapes.back().num_parts(); ++p)
-            pts.push_back({static_cast<float>(shapes.back().part(p).x()),
-                           static_cast<float>(shapes.back().part(p).y())});
+            pts.push_back(
+                {static_cast<float>(shapes.back().part(p).x()), static_cast<float>(shapes.back().part(p).y())});
     }
     result.times.landmarks = ms_since(t0);
 
@@ -207,8 +207,8 @@ AnalysisResult Analyzer::analyze(const cv::Mat& bgr) {
         t0 = Clock::now();
         std::vector<dlib::chip_details> details;
         for (const auto& s : shapes)
-            details.push_back(dlib::get_face_chip_details(s, detail::EmbedderNet::chip_size,
-                                                          detail::EmbedderNet::chip_padding));
+            details.push_back(
+                dlib::get_face_chip_details(s, detail::EmbedderNet::chip_size, detail::EmbedderNet::chip_padding));
         dlib::array<detail::RgbImage> chips_arr;
         dlib::extract_image_chips(original, details, chips_arr);
         std::vector<detail::RgbImage> chips(chips_arr.begin(), chips_arr.end());

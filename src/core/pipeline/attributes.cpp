@@ -8,7 +8,9 @@
 // gender pick their own candidate by validation error; the final head is
 // refitted on train + val with those settings and reported on test.
 #include "faceq/pipeline/attributes.hpp"
-#include "faceq/base/time.hpp"
+
+#include <dlib/matrix.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
@@ -17,11 +19,9 @@
 #include <map>
 #include <numeric>
 
-#include <dlib/matrix.h>
-#include <fmt/format.h>
-
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
+#include "faceq/base/time.hpp"
 
 namespace faceq {
 
@@ -29,7 +29,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 struct AgeGenderHead::Impl {
-    json meta;                       // age_gender.json without "arrays"
+    json meta;  // age_gender.json without "arrays"
     std::string embedder, embedder_sha256;
     std::size_t dim = 0;
     std::size_t support = 0;         // number of support vectors
@@ -185,14 +185,15 @@ AgeGenderHead AgeGenderHead::load(const fs::path& dir) {
         try {
             meta = json::parse(in);
         } catch (const json::exception& e) {
-            throw Error(ErrorKind::model, fmt::format("age/gender head '{}' is not JSON: {}", jpath.string(), e.what()));
+            throw Error(ErrorKind::model,
+                        fmt::format("age/gender head '{}' is not JSON: {}", jpath.string(), e.what()));
         }
     }
     auto m = std::make_shared<Impl>();
     try {
         if (meta.at("format").get<std::string>() != head_format || meta.at("schema").get<int>() != head_schema)
-            throw Error(ErrorKind::model, fmt::format("'{}' is not a faceq age/gender head (schema {})", jpath.string(),
-                                                      head_schema));
+            throw Error(ErrorKind::model,
+                        fmt::format("'{}' is not a faceq age/gender head (schema {})", jpath.string(), head_schema));
         std::error_code ec;
         if (!fs::is_regular_file(wpath, ec))
             throw Error(ErrorKind::model, fmt::format("age/gender head weights '{}' are missing", wpath.string()));
@@ -240,7 +241,8 @@ AgeGenderHead AgeGenderHead::load(const fs::path& dir) {
     m->sv_sq.resize(m->support);
     for (std::size_t j = 0; j < m->support; ++j) {
         double s = 0;
-        for (std::size_t k = 0; k < m->dim; ++k) s += static_cast<double>(m->sv[j * m->dim + k]) * m->sv[j * m->dim + k];
+        for (std::size_t k = 0; k < m->dim; ++k)
+            s += static_cast<double>(m->sv[j * m->dim + k]) * m->sv[j * m->dim + k];
         m->sv_sq[j] = static_cast<float>(s);
     }
     meta.erase("arrays");
@@ -317,8 +319,8 @@ std::vector<std::size_t> all_of(std::size_t n) {
 
 // Per-band and summary metrics for one split: age MAE, gender accuracy of
 // the chosen source and of both candidates.
-json evaluate(const std::string& prefix, const Vec& age_pred, const std::vector<double>& head_score,
-              const SplitData& s, bool use_head, bool have_cnn, json& report) {
+json evaluate(const std::string& prefix, const Vec& age_pred, const std::vector<double>& head_score, const SplitData& s,
+              bool use_head, bool have_cnn, json& report) {
     json m;
     const std::size_t n = s.index.size();
     std::vector<double> cnn_score(n);
@@ -383,9 +385,9 @@ struct AgeGenderTrainer {
 AgeGenderTrainResult train_age_gender(const PreparedDataset& data, const AgeGenderTrainOptions& options) {
     const json& pipeline = data.manifest.value("pipeline", json::object());
     if (data.manifest.value("dataset", "") != "utkface" || pipeline.value("kind", "") != "utkface")
-        throw Error(ErrorKind::invalid_input,
-                    fmt::format("'{}' is not a prepared age/gender dataset (run: faceq prepare utkface)",
-                                data.dir.string()));
+        throw Error(
+            ErrorKind::invalid_input,
+            fmt::format("'{}' is not a prepared age/gender dataset (run: faceq prepare utkface)", data.dir.string()));
     if (options.gammas.empty() || options.lambdas.empty())
         throw Error(ErrorKind::usage, "give at least one gamma and one lambda");
     for (double v : options.gammas)
@@ -479,8 +481,8 @@ AgeGenderTrainResult train_age_gender(const PreparedDataset& data, const AgeGend
                    {"val_gender_acc", val_acc}};
             candidates.push_back(m);
             if (options.on_step) options.on_step(m, step);
-            log(fmt::format("candidate {}: gamma {} lambda {}: val age MAE {:.3f}, val gender {:.2f}%", step, gs, lambda,
-                            val_mae, 100 * val_acc));
+            log(fmt::format("candidate {}: gamma {} lambda {}: val age MAE {:.3f}, val gender {:.2f}%", step, gs,
+                            lambda, val_mae, 100 * val_acc));
             ++step;
             if (val_mae < best_age.value) best_age = {val_mae, gs, lambda};
             if (val_acc > best_gender.value) best_gender = {val_acc, gs, lambda};
@@ -597,7 +599,8 @@ AgeGenderTrainResult train_age_gender(const PreparedDataset& data, const AgeGend
     result.head = AgeGenderTrainer::make(impl);
 
     // ---- report: val (train-only selection figures) and test (refitted head)
-    json metrics{{"val_age_mae", best_age.value}, {"val_gender_acc", use_head ? best_gender.value : val_cnn_acc},
+    json metrics{{"val_age_mae", best_age.value},
+                 {"val_gender_acc", use_head ? best_gender.value : val_cnn_acc},
                  {"val_head_gender_acc", best_gender.value}};
     if (have_cnn) metrics["val_cnn_gender_acc"] = val_cnn_acc;
     json report = json::object();
@@ -612,9 +615,9 @@ AgeGenderTrainResult train_age_gender(const PreparedDataset& data, const AgeGend
         } else {
             // Still report what the head would have done (fit for the record).
             const Mat k = rbf(g_all, sq_all, sq_all, gender_gamma);
-            const Vec a = dlib::cholesky_decomposition<Mat>(k + best_gender.lambda *
-                                                                    dlib::identity_matrix<double>(k.nr()))
-                              .solve(all.male);
+            const Vec a =
+                dlib::cholesky_decomposition<Mat>(k + best_gender.lambda * dlib::identity_matrix<double>(k.nr()))
+                    .solve(all.male);
             const Vec s = rbf(g_te, sq_te, sq_all, gender_gamma) * a;
             head_score.assign(s.begin(), s.end());
         }

@@ -8,17 +8,17 @@
 // into exactly the type that wrote it.
 #include "pipeline/dnn_nets.hpp"
 
+#include <dlib/dnn.h>
+#include <dlib/image_transforms.h>
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <dlib/dnn.h>
-#include <dlib/image_transforms.h>
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
@@ -30,44 +30,58 @@ namespace {
 using namespace dlib;
 
 // ------------------------------------------------------------- ResNet (128-D)
-template <template <int, template <typename> class, int, typename> class block, int N,
-          template <typename> class BN, typename SUBNET>
+template <template <int, template <typename> class, int, typename> class block, int N, template <typename> class BN,
+          typename SUBNET>
 using residual = add_prev1<block<N, BN, 1, tag1<SUBNET>>>;
 
-template <template <int, template <typename> class, int, typename> class block, int N,
-          template <typename> class BN, typename SUBNET>
+template <template <int, template <typename> class, int, typename> class block, int N, template <typename> class BN,
+          typename SUBNET>
 using residual_down = add_prev2<avg_pool<2, 2, 2, 2, skip1<tag2<block<N, BN, 2, tag1<SUBNET>>>>>>;
 
 template <int N, template <typename> class BN, int stride, typename SUBNET>
 using block = BN<con<N, 3, 3, 1, 1, relu<BN<con<N, 3, 3, stride, stride, SUBNET>>>>>;
 
-template <int N, typename SUBNET> using ares = relu<residual<block, N, affine, SUBNET>>;
-template <int N, typename SUBNET> using ares_down = relu<residual_down<block, N, affine, SUBNET>>;
+template <int N, typename SUBNET>
+using ares = relu<residual<block, N, affine, SUBNET>>;
+template <int N, typename SUBNET>
+using ares_down = relu<residual_down<block, N, affine, SUBNET>>;
 
-template <typename SUBNET> using alevel0 = ares_down<256, SUBNET>;
-template <typename SUBNET> using alevel1 = ares<256, ares<256, ares_down<256, SUBNET>>>;
-template <typename SUBNET> using alevel2 = ares<128, ares<128, ares_down<128, SUBNET>>>;
-template <typename SUBNET> using alevel3 = ares<64, ares<64, ares<64, ares_down<64, SUBNET>>>>;
-template <typename SUBNET> using alevel4 = ares<32, ares<32, ares<32, SUBNET>>>;
+template <typename SUBNET>
+using alevel0 = ares_down<256, SUBNET>;
+template <typename SUBNET>
+using alevel1 = ares<256, ares<256, ares_down<256, SUBNET>>>;
+template <typename SUBNET>
+using alevel2 = ares<128, ares<128, ares_down<128, SUBNET>>>;
+template <typename SUBNET>
+using alevel3 = ares<64, ares<64, ares<64, ares_down<64, SUBNET>>>>;
+template <typename SUBNET>
+using alevel4 = ares<32, ares<32, ares<32, SUBNET>>>;
 
-using resnet_type = loss_metric<fc_no_bias<128, avg_pool_everything<alevel0<alevel1<alevel2<alevel3<alevel4<
-    max_pool<3, 3, 2, 2, relu<affine<con<32, 7, 7, 2, 2, input_rgb_image_sized<150>>>>>>>>>>>>>;
+using resnet_type =
+    loss_metric<fc_no_bias<128, avg_pool_everything<alevel0<alevel1<alevel2<alevel3<alevel4<max_pool<
+                                    3, 3, 2, 2, relu<affine<con<32, 7, 7, 2, 2, input_rgb_image_sized<150>>>>>>>>>>>>>;
 
 // ------------------------------------------------------------- MMOD detector
-template <long num_filters, typename SUBNET> using con5d = con<num_filters, 5, 5, 2, 2, SUBNET>;
-template <long num_filters, typename SUBNET> using con5 = con<num_filters, 5, 5, 1, 1, SUBNET>;
+template <long num_filters, typename SUBNET>
+using con5d = con<num_filters, 5, 5, 2, 2, SUBNET>;
+template <long num_filters, typename SUBNET>
+using con5 = con<num_filters, 5, 5, 1, 1, SUBNET>;
 template <typename SUBNET>
 using downsampler = relu<affine<con5d<32, relu<affine<con5d<32, relu<affine<con5d<16, SUBNET>>>>>>>>>;
-template <typename SUBNET> using rcon5 = relu<affine<con5<45, SUBNET>>>;
+template <typename SUBNET>
+using rcon5 = relu<affine<con5<45, SUBNET>>>;
 using mmod_type =
     loss_mmod<con<1, 9, 9, 1, 1, rcon5<rcon5<rcon5<downsampler<input_rgb_image_pyramid<pyramid_down<6>>>>>>>>;
 
 // ------------------------------------------------------------- gender CNN
 template <int N, template <typename> class BN, int stride, typename SUBNET>
 using gblock = BN<con<N, 3, 3, stride, stride, relu<BN<con<N, 3, 3, stride, stride, SUBNET>>>>>;
-template <int N, typename SUBNET> using gares = relu<gblock<N, affine, 1, SUBNET>>;
-template <typename SUBNET> using glevel1 = avg_pool<2, 2, 2, 2, gares<64, SUBNET>>;
-template <typename SUBNET> using glevel2 = avg_pool<2, 2, 2, 2, gares<32, SUBNET>>;
+template <int N, typename SUBNET>
+using gares = relu<gblock<N, affine, 1, SUBNET>>;
+template <typename SUBNET>
+using glevel1 = avg_pool<2, 2, 2, 2, gares<64, SUBNET>>;
+template <typename SUBNET>
+using glevel2 = avg_pool<2, 2, 2, 2, gares<32, SUBNET>>;
 using gender_type =
     loss_multiclass_log<fc<2, multiply<relu<fc<16, multiply<glevel1<glevel2<input_rgb_image_sized<32>>>>>>>>>;
 
@@ -79,8 +93,7 @@ void load_net(Net& net, const std::filesystem::path& dat, const char* what) {
     try {
         deserialize(dat.string()) >> net;
     } catch (const std::exception& e) {
-        throw Error(ErrorKind::model,
-                    fmt::format("{} model '{}' cannot be loaded: {}", what, dat.string(), e.what()));
+        throw Error(ErrorKind::model, fmt::format("{} model '{}' cannot be loaded: {}", what, dat.string(), e.what()));
     }
 }
 
@@ -136,8 +149,7 @@ std::vector<Descriptor> EmbedderNet::embed(const std::vector<RgbImage>& chips, i
 }
 
 std::vector<Descriptor> EmbedderNet::embed_with_features(const std::vector<RgbImage>& chips,
-                                                         std::vector<std::vector<float>>& features,
-                                                         int batch_size) {
+                                                         std::vector<std::vector<float>>& features, int batch_size) {
     std::vector<Descriptor> out;
     features.clear();
     out.reserve(chips.size());
@@ -147,8 +159,8 @@ std::vector<Descriptor> EmbedderNet::embed_with_features(const std::vector<RgbIm
         resizable_tensor x;
         impl_->net.to_tensor(chips.begin() + static_cast<long>(start), chips.begin() + static_cast<long>(end), x);
         impl_->net.subnet().forward(x);
-        const tensor& desc = impl_->net.subnet().get_output();          // fc output: n x 128
-        const tensor& block = layer<3>(impl_->net).get_output();         // last residual block
+        const tensor& desc = impl_->net.subnet().get_output();    // fc output: n x 128
+        const tensor& block = layer<3>(impl_->net).get_output();  // last residual block
         for (long s = 0; s < static_cast<long>(end - start); ++s) {
             Descriptor d{};
             const float* p = desc.host() + s * 128;
@@ -301,10 +313,9 @@ std::vector<Tensor> read_faceapi_weights(const std::filesystem::path& manifest_j
                     if (offset + 4 * count > bin.size()) break;
                     for (std::size_t i = 0; i < count; ++i) {
                         const std::uint8_t* b = bin.data() + offset + 4 * i;
-                        const std::uint32_t u = static_cast<std::uint32_t>(b[0]) |
-                                                (static_cast<std::uint32_t>(b[1]) << 8) |
-                                                (static_cast<std::uint32_t>(b[2]) << 16) |
-                                                (static_cast<std::uint32_t>(b[3]) << 24);
+                        const std::uint32_t u =
+                            static_cast<std::uint32_t>(b[0]) | (static_cast<std::uint32_t>(b[1]) << 8) |
+                            (static_cast<std::uint32_t>(b[2]) << 16) | (static_cast<std::uint32_t>(b[3]) << 24);
                         float f;
                         std::memcpy(&f, &u, sizeof f);
                         t.values[i] = f;
@@ -382,8 +393,8 @@ ConversionReport convert_faceapi_resnet(const std::filesystem::path& manifest_js
     const std::size_t expected = cons.size() * 4 + 1;
     if (cons.size() != affines.size() || fc == nullptr || tensors.size() != expected)
         throw Error(ErrorKind::invalid_input,
-                    fmt::format("weights manifest '{}' has {} tensors; dlib's ResNet needs {}",
-                                manifest_json.string(), tensors.size(), expected));
+                    fmt::format("weights manifest '{}' has {} tensors; dlib's ResNet needs {}", manifest_json.string(),
+                                tensors.size(), expected));
 
     auto expect = [&](const Tensor& t, const char* suffix, std::size_t count) {
         const std::string s = suffix;
@@ -400,9 +411,8 @@ ConversionReport convert_faceapi_resnet(const std::filesystem::path& manifest_js
         dlib::tensor& params = *cons[c];
         const Tensor& filters = tensors[next++];
         if (filters.shape.size() != 4)
-            throw Error(ErrorKind::invalid_input,
-                        fmt::format("weights manifest '{}': '{}' is not a 4-D filter", manifest_json.string(),
-                                    filters.name));
+            throw Error(ErrorKind::invalid_input, fmt::format("weights manifest '{}': '{}' is not a 4-D filter",
+                                                              manifest_json.string(), filters.name));
         const long KH = filters.shape[0], KW = filters.shape[1], I = filters.shape[2], O = filters.shape[3];
         const std::size_t nfilter = static_cast<std::size_t>(KH * KW * I * O);
         expect(filters, "/conv/filters", nfilter);

@@ -15,14 +15,14 @@
 // object must not be used by two threads at once — give each worker a copy.
 #pragma once
 
+#include <dlib/geometry/rectangle.h>
+#include <dlib/matrix.h>
+#include <dlib/pixel.h>
+
 #include <array>
 #include <filesystem>
 #include <memory>
 #include <vector>
-
-#include <dlib/geometry/rectangle.h>
-#include <dlib/matrix.h>
-#include <dlib/pixel.h>
 
 namespace faceq::detail {
 
@@ -47,8 +47,7 @@ public:
     // Like embed(), and also returns for each chip the activations of the
     // last residual block, pooled to a fixed-length vector (see feature_size()).
     std::vector<Descriptor> embed_with_features(const std::vector<RgbImage>& chips,
-                                                std::vector<std::vector<float>>& features,
-                                                int batch_size = 16);
+                                                std::vector<std::vector<float>>& features, int batch_size = 16);
     static std::size_t feature_size();
 
 private:

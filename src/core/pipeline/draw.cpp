@@ -1,11 +1,11 @@
 #include "faceq/pipeline/draw.hpp"
 
-#include <algorithm>
-#include <string>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <string>
 
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
@@ -39,7 +39,8 @@ cv::Mat draw_faces(const cv::Mat& bgr, const std::vector<Face>& faces) {
 std::filesystem::path save_annotated(const cv::Mat& bgr, const std::filesystem::path& path) {
     std::filesystem::path target = path;
     std::string ext = target.extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::transform(ext.begin(), ext.end(), ext.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     if (ext != ".jpg" && ext != ".jpeg" && ext != ".png") {
         target += ".png";
         ext = ".png";

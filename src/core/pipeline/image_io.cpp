@@ -12,19 +12,19 @@
 // not rotate; tests/test_image_io.cpp checks all eight orientations.
 #include "faceq/pipeline/image_io.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <limits>
 #include <new>
-#include <system_error>
-#include <utility>
-
-#include <fmt/format.h>
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <system_error>
+#include <utility>
 
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
@@ -50,9 +50,7 @@ public:
     ByteView(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
 
     std::size_t size() const { return size_; }
-    bool has(std::size_t offset, std::size_t len) const {
-        return offset <= size_ && len <= size_ - offset;
-    }
+    bool has(std::size_t offset, std::size_t len) const { return offset <= size_ && len <= size_ - offset; }
     std::uint8_t u8(std::size_t offset) const {
         check(offset, 1);
         return data_[offset];
@@ -60,8 +58,7 @@ public:
     std::uint16_t u16(std::size_t offset, bool big_endian) const {
         check(offset, 2);
         const std::uint8_t* p = data_ + offset;
-        return big_endian ? static_cast<std::uint16_t>(p[0] << 8 | p[1])
-                          : static_cast<std::uint16_t>(p[1] << 8 | p[0]);
+        return big_endian ? static_cast<std::uint16_t>(p[0] << 8 | p[1]) : static_cast<std::uint16_t>(p[1] << 8 | p[0]);
     }
     std::uint32_t u24le(std::size_t offset) const {
         check(offset, 3);
@@ -390,10 +387,17 @@ cv::Mat to_bgr8(const cv::Mat& m) {
     }
     cv::Mat bgr;
     switch (eight.channels()) {
-        case 1: cv::cvtColor(eight, bgr, cv::COLOR_GRAY2BGR); break;
-        case 3: bgr = eight; break;
-        case 4: cv::cvtColor(eight, bgr, cv::COLOR_BGRA2BGR); break;
-        default: break;
+        case 1:
+            cv::cvtColor(eight, bgr, cv::COLOR_GRAY2BGR);
+            break;
+        case 3:
+            bgr = eight;
+            break;
+        case 4:
+            cv::cvtColor(eight, bgr, cv::COLOR_BGRA2BGR);
+            break;
+        default:
+            break;
     }
     return bgr;
 }
@@ -407,23 +411,20 @@ ImageHeader peek_image_header(const std::uint8_t* data, std::size_t size) {
     if (v.starts_with(0, "GIF87a", 6) || v.starts_with(0, "GIF89a", 6)) return peek_gif(v);
     if (v.starts_with(0, "BM", 2)) return peek_bmp(v);
     if (v.starts_with(0, "RIFF", 4) && v.starts_with(8, "WEBP", 4)) return peek_webp(v);
-    if (v.has(0, 3) && v.u8(0) == 'P' && v.u8(1) >= '1' && v.u8(1) <= '6' && std::isspace(v.u8(2)))
-        return peek_pnm(v);
+    if (v.has(0, 3) && v.u8(0) == 'P' && v.u8(1) >= '1' && v.u8(1) <= '6' && std::isspace(v.u8(2))) return peek_pnm(v);
     if (v.starts_with(0, "II*\0", 4) || v.starts_with(0, "MM\0*", 4) || v.starts_with(0, "II+\0", 4) ||
         v.starts_with(0, "MM\0+", 4))
         return peek_tiff(v);
     fail(ErrorKind::invalid_input, "not an image (unknown format)");
 }
 
-DecodedImage decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name,
-                          const ImageLimits& limits) {
+DecodedImage decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name, const ImageLimits& limits) {
     const auto refuse = [&name](ErrorKind kind, const std::string& why) -> Error {
         return Error(kind, fmt::format("cannot read image '{}': {}", name, why));
     };
     if (bytes.empty()) throw refuse(ErrorKind::invalid_input, "empty file");
     // cv::Mat sizes are int: a buffer beyond INT_MAX bytes cannot be handed to imdecode.
-    const std::uint64_t max_bytes =
-        std::min<std::uint64_t>(limits.max_file_bytes, std::numeric_limits<int>::max());
+    const std::uint64_t max_bytes = std::min<std::uint64_t>(limits.max_file_bytes, std::numeric_limits<int>::max());
     if (bytes.size() > max_bytes)
         throw refuse(ErrorKind::too_large,
                      fmt::format("{} bytes is over the limit of {} bytes", bytes.size(), max_bytes));
@@ -438,8 +439,8 @@ DecodedImage decode_image(const std::vector<std::uint8_t>& bytes, const std::str
     const auto h = static_cast<std::uint64_t>(header.height);
     if (w == 0 || h == 0) throw refuse(ErrorKind::invalid_input, fmt::format("image is {}x{}", w, h));
     if (w * h > limits.max_pixels)
-        throw refuse(ErrorKind::too_large, fmt::format("{}x{} is {} pixels, over the limit of {} pixels", w, h,
-                                                       w * h, limits.max_pixels));
+        throw refuse(ErrorKind::too_large,
+                     fmt::format("{}x{} is {} pixels, over the limit of {} pixels", w, h, w * h, limits.max_pixels));
     if (w > opencv_max_side || h > opencv_max_side || w * h > opencv_max_pixels)
         throw refuse(ErrorKind::too_large,
                      fmt::format("{}x{} is over the decoder's limit of {} pixels a side and {} pixels", w, h,
@@ -497,8 +498,7 @@ DecodedImage load_image_file(const std::filesystem::path& path, const ImageLimit
     if (st.type() == fs::file_type::directory)
         throw Error(ErrorKind::invalid_input, fmt::format("cannot read image '{}': is a directory", path.string()));
     if (st.type() != fs::file_type::regular)
-        throw Error(ErrorKind::invalid_input,
-                    fmt::format("cannot read image '{}': not a regular file", path.string()));
+        throw Error(ErrorKind::invalid_input, fmt::format("cannot read image '{}': not a regular file", path.string()));
     // Refuse huge files before reading them; decode_image checks the bytes again.
     const std::uintmax_t size = fs::file_size(path, ec);
     if (!ec && size > limits.max_file_bytes)
@@ -508,15 +508,14 @@ DecodedImage load_image_file(const std::filesystem::path& path, const ImageLimit
 }
 
 bool has_image_extension(const std::filesystem::path& path) {
-    static const char* const extensions[] = {"jpg", "jpeg", "png", "bmp", "gif", "webp", "tif",
-                                             "tiff", "pgm", "ppm", "pnm", "pbm"};
+    static const char* const extensions[] = {"jpg", "jpeg", "png", "bmp", "gif", "webp",
+                                             "tif", "tiff", "pgm", "ppm", "pnm", "pbm"};
     std::string ext = path.extension().string();
     if (ext.size() < 2) return false;
     ext.erase(0, 1);
     std::transform(ext.begin(), ext.end(), ext.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return std::any_of(std::begin(extensions), std::end(extensions),
-                       [&ext](const char* e) { return ext == e; });
+    return std::any_of(std::begin(extensions), std::end(extensions), [&ext](const char* e) { return ext == e; });
 }
 
 }  // namespace faceq

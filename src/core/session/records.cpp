@@ -1,9 +1,9 @@
 #include "faceq/session/records.hpp"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <ostream>
-
-#include <fmt/format.h>
 
 namespace faceq {
 namespace {

@@ -1,11 +1,11 @@
 // datasets.cpp — dataset catalogue, download + unpack (libarchive), label
 // parsing, splits, and preparing feature caches (see faceq/datasets.hpp).
 #include "faceq/training/datasets.hpp"
-#include "faceq/base/time.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,11 +20,10 @@
 #include <sstream>
 #include <unordered_map>
 
-#include <fmt/format.h>
-
 #include "faceq/base/batch.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
+#include "faceq/base/time.hpp"
 #include "faceq/pipeline/image_io.hpp"
 
 namespace faceq {
@@ -181,8 +180,8 @@ struct WorkItem {
 struct Analysed {
     bool ok = false;
     bool cancelled = false;
-    std::string reason;       // why it was rejected
-    std::vector<float> row;   // features or descriptor
+    std::string reason;      // why it was rejected
+    std::vector<float> row;  // features or descriptor
     double cnn_p_male = -1;
     int faces = 0;
 };
@@ -288,7 +287,8 @@ std::vector<Analysed> analyse_all(const std::vector<WorkItem>& items, const Mode
                     else
                         a.row.assign(best->descriptor.begin(), best->descriptor.end());
                     if (best->gender && best->gender_confidence)
-                        a.cnn_p_male = *best->gender == "male" ? *best->gender_confidence : 1.0 - *best->gender_confidence;
+                        a.cnn_p_male =
+                            *best->gender == "male" ? *best->gender_confidence : 1.0 - *best->gender_confidence;
                     a.ok = true;
                 } catch (const std::exception& e) {
                     a.reason = e.what();
@@ -400,8 +400,7 @@ std::optional<UtkLabel> parse_utkface_name(const std::string& file_name, std::st
 }
 
 const std::vector<std::string>& age_bands() {
-    static const std::vector<std::string> bands{"0-12",  "13-19", "20-29", "30-39",
-                                                "40-49", "50-59", "60-69", "70+"};
+    static const std::vector<std::string> bands{"0-12", "13-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+"};
     return bands;
 }
 
@@ -446,7 +445,8 @@ std::vector<std::string> stratified_split(const std::vector<std::string>& keys, 
 
 DatasetEntry find_dataset_entry(const fs::path& datasets_json, const std::string& name) {
     const auto doc = read_json_file(datasets_json);
-    if (!doc) throw Error(ErrorKind::not_found, fmt::format("dataset catalogue '{}' not found", datasets_json.string()));
+    if (!doc)
+        throw Error(ErrorKind::not_found, fmt::format("dataset catalogue '{}' not found", datasets_json.string()));
     try {
         std::vector<std::string> names;
         for (const auto& d : doc->at("datasets")) {
@@ -490,9 +490,9 @@ DatasetDownloadResult download_dataset(const Home& home, const DatasetEntry& ent
             while (!base.empty() && base.back() == '/') base.pop_back();
             source = base + "/" + entry.source_file;
         } else {
-            const std::string dir =
-                options.mirror.rfind("file:", 0) == 0 ? options.mirror.substr(options.mirror.rfind("file://", 0) == 0 ? 7 : 5)
-                                                      : options.mirror;
+            const std::string dir = options.mirror.rfind("file:", 0) == 0
+                                        ? options.mirror.substr(options.mirror.rfind("file://", 0) == 0 ? 7 : 5)
+                                        : options.mirror;
             const fs::path candidate = fs::path(dir) / entry.source_file;
             std::error_code ec;
             if (fs::is_regular_file(candidate, ec))
@@ -640,8 +640,8 @@ json prepare_utkface(const fs::path& dataset_dir, const fs::path& out_dir, const
     const fs::path images = dataset_dir / "images";
     std::error_code ec;
     if (!fs::is_directory(images, ec))
-        throw Error(ErrorKind::not_found, fmt::format("no images in '{}'; run: faceq download dataset utkface",
-                                                      images.string()));
+        throw Error(ErrorKind::not_found,
+                    fmt::format("no images in '{}'; run: faceq download dataset utkface", images.string()));
     const std::vector<WorkItem> all = list_images(images, false);
     if (all.empty())
         throw Error(ErrorKind::invalid_input, fmt::format("dataset '{}' holds no images", images.string()));
@@ -657,7 +657,8 @@ json prepare_utkface(const fs::path& dataset_dir, const fs::path& out_dir, const
         const auto label = parse_utkface_name(item.file, &why);
         if (!label) {
             ++malformed;
-            if (malformed_examples.size() < examples_kept) malformed_examples.push_back({{"file", item.file}, {"why", why}});
+            if (malformed_examples.size() < examples_kept)
+                malformed_examples.push_back({{"file", item.file}, {"why", why}});
             if (options.log) options.log(fmt::format("warning: skipping '{}': malformed label: {}", item.file, why));
             continue;
         }
@@ -710,8 +711,8 @@ json prepare_utkface(const fs::path& dataset_dir, const fs::path& out_dir, const
             reject_examples.push_back({{"file", items[i].file}, {"why", a.reason}});
     }
     if (usable.empty())
-        throw Error(ErrorKind::invalid_input,
-                    fmt::format("no face found in any of the {} labelled images of '{}'", items.size(), images.string()));
+        throw Error(ErrorKind::invalid_input, fmt::format("no face found in any of the {} labelled images of '{}'",
+                                                          items.size(), images.string()));
 
     std::vector<std::string> keys, strata;
     for (std::size_t i : usable) {
@@ -722,7 +723,8 @@ json prepare_utkface(const fs::path& dataset_dir, const fs::path& out_dir, const
 
     std::vector<OutputRow> rows;
     json counts = json::object();
-    for (const char* s : {"train", "val", "test"}) counts[s] = {{"total", 0}, {"male", 0}, {"female", 0}, {"bands", json::object()}};
+    for (const char* s : {"train", "val", "test"})
+        counts[s] = {{"total", 0}, {"male", 0}, {"female", 0}, {"bands", json::object()}};
     for (std::size_t k = 0; k < usable.size(); ++k) {
         const std::size_t i = usable[k];
         const auto& l = labels[i];
@@ -789,9 +791,9 @@ json prepare_identities(const fs::path& source_dir, const fs::path& out_dir, con
         }
     }
     if (items.empty())
-        throw Error(ErrorKind::invalid_input,
-                    fmt::format("no images in '{}': expected a folder per person (DIR/<person>/<image>)",
-                                source_dir.string()));
+        throw Error(
+            ErrorKind::invalid_input,
+            fmt::format("no images in '{}': expected a folder per person (DIR/<person>/<image>)", source_dir.string()));
 
     const json pipeline = pipeline_json(models, options.analyze, "identities");
     const Cache cache = load_cache(out_dir, pipeline);
@@ -909,7 +911,8 @@ PreparedDataset load_prepared(const fs::path& dir) {
                                     "prepare again",
                                     dir.string(), d.samples.size(), rows));
     } catch (const json::exception& e) {
-        throw Error(ErrorKind::invalid_input, fmt::format("prepared dataset '{}' is malformed: {}", dir.string(), e.what()));
+        throw Error(ErrorKind::invalid_input,
+                    fmt::format("prepared dataset '{}' is malformed: {}", dir.string(), e.what()));
     }
     if (d.samples.empty())
         throw Error(ErrorKind::invalid_input, fmt::format("prepared dataset '{}' holds no samples", dir.string()));

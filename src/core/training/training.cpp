@@ -1,17 +1,17 @@
 // training.cpp — recognition calibration and verification statistics (see
 // faceq/training.hpp).
 #include "faceq/training/training.hpp"
-#include "faceq/base/time.hpp"
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 #include <map>
 
-#include <fmt/format.h>
-
-#include "faceq/identity/calibration.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
+#include "faceq/base/time.hpp"
+#include "faceq/identity/calibration.hpp"
 
 namespace faceq {
 namespace {
@@ -43,7 +43,8 @@ Pairs pairs_of(const PreparedDataset& d, const std::string& split, const Recogni
     std::map<std::string, std::size_t> per_person;
     for (std::size_t i : rows) per_person[d.samples[i].person]++;
     for (const auto& [person, n] : per_person) genuine_total += n * (n - 1) / 2;
-    const double all_pairs = static_cast<double>(rows.size()) * static_cast<double>(rows.size() - (rows.empty() ? 0 : 1)) / 2.0;
+    const double all_pairs =
+        static_cast<double>(rows.size()) * static_cast<double>(rows.size() - (rows.empty() ? 0 : 1)) / 2.0;
     const double impostor_total = all_pairs - static_cast<double>(genuine_total);
     const double keep = impostor_total > static_cast<double>(o.max_impostor_pairs)
                             ? static_cast<double>(o.max_impostor_pairs) / impostor_total
