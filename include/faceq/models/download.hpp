@@ -27,17 +27,10 @@
 #include <string>
 #include <vector>
 
+#include "faceq/base/progress.hpp"
 #include "faceq/models/models.hpp"
 
 namespace faceq {
-
-struct Progress {
-    std::string label;        // what is being fetched
-    std::uint64_t done = 0;   // bytes so far
-    std::uint64_t total = 0;  // 0 = unknown
-};
-using ProgressFn = std::function<void(const Progress&)>;
-using LogFn = std::function<void(const std::string&)>;  // one line for people (stderr)
 
 struct FetchOptions {
     long connect_timeout_s = 15;
