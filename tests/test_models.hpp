@@ -9,6 +9,7 @@
 #include "faceq/base/home.hpp"
 #include "faceq/models/download.hpp"
 #include "faceq/models/models.hpp"
+#include "faceq/models/resolve.hpp"
 #include "faceq/pipeline/analyzer.hpp"
 #include "test_support.hpp"
 
@@ -40,7 +41,7 @@ inline const Home& test_home() {
 }
 
 inline ModelSet test_model_set(bool need_cnn = false) {
-    return find_model_set(test_home().models_dir(), test_manifest(), need_cnn);
+    return installed_models(test_home().models_dir(), test_manifest(), need_cnn);
 }
 
 #define REQUIRE_MODELS()                                                                         \

@@ -14,6 +14,7 @@
 
 #include "faceq/base/error.hpp"
 #include "faceq/models/registry.hpp"
+#include "faceq/models/resolve.hpp"
 #include "faceq/pipeline/attributes.hpp"
 #include "faceq/pipeline/image_io.hpp"
 #include "faceq/training/datasets.hpp"
@@ -125,8 +126,8 @@ TEST_CASE("kernel ridge heads learn a known function and choose by validation", 
         CHECK(*b.p_male <= 1);
     }
     CHECK(loaded.describe()["kind"] == "rbf_kernel_ridge");
-    CHECK_NOTHROW(loaded.check_embedder("emb@111", "age-gender@1"));
-    CHECK_THROWS_WITH(loaded.check_embedder("other@222", "age-gender@1"),
+    CHECK_NOTHROW(loaded.check_embedder({"emb@111", ""}, "age-gender@1"));
+    CHECK_THROWS_WITH(loaded.check_embedder({"other@222", ""}, "age-gender@1"),
                       Catch::Contains("trained for embedder emb@111") && Catch::Contains("other@222"));
     CHECK_THROWS_AS(loaded.predict(std::vector<float>(5)), Error);
 
@@ -266,7 +267,7 @@ TEST_CASE("a real head on 300 UTKFace faces, and the Analyzer using it", "[train
     registry.end_run(run.id, RunStatus::finished);
     registry.deploy("age-gender", registry.register_model("age-gender", run.id).version);
 
-    const ModelSet models = find_model_set(home, test_manifest(), false);
+    const ModelSet models = resolve_models(home, test_manifest(), false);
     REQUIRE(models.age_gender);
     CHECK(models.age_gender->version.rfind("age-gender@1:", 0) == 0);
     Analyzer analyzer(models, AnalyzeOptions{});

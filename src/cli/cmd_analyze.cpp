@@ -8,15 +8,15 @@
 #include <set>
 #include <thread>
 
-#include "analyze_identity.hpp"
 #include "context.hpp"
 #include "faceq/base/batch.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/sysinfo.hpp"
 #include "faceq/pipeline/analyzer.hpp"
 #include "faceq/pipeline/draw.hpp"
 #include "faceq/pipeline/image_io.hpp"
+#include "faceq/session/analysis_session.hpp"
 #include "faceq/session/records.hpp"
+#include "gallery_support.hpp"
 
 namespace faceq::cli {
 namespace {
@@ -30,14 +30,22 @@ struct AnalyzeCommand {
     bool embeddings = false;
     std::string draw_dir;
     std::uint64_t max_pixels = ImageLimits{}.max_pixels;
-    IdentifyOptions identify;
+    SessionOptions session;
 };
 
 struct ItemOutcome {
+    ImageAnalysis analysis;
     nlohmann::json record;
     bool failed = false;
     std::string message;
-    PendingIdentity identity;
+
+    // An input that could not be analysed: an error record, and its message for stderr.
+    void fail(const std::string& path, const std::exception& e) {
+        failed = true;
+        const auto* error = dynamic_cast<const Error*>(&e);
+        message = error ? e.what() : fmt::format("cannot analyze '{}': {}", path, e.what());
+        record = error_record(path, error ? error->kind() : ErrorKind::internal, message);
+    }
 };
 
 // Unique output names for --draw: the input's file name, with "_2", "_3"...
@@ -74,7 +82,6 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
     const auto format = parse_record_format(cmd.format);
     const auto items = expand_inputs(cmd.paths, cmd.recursive, &std::cin);
     if (items.empty()) throw Error(ErrorKind::usage, "no input images (give files, folders, or - for stdin)");
-
     if (!cmd.draw_dir.empty()) {
         std::error_code ec;
         std::filesystem::create_directories(cmd.draw_dir, ec);
@@ -82,72 +89,44 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
             throw Error(ErrorKind::io,
                         fmt::format("cannot create --draw directory '{}': {}", cmd.draw_dir, ec.message()));
     }
-    const auto manifest = load_manifest(ctx.manifest_path());
-    const auto models = find_model_set(ctx.home, manifest, cmd.options.detector == "cnn");
-    set_blas_threads(1);  // parallelism is across images, one BLAS thread per worker
-    const Analyzer prototype(models, cmd.options);
-    ctx.debug(fmt::format("models: detector {}, landmarks {}, embedder {}, gender {}", prototype.versions().detector,
-                          prototype.versions().landmarks, prototype.versions().embedder,
-                          prototype.versions().gender.empty() ? "none" : prototype.versions().gender));
-
-    AnalyzeIdentity identity(ctx, models, prototype.versions(), cmd.identify);
+    cmd.session.analyze = cmd.options;
+    AnalysisSession session(ctx.home, load_manifest(ctx.manifest_path()), cmd.session, log_to(ctx));
+    const auto& v = session.versions();
+    ctx.debug(fmt::format("models: detector {}, landmarks {}, embedder {}, gender {}", v.detector, v.landmarks,
+                          v.embedder, v.gender.empty() ? "none" : v.gender));
     const auto targets = draw_targets(items, cmd.draw_dir);
     const ImageLimits limits{cmd.max_pixels, ImageLimits{}.max_file_bytes};
-    const int jobs = cmd.jobs > 0 ? cmd.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
     RecordWriter writer(std::cout, format);
     std::size_t failures = 0;
     ordered_parallel<ItemOutcome>(
-        items.size(), jobs,
+        items.size(), jobs_or_cores(cmd.jobs),
         [&] {
-            return [&, analyzer = Analyzer(prototype)](std::size_t i) mutable {
+            return [&, analyzer = Analyzer(session.prototype())](std::size_t i) mutable {
                 ItemOutcome out;
                 const auto& item = items[i];
-                if (item.error) {
-                    out.failed = true;
-                    out.message = *item.error;
-                    out.record = error_record(item.path, ErrorKind::invalid_input, *item.error);
-                    return out;
-                }
                 try {
-                    const auto start = std::chrono::steady_clock::now();
-                    const auto image = load_image_file(item.path, limits);
-                    if (auto skipped = identity.unchanged(item.path, image.sha256)) {
-                        out.record = std::move(*skipped);
-                        return out;
+                    if (item.error) throw Error(ErrorKind::invalid_input, *item.error);
+                    out.analysis = session.analyze_file(analyzer, item.path, limits);
+                    out.record = session.record(out.analysis, cmd.embeddings);
+                    if (!targets.empty() && !out.analysis.skipped) {
+                        const auto& a = out.analysis;
+                        out.record["drawn"] =
+                            save_annotated(draw_faces(a.image.bgr, a.result.faces), targets[i]).string();
                     }
-                    const double decode_ms =
-                        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-                    auto result = analyzer.analyze(image.bgr);
-                    result.times.decode = decode_ms;
-                    const double elapsed =
-                        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-                    out.record = analysis_record(item.path, result, analyzer.versions(), elapsed, cmd.embeddings);
-                    out.identity = identity.pending(item.path, image, result);
-                    if (!targets.empty()) {
-                        const auto written = save_annotated(draw_faces(image.bgr, result.faces), targets[i]);
-                        out.record["drawn"] = written.string();
-                    }
-                } catch (const Error& e) {
-                    out.failed = true;
-                    out.message = e.what();
-                    out.record = error_record(item.path, e.kind(), e.what());
+                    out.analysis.image.bgr.release();  // only --draw needs the pixels
                 } catch (const std::exception& e) {
-                    out.failed = true;
-                    out.message = fmt::format("cannot analyze '{}': {}", item.path, e.what());
-                    out.record = error_record(item.path, ErrorKind::internal, out.message);
+                    out.fail(item.path, e);
                 }
                 return out;
             };
         },
         [&](std::size_t i, ItemOutcome&& out) {
-            if (!out.failed && identity.active()) {
+            if (!out.failed) {
                 try {
-                    identity.apply(out.record, out.identity);
-                } catch (const Error& e) {
-                    out.failed = true;
-                    out.message = e.what();
-                    out.record = error_record(items[i].path, e.kind(), e.what());
+                    session.identify(out.analysis, out.record);
+                } catch (const std::exception& e) {
+                    out.fail(items[i].path, e);
                 }
             }
             if (out.failed) {
@@ -182,7 +161,11 @@ std::pair<CLI::App*, Runner> register_analyze(CLI::App& app, Context& ctx) {
     sub->add_option("--max-pixels", cmd->max_pixels, "Refuse images declaring more pixels than this")
         ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40))
         ->capture_default_str();
-    add_identify_options(sub, cmd->identify);
+    sub->add_flag("--store", cmd->session.store,
+                  "Record images and detections in the gallery (strangers get stable ids); "
+                  "images stored before with the same models are skipped");
+    sub->add_flag("--force", cmd->session.force, "With --store: analyse and store images again even when unchanged");
+    add_calibration_flags(sub, cmd->session.calibration);
     return {sub, [cmd, &ctx] { return run_analyze(*cmd, ctx); }};
 }
 

@@ -3,22 +3,16 @@
 // ms per stage, descriptor ms per face, and memory (RSS after loading, at the
 // middle and end of the run, and the peak). Figures, not pass/fail: targets
 // are compared in docs/benchmarks.md.
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <iostream>
-#include <nlohmann/json.hpp>
-#include <thread>
 
 #include "context.hpp"
 #include "faceq/base/batch.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/sysinfo.hpp"
-#include "faceq/pipeline/analyzer.hpp"
-#include "faceq/pipeline/image_io.hpp"
+#include "faceq/pipeline/compute.hpp"
+#include "faceq/session/bench.hpp"
+#include "faceq/session/records.hpp"
 
 namespace faceq::cli {
 namespace {
@@ -33,29 +27,7 @@ struct BenchCommand {
     std::string format = "table";
 };
 
-struct ItemStats {
-    StageTimes times;
-    std::size_t faces = 0;
-    bool failed = false;
-};
-
-// CPU seconds (user + system) this process has used so far.
-double process_cpu_seconds() {
-    rusage ru{};
-    ::getrusage(RUSAGE_SELF, &ru);
-    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-// Resets VmHWM so each configuration reports its own peak (Linux >= 4.0).
-void reset_peak_rss() {
-    const int fd = ::open("/proc/self/clear_refs", O_WRONLY);
-    if (fd < 0) return;
-    [[maybe_unused]] const auto n = ::write(fd, "5", 1);
-    ::close(fd);
-}
-
-int run_bench(BenchCommand& cmd, Context& ctx) {
+int bench_cmd(BenchCommand& cmd, Context& ctx) {
     auto items = expand_inputs(cmd.paths, cmd.recursive, &std::cin);
     std::vector<std::string> files;
     for (const auto& it : items)
@@ -65,99 +37,63 @@ int run_bench(BenchCommand& cmd, Context& ctx) {
     std::vector<std::string> run_files;
     for (int r = 0; r < cmd.repeat; ++r) run_files.insert(run_files.end(), files.begin(), files.end());
 
-    const auto manifest = load_manifest(ctx.manifest_path());
-    const auto models = find_model_set(ctx.home, manifest, cmd.options.detector == "cnn");
-    set_blas_threads(1);
-    const Analyzer prototype(models, cmd.options);
+    SessionOptions options;
+    options.analyze = cmd.options;
+    options.identify = false;
+    const AnalysisSession session(ctx.home, load_manifest(ctx.manifest_path()), options, log_to(ctx));
     if (cmd.jobs.empty()) {
         cmd.jobs.push_back(1);
-        const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-        if (cores > 1) cmd.jobs.push_back(cores);
+        if (jobs_or_cores(0) > 1) cmd.jobs.push_back(jobs_or_cores(0));
     }
 
+    RecordWriter writer(std::cout, RecordFormat::jsonl);
     if (cmd.format == "table")
         std::cout << fmt::format(
             "{:>4} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7} {:>7} {:>7} {:>7}\n", "jobs", "images",
             "img/s", "faces/s", "decode", "detect", "landm", "desc", "gender", "desc/face", "cpu/img", "rss0MB",
             "rssEnd", "peakMB");
     for (int jobs : cmd.jobs) {
-        reset_peak_rss();
-        const double rss0 = current_rss_bytes() / 1e6;
-        double rss_mid = 0;
-        StageTimes sum;
-        std::size_t faces = 0, failures = 0;
-        const auto start = std::chrono::steady_clock::now();
-        const double cpu_start = process_cpu_seconds();
-        ordered_parallel<ItemStats>(
-            run_files.size(), jobs,
-            [&] {
-                return [&, analyzer = Analyzer(prototype)](std::size_t i) mutable {
-                    ItemStats s;
-                    try {
-                        const auto t0 = std::chrono::steady_clock::now();
-                        const auto image = load_image_file(run_files[i]);
-                        const double decode =
-                            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-                        const auto result = analyzer.analyze(image.bgr);
-                        s.times = result.times;
-                        s.times.decode = decode;
-                        s.faces = result.faces.size();
-                    } catch (const std::exception&) {
-                        s.failed = true;
-                    }
-                    return s;
-                };
-            },
-            [&](std::size_t i, ItemStats&& s) {
-                sum.decode += s.times.decode;
-                sum.detect += s.times.detect;
-                sum.landmarks += s.times.landmarks;
-                sum.descriptor += s.times.descriptor;
-                sum.gender += s.times.gender;
-                faces += s.faces;
-                failures += s.failed ? 1 : 0;
-                if (i == run_files.size() / 2) rss_mid = current_rss_bytes() / 1e6;
-                if (ctx.stderr_tty && i % 20 == 0)
-                    draw_progress(ctx, fmt::format("bench jobs={}", jobs), i, run_files.size());
-            });
+        const auto progress = [&ctx, jobs](const Progress& p) {
+            draw_progress(ctx, fmt::format("bench jobs={}", jobs), p.done, p.total);
+        };
+        const BenchResult r = run_bench(session, run_files, jobs, progress);
         end_progress(ctx);
-        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        // CPU time per image does not depend on what else the machine runs:
-        // with it, throughput on idle cores can be told apart from contention.
-        const double cpu_ms = (process_cpu_seconds() - cpu_start) * 1000.0 / static_cast<double>(run_files.size());
-        const double n = static_cast<double>(run_files.size());
-        const double rss_end = current_rss_bytes() / 1e6, peak = peak_rss_bytes() / 1e6;
-        const double desc_per_face = faces ? sum.descriptor / faces : 0.0;
+        const auto& t = r.total;
+        const double desc_per_face = r.faces ? t.descriptor / r.faces : 0.0;
         if (cmd.format == "table") {
             std::cout << fmt::format(
                 "{:>4} {:>7} {:>8.2f} {:>8.2f} {:>7.2f} {:>7.2f} {:>7.2f} {:>7.2f} {:>7.2f} {:>9.2f} "
                 "{:>7.1f} {:>7.0f} {:>7.0f} {:>7.0f}\n",
-                jobs, run_files.size(), n / secs, faces / secs, sum.decode / n, sum.detect / n, sum.landmarks / n,
-                sum.descriptor / n, sum.gender / n, desc_per_face, cpu_ms, rss0, rss_end, peak);
+                jobs, r.images, r.images_per_second(), r.faces_per_second(), r.mean_ms(t.decode), r.mean_ms(t.detect),
+                r.mean_ms(t.landmarks), r.mean_ms(t.descriptor), r.mean_ms(t.gender), desc_per_face, r.cpu_ms_per_image,
+                r.rss_start_mb, r.rss_end_mb, r.rss_peak_mb);
         } else {
-            nlohmann::json j = {{"jobs", jobs},
-                                {"images", run_files.size()},
-                                {"failed", failures},
-                                {"faces", faces},
-                                {"seconds", secs},
-                                {"images_per_s", n / secs},
-                                {"faces_per_s", faces / secs},
-                                {"ms_per_image",
-                                 {{"decode", sum.decode / n},
-                                  {"detect", sum.detect / n},
-                                  {"landmarks", sum.landmarks / n},
-                                  {"descriptor", sum.descriptor / n},
-                                  {"gender", sum.gender / n}}},
-                                {"descriptor_ms_per_face", desc_per_face},
-                                {"cpu_ms_per_image", cpu_ms},
-                                {"rss_mb", {{"start", rss0}, {"middle", rss_mid}, {"end", rss_end}, {"peak", peak}}},
-                                {"detector", cmd.options.detector},
-                                {"blas", blas_description()}};
-            std::cout << j.dump() << std::endl;
+            writer.write({{"jobs", jobs},
+                          {"images", r.images},
+                          {"failed", r.failed},
+                          {"faces", r.faces},
+                          {"seconds", r.seconds},
+                          {"images_per_s", r.images_per_second()},
+                          {"faces_per_s", r.faces_per_second()},
+                          {"ms_per_image",
+                           {{"decode", r.mean_ms(t.decode)},
+                            {"detect", r.mean_ms(t.detect)},
+                            {"landmarks", r.mean_ms(t.landmarks)},
+                            {"descriptor", r.mean_ms(t.descriptor)},
+                            {"gender", r.mean_ms(t.gender)}}},
+                          {"descriptor_ms_per_face", desc_per_face},
+                          {"cpu_ms_per_image", r.cpu_ms_per_image},
+                          {"rss_mb",
+                           {{"start", r.rss_start_mb},
+                            {"middle", r.rss_middle_mb},
+                            {"end", r.rss_end_mb},
+                            {"peak", r.rss_peak_mb}}},
+                          {"detector", cmd.options.detector},
+                          {"blas", compute_description()}});
         }
-        if (failures) ctx.warn(fmt::format("{} images failed to decode or analyze", failures));
+        if (r.failed) ctx.warn(fmt::format("{} images failed to decode or analyze", r.failed));
     }
-    if (cmd.format == "table") std::cout << "blas: " << blas_description() << "\n";
+    if (cmd.format == "table") std::cout << "blas: " << compute_description() << "\n";
     return 0;
 }
 
@@ -176,7 +112,7 @@ std::pair<CLI::App*, Runner> register_bench(CLI::App& app, Context& ctx) {
         ->check(CLI::Range(1, 1000));
     add_detection_options(sub, cmd->options);
     sub->add_option("--format", cmd->format, "table or jsonl")->check(CLI::IsMember({"table", "jsonl"}));
-    return {sub, [cmd, &ctx] { return run_bench(*cmd, ctx); }};
+    return {sub, [cmd, &ctx] { return bench_cmd(*cmd, ctx); }};
 }
 
 }  // namespace faceq::cli

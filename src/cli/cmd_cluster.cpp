@@ -12,24 +12,28 @@
 #include "context.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/identity/gallery.hpp"
+#include "faceq/identity/gallery_json.hpp"
 #include "faceq/models/models.hpp"
 #include "faceq/pipeline/analyzer.hpp"
+#include "faceq/session/identification.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {
 namespace {
 
 struct ClusterCommand {
-    CalibrationFlags calibration;
+    CalibrationChoice calibration;
 };
 
 int run_cluster(const ClusterCommand& cmd, Context& ctx) {
     const auto manifest = load_manifest(ctx.manifest_path());
     const auto embedder = require_installed(ctx.home.models_dir(), manifest, role::embedder);
-    auto gallery = open_gallery(ctx, false);
-    if (!gallery) throw Error(ErrorKind::not_found, fmt::format("no gallery '{}'", ctx.home.gallery_path().string()));
-    const auto c = resolve_calibration(ctx, embedder, cmd.calibration, gallery->usable(embedder.version()).first);
-    const auto r = gallery->cluster(embedder.version(), c.threshold);
+    const auto id =
+        open_identification(ctx.home, {embedder.version(), embedder.sha256}, cmd.calibration, false, log_to(ctx));
+    if (!id.gallery)
+        throw Error(ErrorKind::not_found, fmt::format("no gallery '{}'", ctx.home.gallery_path().string()));
+    const auto& c = id.context.calibration;
+    const auto r = id.gallery->cluster(id.context.embedder, c.threshold);
     const nlohmann::json j{{"detections", r.detections},
                            {"clusters", r.clusters},
                            {"persons_kept", r.persons_kept},

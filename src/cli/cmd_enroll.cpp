@@ -17,10 +17,11 @@
 #include "context.hpp"
 #include "faceq/base/batch.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/sysinfo.hpp"
 #include "faceq/identity/gallery.hpp"
 #include "faceq/pipeline/analyzer.hpp"
 #include "faceq/pipeline/image_io.hpp"
+#include "faceq/session/analysis_session.hpp"
+#include "faceq/session/enroller.hpp"
 #include "faceq/session/records.hpp"
 #include "gallery_support.hpp"
 
@@ -36,61 +37,18 @@ struct EnrollCommand {
     AnalyzeOptions options;
 };
 
-struct PersonJob {
-    std::string name;        // as given (checked when enrolling)
-    std::string name_error;  // set when the name is refused
-    std::vector<InputItem> photos;
-};
-
 struct PhotoOutcome {
     std::optional<FaceSample> sample;
     std::string skipped;  // reason, when not analysed
     std::optional<Error> error;
 };
 
-std::vector<PersonJob> plan(const EnrollCommand& cmd) {
-    std::vector<PersonJob> jobs;
-    if (!cmd.dir.empty()) {
-        std::error_code ec;
-        if (!std::filesystem::is_directory(cmd.dir, ec))
-            throw Error(ErrorKind::not_found, fmt::format("no such directory '{}'", cmd.dir));
-        std::vector<std::filesystem::path> folders;
-        for (const auto& e : std::filesystem::directory_iterator(cmd.dir, ec))
-            if (e.is_directory()) folders.push_back(e.path());
-        if (ec) throw Error(ErrorKind::io, fmt::format("cannot list '{}': {}", cmd.dir, ec.message()));
-        std::sort(folders.begin(), folders.end());
-        if (folders.empty())
-            throw Error(ErrorKind::usage, fmt::format("'{}' has no subfolders (one folder per person)", cmd.dir));
-        for (const auto& f : folders) {
-            PersonJob job;
-            job.name = f.filename().string();
-            try {
-                check_person_name(job.name);
-            } catch (const Error& e) {
-                job.name_error = e.what();
-            }
-            if (job.name_error.empty()) job.photos = expand_inputs({f.string()}, true, nullptr);
-            jobs.push_back(std::move(job));
-        }
-    } else {
-        PersonJob job;
-        job.name = check_person_name(*cmd.name);  // a bad name is a usage error here
-        job.photos = expand_inputs(cmd.images, false, nullptr);
-        jobs.push_back(std::move(job));
-    }
-    return jobs;
-}
-
-// The face to enroll from one photo, or why there is none.
-const Face* choose_face(const AnalysisResult& r, const std::string& pick, const std::string& path) {
-    if (r.faces.empty()) throw Error(ErrorKind::invalid_input, fmt::format("no face found in '{}'", path));
-    if (r.faces.size() > 1 && pick != "largest")
-        throw Error(ErrorKind::invalid_input,
-                    fmt::format("{} faces in '{}': a photo to enroll must show one person (or use --pick largest)",
-                                r.faces.size(), path));
-    return &*std::max_element(r.faces.begin(), r.faces.end(), [](const Face& a, const Face& b) {
-        return static_cast<long>(a.bbox.width) * a.bbox.height < static_cast<long>(b.bbox.width) * b.bbox.height;
-    });
+std::vector<PersonPhotos> plan(const EnrollCommand& cmd) {
+    if (!cmd.dir.empty()) return plan_person_folders(cmd.dir);
+    PersonPhotos job;
+    job.name = check_person_name(*cmd.name);  // a bad name is a usage error here
+    job.photos = expand_inputs(cmd.images, false, nullptr);
+    return {job};
 }
 
 int run_enroll(EnrollCommand& cmd, Context& ctx) {
@@ -101,14 +59,14 @@ int run_enroll(EnrollCommand& cmd, Context& ctx) {
         throw Error(ErrorKind::usage, "--dir takes no photos: each subfolder of DIR is one person");
     const auto jobs_list = plan(cmd);
 
-    const auto manifest = load_manifest(ctx.manifest_path());
-    const auto models = find_model_set(ctx.home.models_dir(), manifest, cmd.options.detector == "cnn");
-    set_blas_threads(1);
-    cmd.options.gender = false;
-    const Analyzer prototype(models, cmd.options);
-    const std::string embedder = prototype.versions().embedder;
-    auto gallery = open_gallery(ctx, true);
-    warn_foreign_samples(ctx, *gallery, embedder);
+    SessionOptions options;
+    options.analyze = cmd.options;
+    options.analyze.gender = false;  // samples need descriptors only
+    options.deployed_head = false;
+    options.create_gallery = true;
+    const AnalysisSession session(ctx.home, load_manifest(ctx.manifest_path()), options, log_to(ctx));
+    Gallery& gallery = *session.gallery();
+    Enroller enroller(gallery, session.identification().context.embedder, {});
 
     // All photos in one list, person by person, so workers stay busy across persons.
     struct Photo {
@@ -143,7 +101,7 @@ int run_enroll(EnrollCommand& cmd, Context& ctx) {
             bool created = false;
             std::optional<PersonRef> person;
             if (!samples.empty()) {
-                const auto result = gallery->enroll(job.name, samples, embedder);
+                const auto result = enroller.enroll(job.name, samples);
                 for (const auto& s : result.samples) {
                     if (s.added)
                         ++added;
@@ -154,7 +112,7 @@ int run_enroll(EnrollCommand& cmd, Context& ctx) {
                 person = result.person;
             }
             if (!person) {
-                if (auto existing = gallery->person(job.name)) person = existing->person;
+                if (auto existing = gallery.person(job.name)) person = existing->person;
             }
             record["person"] = person && person->name ? *person->name : check_person_name(job.name);
             record["person_id"] = person ? nlohmann::json(person->public_id) : nlohmann::json(nullptr);
@@ -170,7 +128,6 @@ int run_enroll(EnrollCommand& cmd, Context& ctx) {
     };
 
     const ImageLimits limits;
-    const int jobs = cmd.jobs > 0 ? cmd.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     std::size_t next_person = 0;
     // Persons with no photos at all are reported in order too.
     auto flush_until = [&](std::size_t p) {
@@ -178,30 +135,21 @@ int run_enroll(EnrollCommand& cmd, Context& ctx) {
             if (last_photo[next_person] == SIZE_MAX) finish_person(next_person);
     };
     ordered_parallel<PhotoOutcome>(
-        photos.size(), jobs,
+        photos.size(), jobs_or_cores(cmd.jobs),
         [&] {
-            return [&, analyzer = Analyzer(prototype)](std::size_t i) mutable {
+            return [&, analyzer = Analyzer(session.prototype())](std::size_t i) mutable {
                 PhotoOutcome out;
                 const auto& item = *photos[i].item;
                 try {
                     if (item.error) throw Error(ErrorKind::invalid_input, *item.error);
-                    const auto image = load_image_file(item.path, limits);
-                    if (auto owner = gallery->enrolled_as(image.sha256, embedder)) {
-                        const auto& want = jobs_list[photos[i].person].name;
-                        out.skipped = owner->name && fold_case(*owner->name) == fold_case(check_person_name(want))
-                                          ? "already enrolled"
-                                          : fmt::format("already enrolled as '{}'", owner->name.value_or("?"));
+                    auto image = load_image_file(item.path, limits);
+                    if (auto owner = enroller.already_enrolled(image.sha256, jobs_list[photos[i].person].name)) {
+                        out.skipped = owner->reason();
                         return out;
                     }
-                    const auto result = analyzer.analyze(image.bgr);
-                    const Face* face = choose_face(result, cmd.pick, item.path);
-                    FaceSample s;
-                    s.descriptor = face->descriptor;
-                    s.source_path = item.path;
-                    s.source_sha256 = image.sha256;
-                    s.box = face->bbox;
-                    s.quality = face->confidence;
-                    out.sample = s;
+                    const auto a = session.analyze(analyzer, item.path, std::move(image), std::nullopt);
+                    out.sample = enroller.sample(enroller.choose_face(a.result, item.path, cmd.pick == "largest"),
+                                                 item.path, a.image);
                 } catch (const Error& e) {
                     out.error = e;
                 } catch (const std::exception& e) {

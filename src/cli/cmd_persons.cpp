@@ -13,6 +13,8 @@
 #include "context.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/identity/gallery.hpp"
+#include "faceq/identity/gallery_json.hpp"
+#include "faceq/session/identification.hpp"
 #include "faceq/session/records.hpp"
 #include "gallery_support.hpp"
 
@@ -34,7 +36,7 @@ void print(const nlohmann::json& j) {
 }
 
 std::unique_ptr<Gallery> require_gallery(const Context& ctx) {
-    auto g = open_gallery(ctx, false);
+    auto g = open_gallery(ctx.home, false);
     if (!g)
         throw Error(ErrorKind::not_found,
                     fmt::format("no gallery '{}' (enroll someone first)", ctx.home.gallery_path().string()));
@@ -43,7 +45,7 @@ std::unique_ptr<Gallery> require_gallery(const Context& ctx) {
 
 int run_persons(const PersonsCommand& cmd, Context& ctx) {
     if (cmd.list->parsed()) {
-        auto g = open_gallery(ctx, false);
+        auto g = open_gallery(ctx.home, false);
         if (!g) return 0;
         for (const auto& p : g->find_persons(""))
             if (cmd.kind == "all" || p.person.kind == cmd.kind) print(person_json(p));

@@ -22,9 +22,10 @@
 
 #include "context.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/sysinfo.hpp"
 #include "faceq/models/models.hpp"
+#include "faceq/models/resolve.hpp"
 #include "faceq/pipeline/analyzer.hpp"
+#include "faceq/pipeline/compute.hpp"
 #include "faceq/training/datasets.hpp"
 #include "interrupt.hpp"
 
@@ -62,7 +63,7 @@ PrepareOptions make_options(const Context& ctx, const PrepareCmd& cmd) {
 template <typename Fn>
 int guarded(const Context& ctx, Fn fn) {
     InterruptGuard guard;
-    set_blas_threads(1);  // parallelism is across images
+    set_compute_threads(1);  // parallelism is across images
     try {
         nlohmann::json manifest = fn();
         end_progress(ctx);
@@ -83,7 +84,7 @@ int prepare_utkface_cmd(const Context& ctx, const PrepareCmd& cmd) {
     const fs::path data = cmd.data.empty() ? ctx.home.datasets_dir() / "utkface" : fs::path(cmd.data);
     const fs::path out = cmd.out.empty() ? data / "prepared" : fs::path(cmd.out);
     const Manifest manifest = load_manifest(ctx.manifest_path());
-    const ModelSet models = find_model_set(ctx.home.models_dir(), manifest, cmd.detector == "cnn");
+    const ModelSet models = installed_models(ctx.home.models_dir(), manifest, cmd.detector == "cnn");
     if (!models.gender) ctx.warn("the CC0 gender CNN is not installed: training cannot compare against it");
     return guarded(ctx, [&] {
         const auto m = prepare_utkface(data, out, models, make_options(ctx, cmd));
@@ -108,7 +109,7 @@ int prepare_identities_cmd(const Context& ctx, const PrepareCmd& cmd) {
                     fmt::format("cannot name the prepared set after '{}'; give --name", source.string()));
     const fs::path out = cmd.out.empty() ? ctx.home.datasets_dir() / "identities" / name : fs::path(cmd.out);
     const Manifest manifest = load_manifest(ctx.manifest_path());
-    const ModelSet models = find_model_set(ctx.home.models_dir(), manifest, cmd.detector == "cnn");
+    const ModelSet models = installed_models(ctx.home.models_dir(), manifest, cmd.detector == "cnn");
     PrepareCmd c = cmd;
     c.test = cmd.test_fraction;
     return guarded(ctx, [&] {

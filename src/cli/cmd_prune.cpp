@@ -14,6 +14,8 @@
 #include "faceq/base/error.hpp"
 #include "faceq/base/time.hpp"
 #include "faceq/identity/gallery.hpp"
+#include "faceq/identity/gallery_json.hpp"
+#include "faceq/session/identification.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {
@@ -48,7 +50,7 @@ std::int64_t parse_age_seconds(const std::string& text) {
 
 int run_prune(const PruneCommand& cmd, Context& ctx) {
     const std::int64_t before = unix_now() - parse_age_seconds(cmd.older_than);
-    auto gallery = open_gallery(ctx, false);
+    auto gallery = open_gallery(ctx.home, false);
     PruneResult r;
     if (gallery) r = gallery->prune(before, cmd.strangers, cmd.dry_run);
     const nlohmann::json j{{"before", iso_time(before)},

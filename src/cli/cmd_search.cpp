@@ -12,8 +12,10 @@
 #include "context.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/identity/gallery.hpp"
+#include "faceq/identity/gallery_json.hpp"
 #include "faceq/pipeline/analyzer.hpp"
 #include "faceq/pipeline/image_io.hpp"
+#include "faceq/session/analysis_session.hpp"
 #include "faceq/session/records.hpp"
 #include "gallery_support.hpp"
 
@@ -25,11 +27,11 @@ struct SearchCommand {
     std::string face;
     int top = 5;
     std::string format = "jsonl";
-    CalibrationFlags calibration;
+    CalibrationChoice calibration;
 };
 
 int search_by_name(const SearchCommand& cmd, Context& ctx, RecordWriter& writer) {
-    auto gallery = open_gallery(ctx, false);
+    auto gallery = open_gallery(ctx.home, false);
     std::size_t n = 0;
     if (gallery)
         for (const auto& p : gallery->find_persons(*cmd.name)) {
@@ -41,22 +43,17 @@ int search_by_name(const SearchCommand& cmd, Context& ctx, RecordWriter& writer)
 }
 
 int search_by_face(const SearchCommand& cmd, Context& ctx, RecordWriter& writer) {
-    const auto manifest = load_manifest(ctx.manifest_path());
-    const auto models = find_model_set(ctx.home.models_dir(), manifest, false);
-    AnalyzeOptions options;
-    options.gender = false;
-    Analyzer analyzer(models, options);
-    const auto image = load_image_file(cmd.face);
-    const auto result = analyzer.analyze(image.bgr);
+    SessionOptions options;
+    options.analyze.gender = false;
+    options.deployed_head = false;
+    options.calibration = cmd.calibration;
+    const AnalysisSession session(ctx.home, load_manifest(ctx.manifest_path()), options, log_to(ctx));
+    Analyzer analyzer(session.prototype());
+    const auto result = session.analyze_file(analyzer, cmd.face, ImageLimits{}).result;
     if (result.faces.empty()) ctx.info(fmt::format("no face found in '{}'", cmd.face));
-    auto gallery = open_gallery(ctx, false);
-    const std::string embedder = analyzer.versions().embedder;
-    std::optional<IdentifyContext> identify;
-    if (gallery) {
-        warn_foreign_samples(ctx, *gallery, embedder);
-        identify = IdentifyContext{
-            embedder, resolve_calibration(ctx, models.embedder, cmd.calibration, gallery->usable(embedder).first)};
-    }
+    Gallery* gallery = session.gallery();
+    const IdentifyContext& identify = session.identification().context;
+    const std::string& embedder = identify.embedder;
     for (std::size_t i = 0; i < result.faces.size(); ++i) {
         const auto& f = result.faces[i];
         nlohmann::json record{
@@ -71,7 +68,7 @@ int search_by_face(const SearchCommand& cmd, Context& ctx, RecordWriter& writer)
                                    {"kind", m.person.kind},
                                    {"distance", std::round(m.distance * 1e4) / 1e4}});
             nlohmann::json face;
-            add_identity(face, gallery->identify({f.descriptor}, *identify).front());
+            add_identity(face, gallery->identify({f.descriptor}, identify).front());
             record.update(face);
         }
         record["matches"] = std::move(matches);

@@ -23,8 +23,6 @@
 
 #include "context.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
-#include "faceq/base/sysinfo.hpp"
 #include "faceq/base/time.hpp"
 #include "faceq/http/server.hpp"
 #include "faceq/identity/gallery.hpp"
@@ -44,7 +42,7 @@ struct ServeCommand {
     bool no_store = false;
     AnalyzeOptions options;
     std::uint64_t max_pixels = ImageLimits{}.max_pixels;
-    CalibrationFlags calibration;
+    CalibrationChoice calibration;
 };
 
 // ---------------------------------------------------------------- signals
@@ -150,20 +148,17 @@ std::optional<std::string> read_api_key(const ServeCommand& cmd, const Context& 
 // ---------------------------------------------------------------- serve
 
 ServiceSetup load(ServeCommand& cmd, const Context& ctx) {
+    SessionOptions options;
+    options.analyze = cmd.options;
+    options.calibration = cmd.calibration;
+    options.store = !cmd.no_store;
+    options.skip_unchanged = false;  // every upload is analysed
+    options.create_gallery = true;
     ServiceSetup setup;
-    const auto manifest = load_manifest(ctx.manifest_path());
-    // As `analyze`: the installed models plus the deployed age/gender head, if any.
-    setup.models = find_model_set(ctx.home, manifest, cmd.options.detector == "cnn");
-    set_blas_threads(1);  // parallelism is across requests, one BLAS thread per analysis
-    setup.analyze = cmd.options;
+    setup.session =
+        std::make_unique<AnalysisSession>(ctx.home, load_manifest(ctx.manifest_path()), options, log_to(ctx));
     setup.limits = ImageLimits{cmd.max_pixels, ImageLimits{}.max_file_bytes};
     setup.jobs = cmd.jobs;
-    setup.store = !cmd.no_store;
-    setup.gallery = open_gallery(ctx, true);
-    setup.identify.embedder = setup.models.embedder.version();
-    warn_foreign_samples(ctx, *setup.gallery, setup.identify.embedder);
-    const auto persons = setup.gallery->usable(setup.identify.embedder).first;
-    setup.identify.calibration = resolve_calibration(ctx, setup.models.embedder, cmd.calibration, persons);
     return setup;
 }
 
@@ -188,7 +183,7 @@ int run_serve(ServeCommand& cmd, Context& ctx) {
     info.gallery_path = ctx.home.gallery_path();
     info.api_key = read_api_key(cmd, ctx);
     const bool keyed = info.api_key.has_value();
-    const int jobs = cmd.jobs > 0 ? cmd.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int jobs = jobs_or_cores(cmd.jobs);
     cmd.jobs = jobs;
     limit_malloc_arenas(jobs);
     info.access_log = [&ctx](const std::string& line) { ctx.info(fmt::format("{} {}", utc_now_iso8601(), line)); };

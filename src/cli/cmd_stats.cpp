@@ -15,6 +15,7 @@
 #include "faceq/identity/gallery.hpp"
 #include "faceq/identity/gallery_json.hpp"
 #include "faceq/models/models.hpp"
+#include "faceq/session/identification.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {
@@ -62,7 +63,7 @@ int run_stats(const StatsCommand& cmd, Context& ctx) {
     } catch (const Error& e) {
         ctx.debug(fmt::format("no embedder: {}", e.what()));
     }
-    auto gallery = open_gallery(ctx, false);
+    auto gallery = open_gallery(ctx.home, false);
     GalleryStats s;
     const std::int64_t now = unix_now();
     if (gallery) {

@@ -29,11 +29,12 @@
 #include "context.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
-#include "faceq/base/sysinfo.hpp"
 #include "faceq/models/models.hpp"
 #include "faceq/models/registry.hpp"
+#include "faceq/models/resolve.hpp"
 #include "faceq/pipeline/analyzer.hpp"
 #include "faceq/pipeline/attributes.hpp"
+#include "faceq/pipeline/compute.hpp"
 #include "faceq/training/datasets.hpp"
 #include "faceq/training/training.hpp"
 #include "interrupt.hpp"
@@ -177,7 +178,7 @@ AgeGenderTrainResult train_and_record(const Context& ctx, Registry& registry, co
             if (k != "gamma" && k != "lambda") numbers[k] = v;
         registry.log_metrics(run.id, numbers, step);
     };
-    set_blas_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    set_compute_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     AgeGenderTrainResult r = train_age_gender(data, o);
     r.head.save(run.artifacts_dir());
     write_file_atomic(run.artifacts_dir() / "metrics.json",
@@ -260,7 +261,7 @@ int train_smoke_cmd(const Context& ctx, const TrainCmd& cmd) {
                                 (dataset / "images").string()));
     const fs::path prepared = ctx.home.datasets_dir() / "smoke" / "prepared";
     const Manifest manifest = load_manifest(ctx.manifest_path());
-    const ModelSet models = find_model_set(ctx.home.models_dir(), manifest, false);
+    const ModelSet models = installed_models(ctx.home.models_dir(), manifest, false);
     PrepareOptions p;
     p.jobs = cmd.jobs > 0 ? cmd.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     p.limit = cmd.images;
@@ -279,7 +280,7 @@ int train_smoke_cmd(const Context& ctx, const TrainCmd& cmd) {
                     {"primary_mode", "min"},
                     {"headline_metrics", {"val_age_mae", "test_age_mae", "test_gender_acc"}}};
     return as_run(ctx, "smoke", params, tags, [&](Registry& registry, const RunInfo& run) {
-        set_blas_threads(1);
+        set_compute_threads(1);
         const json m = prepare_utkface(dataset, prepared, models, p);
         end_progress(ctx);
         registry.log_metrics(run.id, json{{"prepared_images", m["usable"]}, {"no_face", m["no_face"]}}, 0);

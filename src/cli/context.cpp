@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <thread>
+
 #include "faceq/pipeline/analyzer.hpp"
 
 namespace faceq::cli {
@@ -19,6 +21,10 @@ void add_detection_options(CLI::App* sub, AnalyzeOptions& options) {
     sub->add_option("--min-face", options.min_face, "Smallest face (px) to find and report")
         ->check(CLI::Range(8, 10000))
         ->capture_default_str();
+}
+
+int jobs_or_cores(int jobs) {
+    return jobs > 0 ? jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 void Context::error(const std::string& message, const std::string& hint) const {
@@ -68,8 +74,10 @@ void end_progress(const Context& ctx) {
 std::function<void(const std::string&)> log_to(const Context& ctx, bool warnings_as_debug) {
     return [&ctx, warnings_as_debug](const std::string& line) {
         end_progress(ctx);
-        static const std::string warning = "warning: ";
-        if (line.rfind(warning, 0) != 0)
+        static const std::string warning = "warning: ", debug = "debug: ";
+        if (line.rfind(debug, 0) == 0)
+            ctx.debug(line.substr(debug.size()));
+        else if (line.rfind(warning, 0) != 0)
             ctx.info(line);
         else if (warnings_as_debug)
             ctx.debug(line.substr(warning.size()));

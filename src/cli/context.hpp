@@ -65,12 +65,15 @@ std::pair<CLI::App*, Runner> register_cluster(CLI::App& app, Context& ctx);
 // The HTTP API (issue 5): cmd_serve.
 std::pair<CLI::App*, Runner> register_serve(CLI::App& app, Context& ctx);
 
+// --jobs as given, or the number of cores when it was not (0).
+int jobs_or_cores(int jobs);
+
 // Draws a one-line progress bar on stderr when it is a TTY; no-op otherwise.
 void draw_progress(const Context& ctx, const std::string& label, std::uint64_t done, std::uint64_t total);
 void end_progress(const Context& ctx);
-// A core library log callback for `ctx`: ends a progress bar, prints lines
-// starting "warning: " as warnings (as debug lines when `warnings_as_debug`)
-// and the rest as info.
+// A core library log callback for `ctx` (base/progress.hpp): ends a progress
+// bar, prints lines starting "warning: " as warnings (as debug lines when
+// `warnings_as_debug`), lines starting "debug: " only with -v, and the rest as info.
 std::function<void(const std::string&)> log_to(const Context& ctx, bool warnings_as_debug = false);
 
 }  // namespace faceq::cli

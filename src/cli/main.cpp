@@ -14,7 +14,7 @@
 #include "context.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/home.hpp"
-#include "faceq/base/sysinfo.hpp"
+#include "faceq/pipeline/compute.hpp"
 
 namespace {
 
@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
     if (version_flag) {
         std::cout << "faceq " << faceq::version() << "\n";
         if (verbose) {
-            std::cout << "blas: " << blas_description() << "\n";
+            std::cout << "blas: " << compute_description() << "\n";
             std::cout << "home: " << ctx.home.root.string() << "\n";
             std::cout << "data: " << ctx.data_dir.string() << "\n";
         }

@@ -3,8 +3,9 @@
 // line of text per call, for stderr). The CLI turns them into progress bars
 // and "faceq: ..." lines; the core never writes to a terminal itself.
 //
-// Convention for LogFn lines: a line starting "warning: " is a warning; every
-// other line is information. Callbacks may be empty (then nothing is said).
+// Convention for LogFn lines: a line starting "warning: " is a warning, one
+// starting "debug: " a detail shown only when asked (-v); every other line is
+// information. Callbacks may be empty (then nothing is said).
 #pragma once
 
 #include <cstdint>

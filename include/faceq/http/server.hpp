@@ -60,6 +60,7 @@
 #include "faceq/identity/gallery.hpp"
 #include "faceq/pipeline/analyzer.hpp"
 #include "faceq/pipeline/image_io.hpp"
+#include "faceq/session/analysis_session.hpp"
 
 namespace faceq {
 
@@ -102,13 +103,13 @@ struct ServiceInfo {
 
 // What answering needs, handed over once loaded (ApiService::start).
 struct ServiceSetup {
-    ModelSet models;
-    AnalyzeOptions analyze;
+    // Models, gallery, calibration and the --store rules, shared by every
+    // request: /analyze is AnalysisSession::analyze + identify (as `analyze
+    // --store`, but every upload is analysed), /register is an Enroller on it.
+    // Must have a gallery (SessionOptions::create_gallery).
+    std::unique_ptr<AnalysisSession> session;
     ImageLimits limits;
-    int jobs = 1;                      // Analyzer copies = analyses at once
-    std::unique_ptr<Gallery> gallery;  // shared by every request
-    IdentifyContext identify;          // embedder version + calibration
-    bool store = true;                 // record /analyze detections (like `analyze --store`)
+    int jobs = 1;  // Analyzer copies = analyses at once
 };
 
 class ApiService {

@@ -79,4 +79,22 @@ std::optional<InstalledModel> read_installed(const std::filesystem::path& models
 // Writes the sidecar for an installed file (atomic: temp + rename).
 void write_installed(const std::filesystem::path& models_dir, const InstalledModel& model);
 
+// ------------------------------------------------------------------ the embedder rule
+
+// Which embedder computed a set of descriptors: what a model trained on them
+// (an age/gender head, a calibration, a prepared dataset) records, and what
+// is installed.
+struct EmbedderIdentity {
+    std::string id;      // the embedder's version as records name it ("name@sha256[:12]")
+    std::string sha256;  // the full sha256 of its file; "" when not recorded
+};
+
+// The one rule for every model trained on descriptors: it is only valid for
+// the embedder that computed them. Returns "" when a model trained for
+// `trained` may run with `installed`: the ids are equal and, when both know
+// it, so is the full sha256. A model that names no embedder (empty id and
+// sha256) depends on none and is always valid. Otherwise returns a reason
+// for people: "trained for embedder <id>, but <id> is installed".
+std::string embedder_mismatch(const EmbedderIdentity& trained, const EmbedderIdentity& installed);
+
 }  // namespace faceq

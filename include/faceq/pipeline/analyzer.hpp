@@ -94,13 +94,7 @@ struct ModelSet {
     std::optional<DeployedHead> age_gender;  // the registry's production age/gender head
 };
 
-// Looks up the installed models in <home>/models. Throws Error{model} naming
-// `faceq download models` when a needed one is missing. This form leaves
-// age_gender empty (preparing training data must not depend on a head).
-ModelSet find_model_set(const std::filesystem::path& models_dir, const Manifest& manifest, bool need_cnn);
-// Same, plus the `production` version of registered model "age-gender" in
-// <home>/registry, when one is deployed.
-ModelSet find_model_set(const Home& home, const Manifest& manifest, bool need_cnn);
+// (Which files: models/resolve.hpp, installed_models() and resolve_models().)
 
 struct AnalyzeOptions {
     std::string detector = "hog";  // "hog" | "cnn"

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "faceq/models/download.hpp"
+#include "faceq/models/models.hpp"
 #include "faceq/training/datasets.hpp"
 
 namespace faceq {
@@ -56,9 +57,10 @@ public:
     const std::string& embedder_sha256() const;
     std::size_t feature_dim() const;
     bool gives_gender() const;  // false: keep the CC0 gender CNN's answer
-    // Throws Error{model} when `installed_version` is not the embedder the head
-    // was trained for, naming both and the command that retrains.
-    void check_embedder(const std::string& installed_version, const std::string& head_name) const;
+    // Throws Error{model} when the head was not trained for the `installed`
+    // embedder (embedder_mismatch(), models.hpp), naming both and the command
+    // that retrains.
+    void check_embedder(const EmbedderIdentity& installed, const std::string& head_name) const;
 
     AttributePrediction predict(const std::vector<float>& features) const;
     nlohmann::json describe() const;  // age_gender.json minus the array table

@@ -1,4 +1,4 @@
-#include "faceq/base/sysinfo.hpp"
+#include "base/sysinfo.hpp"
 
 #include <dlfcn.h>
 #include <link.h>

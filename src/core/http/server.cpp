@@ -17,12 +17,15 @@
 #include <mutex>
 #include <tuple>
 
+#include "base/sysinfo.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
-#include "faceq/base/sysinfo.hpp"
 #include "faceq/base/time.hpp"
 #include "faceq/identity/gallery_json.hpp"
+#include "faceq/session/enroller.hpp"
 #include "faceq/session/records.hpp"
+#include "http/analyzer_pool.hpp"
+#include "http/metrics.hpp"
 
 namespace faceq {
 namespace {
@@ -50,18 +53,6 @@ std::string trim(const std::string& s) {
     return s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 
-// The face to enroll from one photo (as `faceq enroll --pick`), or why there is none.
-const Face& choose_face(const AnalysisResult& r, bool largest, const std::string& name) {
-    if (r.faces.empty()) throw Error(ErrorKind::invalid_input, fmt::format("no face found in '{}'", name));
-    if (r.faces.size() > 1 && !largest)
-        throw Error(ErrorKind::invalid_input,
-                    fmt::format("{} faces in '{}': a photo to register must show one person (or send pick=largest)",
-                                r.faces.size(), name));
-    return *std::max_element(r.faces.begin(), r.faces.end(), [](const Face& a, const Face& b) {
-        return static_cast<long>(a.bbox.width) * a.bbox.height < static_cast<long>(b.bbox.width) * b.bbox.height;
-    });
-}
-
 // An HTTP-level failure: thrown inside handlers, answered by handle().
 struct HttpFailure {
     int status;
@@ -69,181 +60,6 @@ struct HttpFailure {
     std::string message;
 };
 
-// ---------------------------------------------------------------- analyzers
-
-// Analyzer copies, made on demand up to `capacity`; a request borrows one
-// for the duration of one analysis and waits while all are busy.
-class AnalyzerPool {
-public:
-    AnalyzerPool(std::unique_ptr<Analyzer> first, int capacity)
-        : prototype_(*first), capacity_(std::max(1, capacity)), created_(1) {
-        idle_.push_back(std::move(first));
-    }
-
-    class Lease {
-    public:
-        Lease(AnalyzerPool& pool, std::unique_ptr<Analyzer> a) : pool_(pool), analyzer_(std::move(a)) {}
-        ~Lease() { pool_.give_back(std::move(analyzer_)); }
-        Lease(const Lease&) = delete;
-        Lease& operator=(const Lease&) = delete;
-        Analyzer& operator*() { return *analyzer_; }
-        Analyzer* operator->() { return analyzer_.get(); }
-
-    private:
-        AnalyzerPool& pool_;
-        std::unique_ptr<Analyzer> analyzer_;
-    };
-
-    Lease acquire() {
-        std::unique_lock<std::mutex> lock(mutex_);
-        ready_.wait(lock, [this] { return !idle_.empty() || created_ < capacity_; });
-        if (!idle_.empty()) {
-            auto a = std::move(idle_.back());
-            idle_.pop_back();
-            ++busy_;
-            return Lease(*this, std::move(a));
-        }
-        ++created_;
-        ++busy_;
-        lock.unlock();
-        try {
-            // Copying copies the networks: done outside the lock.
-            return Lease(*this, std::make_unique<Analyzer>(prototype_));
-        } catch (...) {
-            lock.lock();
-            --created_;
-            --busy_;
-            ready_.notify_one();
-            throw;
-        }
-    }
-
-    const ModelVersions& versions() const { return prototype_.versions(); }
-    int created() const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return created_;
-    }
-    int busy() const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return busy_;
-    }
-    int capacity() const { return capacity_; }
-
-private:
-    void give_back(std::unique_ptr<Analyzer> a) {
-        if (!a) return;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            idle_.push_back(std::move(a));
-            --busy_;
-        }
-        ready_.notify_one();
-    }
-
-    const Analyzer prototype_;  // never used for analysis: copied from
-    const int capacity_;
-    mutable std::mutex mutex_;
-    std::condition_variable ready_;
-    std::vector<std::unique_ptr<Analyzer>> idle_;
-    int created_ = 0;
-    int busy_ = 0;
-};
-
-// ---------------------------------------------------------------- metrics
-
-constexpr std::array<double, 12> latency_buckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-
-struct Histogram {
-    std::array<std::uint64_t, latency_buckets.size()> buckets{};  // non-cumulative
-    std::uint64_t count = 0;
-    double sum = 0;
-
-    void observe(double seconds) {
-        for (std::size_t i = 0; i < latency_buckets.size(); ++i)
-            if (seconds <= latency_buckets[i]) {
-                ++buckets[i];
-                break;
-            }
-        ++count;
-        sum += seconds;
-    }
-};
-
-// Known routes (and the label for everything else, so that scanners probing
-// random paths cannot blow up the number of series).
-const std::array<const char*, 6> route_names{"/health", "/analyze", "/register", "/stats", "/search", "/metrics"};
-const std::array<const char*, 7> method_names{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"};
-
-std::string route_label(const std::string& path) {
-    for (const char* r : route_names)
-        if (path == r) return r;
-    return "other";
-}
-
-std::string method_label(const std::string& method) {
-    for (const char* m : method_names)
-        if (method == m) return m;
-    return "other";
-}
-
-class Metrics {
-public:
-    void request(const std::string& method, const std::string& path, int status, double seconds) {
-        const auto route = route_label(path);
-        std::lock_guard<std::mutex> lock(mutex_);
-        ++requests_[{route, method_label(method), status}];
-        if (seconds >= 0) latency_[route].observe(seconds);
-    }
-
-    std::atomic<std::uint64_t> images_analyzed{0};
-    std::atomic<std::uint64_t> faces_analyzed{0};
-    std::atomic<std::uint64_t> persons_registered{0};
-
-    void write(std::string& out) const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        out +=
-            "# HELP faceq_http_requests_total HTTP requests answered, by route, method and status.\n"
-            "# TYPE faceq_http_requests_total counter\n";
-        for (const auto& [key, n] : requests_) {
-            const auto& [route, method, status] = key;
-            out += fmt::format("faceq_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{}\"}} {}\n", route,
-                               method, status, n);
-        }
-        out +=
-            "# HELP faceq_http_request_duration_seconds Time from request line to response sent, by route.\n"
-            "# TYPE faceq_http_request_duration_seconds histogram\n";
-        for (const auto& [route, h] : latency_) {
-            std::uint64_t cumulative = 0;
-            for (std::size_t i = 0; i < latency_buckets.size(); ++i) {
-                cumulative += h.buckets[i];
-                out += fmt::format("faceq_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n", route,
-                                   latency_buckets[i], cumulative);
-            }
-            out += fmt::format("faceq_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n", route,
-                               h.count);
-            out += fmt::format("faceq_http_request_duration_seconds_sum{{route=\"{}\"}} {:.6f}\n", route, h.sum);
-            out += fmt::format("faceq_http_request_duration_seconds_count{{route=\"{}\"}} {}\n", route, h.count);
-        }
-        out += fmt::format(
-            "# HELP faceq_images_analyzed_total Images analysed by /analyze and /register.\n"
-            "# TYPE faceq_images_analyzed_total counter\n"
-            "faceq_images_analyzed_total {}\n"
-            "# HELP faceq_faces_analyzed_total Faces found by /analyze.\n"
-            "# TYPE faceq_faces_analyzed_total counter\n"
-            "faceq_faces_analyzed_total {}\n"
-            "# HELP faceq_persons_registered_total Samples added by /register.\n"
-            "# TYPE faceq_persons_registered_total counter\n"
-            "faceq_persons_registered_total {}\n",
-            images_analyzed.load(), faces_analyzed.load(), persons_registered.load());
-    }
-
-private:
-    mutable std::mutex mutex_;
-    std::map<std::tuple<std::string, std::string, int>, std::uint64_t> requests_;
-    std::map<std::string, Histogram> latency_;
-};
-
-// The request's form part named `name`, if any (the first one).
 const FormPart* form_field(const ApiRequest& req, const std::string& name) {
     for (const auto& p : req.form)
         if (p.name == name) return &p;
@@ -321,14 +137,12 @@ struct ApiService::Impl {
     ServiceInfo info;
     const Clock::time_point started = Clock::now();
     std::atomic<bool> ready{false};
-    Metrics metrics;
+    detail::Metrics metrics;
 
     // Set once by start(), read-only afterwards (ready's release/acquire orders it).
     ServiceSetup setup;
-    std::unique_ptr<AnalyzerPool> pool;
-    std::string models_key;  // ImageFacts::models, as `analyze --store` writes it
-    json models_json;
-    json identification_json;
+    std::unique_ptr<detail::AnalyzerPool> pool;
+    std::unique_ptr<Enroller> enroller;
 
     explicit Impl(ServiceInfo i) : info(std::move(i)) {}
 
@@ -354,6 +168,8 @@ struct ApiService::Impl {
         r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"faceq\"");
         return r;
     }
+
+    Gallery& gallery() const { return *setup.session->gallery(); }
 
     void require_ready() const {
         if (!ready.load(std::memory_order_acquire))
@@ -404,11 +220,11 @@ struct ApiService::Impl {
             j["database"] = {{"path", info.gallery_path.string()}, {"reachable", nullptr}};
             return json_response(503, j);
         }
-        j["models"] = models_json;
+        j["models"] = setup.session->models_json();
         json db{{"path", info.gallery_path.string()}};
         bool reachable = true;
         try {
-            const auto [persons, samples] = setup.gallery->usable(setup.identify.embedder);
+            const auto [persons, samples] = gallery().usable(setup.session->identification().context.embedder);
             db["reachable"] = true;
             db["persons"] = persons;
             db["samples"] = samples;
@@ -428,46 +244,22 @@ struct ApiService::Impl {
         require_ready();
         const auto start = Clock::now();
         std::string name;
-        const auto image = uploaded_image(req, setup.limits, name);
-        AnalysisResult result;
-        json record;
+        auto image = uploaded_image(req, setup.limits, name);
+        ImageAnalysis analysis;
         {
             auto analyzer = pool->acquire();
-            result = analyzer->analyze(image.bgr);
+            analysis = setup.session->analyze(*analyzer, name, std::move(image), std::nullopt);
         }
+        const std::size_t faces = analysis.result.faces.size();
         metrics.images_analyzed.fetch_add(1, std::memory_order_relaxed);
-        metrics.faces_analyzed.fetch_add(result.faces.size(), std::memory_order_relaxed);
-
-        // Identities exactly as `analyze --store` finds them (cli/analyze_identity.cpp).
-        std::optional<std::vector<Identity>> ids;
-        if (setup.store) {
-            ImageFacts facts;
-            facts.path = name;
-            facts.sha256 = image.sha256;
-            facts.size = image.bytes;
-            facts.models = models_key;
-            ids = setup.gallery->record_analysis(facts, result.faces, setup.identify, false);
-        }
-        const bool stored = ids.has_value();
-        if (!ids) {
-            // Not storing, or this image was stored already: identify without writing.
-            std::vector<Descriptor> descriptors;
-            for (const auto& f : result.faces)
-                if (f.has_descriptor) descriptors.push_back(f.descriptor);
-            const auto found = setup.gallery->identify(descriptors, setup.identify);
-            ids.emplace();
-            std::size_t k = 0;
-            for (const auto& f : result.faces) ids->push_back(f.has_descriptor ? found.at(k++) : Identity{});
-        }
-        const double elapsed = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-        record = analysis_record(name, result, pool->versions(), elapsed, false);
-        auto& faces = record["faces"];
-        for (std::size_t i = 0; i < faces.size() && i < ids->size(); ++i) add_identity(faces[i], (*ids)[i]);
-        record["identification"] = identification_json;
-        if (setup.store) record["stored"] = stored;
+        metrics.faces_analyzed.fetch_add(faces, std::memory_order_relaxed);
+        json record = setup.session->record(analysis, false);
+        setup.session->identify(analysis, record);
+        record["elapsed_ms"] =
+            std::round(std::chrono::duration<double, std::milli>(Clock::now() - start).count() * 100) / 100;
         record["success"] = true;
-        record["message"] = result.faces.empty() ? std::string("No face detected")
-                                                 : fmt::format("Successfully analyzed {} face(s)", result.faces.size());
+        record["message"] =
+            faces == 0 ? std::string("No face detected") : fmt::format("Successfully analyzed {} face(s)", faces);
         return json_response(200, record);
     }
 
@@ -486,34 +278,29 @@ struct ApiService::Impl {
             throw HttpFailure{400, to_string(ErrorKind::invalid_input), "form field 'pick' must be 'one' or 'largest'"};
 
         std::string file_name;
-        const auto image = uploaded_image(req, setup.limits, file_name);
-        const std::string& embedder = setup.identify.embedder;
-        if (auto owner = setup.gallery->enrolled_as(image.sha256, embedder)) {
-            const bool same = owner->name && fold_case(*owner->name) == fold_case(person_name);
-            if (!same)
-                throw HttpFailure{409, "conflict",
-                                  fmt::format("this photo is already enrolled as '{}'", owner->name.value_or("?"))};
+        auto image = uploaded_image(req, setup.limits, file_name);
+        if (const auto owner = enroller->already_enrolled(image.sha256, person_name)) {
+            if (!owner->same_person)
+                throw HttpFailure{
+                    409, "conflict",
+                    fmt::format("this photo is already enrolled as '{}'", owner->owner.name.value_or("?"))};
+            const std::string& shown = *owner->owner.name;
             return json_response(200, {{"success", true},
-                                       {"person_id", owner->public_id},
-                                       {"person_name", *owner->name},
+                                       {"person_id", owner->owner.public_id},
+                                       {"person_name", shown},
                                        {"created", false},
                                        {"added", 0},
-                                       {"message", fmt::format("'{}' already has this photo", *owner->name)}});
+                                       {"message", fmt::format("'{}' already has this photo", shown)}});
         }
-        AnalysisResult result;
+        ImageAnalysis analysis;
         {
             auto analyzer = pool->acquire();
-            result = analyzer->analyze(image.bgr);
+            analysis = setup.session->analyze(*analyzer, file_name, std::move(image), std::nullopt);
         }
         metrics.images_analyzed.fetch_add(1, std::memory_order_relaxed);
-        const Face& face = choose_face(result, largest, file_name);
-        FaceSample sample;
-        sample.descriptor = face.descriptor;
-        sample.source_path = file_name;
-        sample.source_sha256 = image.sha256;
-        sample.box = face.bbox;
-        sample.quality = face.confidence;
-        const auto enrolled = setup.gallery->enroll(person_name, {sample}, embedder);
+        const Face& face = enroller->choose_face(analysis.result, file_name, largest);
+        const FaceSample sample = enroller->sample(face, file_name, analysis.image);
+        const auto enrolled = enroller->enroll(person_name, {sample});
         std::size_t added = 0;
         std::string skipped;
         for (const auto& s : enrolled.samples) {
@@ -543,7 +330,8 @@ struct ApiService::Impl {
     ApiResponse stats(const ApiRequest&) {
         require_ready();
         const auto now = unix_now();
-        auto j = stats_json(setup.gallery->stats(now), info.gallery_path.string(), setup.identify.embedder);
+        auto j = stats_json(gallery().stats(now), info.gallery_path.string(),
+                            setup.session->identification().context.embedder);
         j["success"] = true;
         return json_response(200, j);
     }
@@ -555,7 +343,7 @@ struct ApiService::Impl {
             throw HttpFailure{400, to_string(ErrorKind::invalid_input),
                               "missing query parameter 'name' (use name= to list everyone)"};
         json persons = json::array();
-        for (const auto& p : setup.gallery->find_persons(*name)) persons.push_back(person_json(p));
+        for (const auto& p : gallery().find_persons(*name)) persons.push_back(person_json(p));
         const auto n = persons.size();
         return json_response(200, {{"success", true},
                                    {"query", *name},
@@ -583,7 +371,7 @@ struct ApiService::Impl {
                 "faceq_analyzers{{state=\"busy\"}} {}\n",
                 pool->capacity(), pool->created(), pool->busy());
             try {
-                const auto s = setup.gallery->stats(unix_now());
+                const auto s = gallery().stats(unix_now());
                 out += fmt::format(
                     "# HELP faceq_gallery_persons Persons in the gallery.\n# TYPE faceq_gallery_persons gauge\n"
                     "faceq_gallery_persons{{kind=\"known\"}} {}\nfaceq_gallery_persons{{kind=\"unknown\"}} {}\n"
@@ -612,15 +400,11 @@ ApiService::~ApiService() = default;
 
 void ApiService::start(ServiceSetup setup) {
     auto& m = *impl_;
-    if (!setup.gallery) throw Error(ErrorKind::internal, "ApiService::start: no gallery");
-    auto first = std::make_unique<Analyzer>(setup.models, setup.analyze);
-    m.models_json = models_to_json(first->versions());
-    m.models_key = m.models_json.dump();
-    m.pool = std::make_unique<AnalyzerPool>(std::move(first), setup.jobs);
-    const auto& c = setup.identify.calibration;
-    m.identification_json = {{"calibration", c.source},
-                             {"threshold", std::round(c.threshold * 1e4) / 1e4},
-                             {"margin", std::round(c.margin * 1e4) / 1e4}};
+    if (!setup.session || !setup.session->gallery())
+        throw Error(ErrorKind::internal, "ApiService::start: no session with a gallery");
+    m.pool = std::make_unique<detail::AnalyzerPool>(std::make_unique<Analyzer>(setup.session->prototype()), setup.jobs);
+    m.enroller = std::make_unique<Enroller>(*setup.session->gallery(), setup.session->identification().context.embedder,
+                                            EnrollerOptions{"send pick=largest"});
     m.setup = std::move(setup);
     m.ready.store(true, std::memory_order_release);
 }
@@ -697,7 +481,7 @@ void ApiService::finish_request(const std::string& method, const std::string& pa
             // The path may be anything a client sent: printable ASCII only in the log.
             std::string shown;
             for (unsigned char c : path.substr(0, 200)) shown += (c >= 0x21 && c < 0x7f) ? static_cast<char>(c) : '?';
-            impl_->info.access_log(fmt::format("{} {} {} {}ms", method_label(method), shown, status, ms));
+            impl_->info.access_log(fmt::format("{} {} {} {}ms", detail::method_label(method), shown, status, ms));
         }
     } catch (...) {
     }

@@ -200,6 +200,15 @@ Manifest load_manifest(const fs::path& models_json) {
 
 std::string InstalledModel::version() const { return entry.name + "@" + sha256.substr(0, 12); }
 
+std::string embedder_mismatch(const EmbedderIdentity& trained, const EmbedderIdentity& installed) {
+    if (trained.id.empty() && trained.sha256.empty()) return "";
+    const bool same_id = trained.id.empty() || trained.id == installed.id;
+    const bool same_file = trained.sha256.empty() || installed.sha256.empty() || trained.sha256 == installed.sha256;
+    if (same_id && same_file) return "";
+    return fmt::format("trained for embedder {}, but {} is installed", trained.id.empty() ? trained.sha256 : trained.id,
+                       installed.id);
+}
+
 std::optional<InstalledModel> read_installed(const fs::path& models_dir, const ModelEntry& entry) {
     const fs::path file = models_dir / entry.file;
     const fs::path sidecar = sidecar_path(models_dir, entry);

@@ -14,7 +14,6 @@
 #include <opencv2/imgproc.hpp>
 
 #include "faceq/base/error.hpp"
-#include "faceq/models/registry.hpp"
 #include "faceq/pipeline/attributes.hpp"
 #include "pipeline/dnn_nets.hpp"
 
@@ -33,29 +32,6 @@ constexpr double cnn_window = 40.0;  // mmod_human_face_detector: faces >= ~40x4
 double score_to_confidence(double score) { return 1.0 / (1.0 + std::exp(-2.0 * score)); }
 
 }  // namespace
-
-ModelSet find_model_set(const std::filesystem::path& models_dir, const Manifest& manifest, bool need_cnn) {
-    ModelSet set{need_cnn ? std::optional<InstalledModel>(require_installed(models_dir, manifest, role::detector_cnn))
-                          : find_installed(models_dir, manifest, role::detector_cnn),
-                 require_installed(models_dir, manifest, role::landmarks),
-                 require_installed(models_dir, manifest, role::embedder),
-                 find_installed(models_dir, manifest, role::gender), std::nullopt};
-    return set;
-}
-
-ModelSet find_model_set(const Home& home, const Manifest& manifest, bool need_cnn) {
-    ModelSet set = find_model_set(home.models_dir(), manifest, need_cnn);
-    if (const auto deployed = find_deployed(home, "age-gender")) {
-        // The weights' checksum names the version; a broken head is reported
-        // when the Analyzer loads it, with its path.
-        std::ifstream in(deployed->artifacts_dir / "age_gender.json");
-        const auto meta = nlohmann::json::parse(in, nullptr, false);
-        const std::string sha = meta.is_object() ? meta.value("weights_sha256", "") : "";
-        set.age_gender = DeployedHead{deployed->artifacts_dir,
-                                      fmt::format("age-gender@{}:{}", deployed->version, sha.substr(0, 12))};
-    }
-    return set;
-}
 
 struct Analyzer::Impl {
     AnalyzeOptions options;
@@ -97,7 +73,7 @@ Analyzer::Analyzer(const ModelSet& models, const AnalyzeOptions& options) : impl
     m.versions.embedder = models.embedder.version();
     if (models.age_gender) {
         m.head = AgeGenderHead::load(models.age_gender->dir);
-        m.head->check_embedder(m.versions.embedder, models.age_gender->version);
+        m.head->check_embedder({models.embedder.version(), models.embedder.sha256}, models.age_gender->version);
         m.versions.age = models.age_gender->version;
         m.head_gender = m.head->gives_gender() && options.gender;
         if (m.head_gender) m.versions.gender = models.age_gender->version;

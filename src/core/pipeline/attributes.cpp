@@ -118,8 +118,9 @@ std::size_t AgeGenderHead::feature_dim() const { return impl_->dim; }
 bool AgeGenderHead::gives_gender() const { return impl_->gender_head; }
 json AgeGenderHead::describe() const { return impl_ ? impl_->meta : json(nullptr); }
 
-void AgeGenderHead::check_embedder(const std::string& installed_version, const std::string& head_name) const {
-    if (installed_version == impl_->embedder) return;
+void AgeGenderHead::check_embedder(const EmbedderIdentity& installed, const std::string& head_name) const {
+    if (embedder_mismatch({impl_->embedder, impl_->embedder_sha256}, installed).empty()) return;
+    const std::string& installed_version = installed.id;
     throw Error(ErrorKind::model,
                 fmt::format("the deployed age/gender head {} was trained for embedder {}, but {} is installed: its "
                             "features mean nothing to it; retrain (faceq prepare utkface && faceq train age-gender "

@@ -1,4 +1,4 @@
-// faceq/base/sysinfo.hpp — facts about the running process that users and
+// base/sysinfo.hpp (private) — facts about the running process that users and
 // benchmarks need: which BLAS dlib's convolutions run through, how many
 // threads it uses, and the peak resident set size.
 #pragma once

@@ -1,0 +1,81 @@
+// enroller.cpp — see faceq/session/enroller.hpp.
+#include "faceq/session/enroller.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "faceq/base/error.hpp"
+
+namespace faceq {
+
+std::vector<PersonPhotos> plan_person_folders(const std::filesystem::path& dir) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec))
+        throw Error(ErrorKind::not_found, fmt::format("no such directory '{}'", dir.string()));
+    std::vector<std::filesystem::path> folders;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+        if (e.is_directory()) folders.push_back(e.path());
+    if (ec) throw Error(ErrorKind::io, fmt::format("cannot list '{}': {}", dir.string(), ec.message()));
+    std::sort(folders.begin(), folders.end());
+    if (folders.empty())
+        throw Error(ErrorKind::usage, fmt::format("'{}' has no subfolders (one folder per person)", dir.string()));
+    std::vector<PersonPhotos> out;
+    for (const auto& f : folders) {
+        PersonPhotos job;
+        job.name = f.filename().string();
+        try {
+            check_person_name(job.name);
+        } catch (const Error& e) {
+            job.name_error = e.what();
+        }
+        if (job.name_error.empty()) job.photos = expand_inputs({f.string()}, true, nullptr);
+        out.push_back(std::move(job));
+    }
+    return out;
+}
+
+std::string AlreadyEnrolled::reason() const {
+    return same_person ? std::string("already enrolled")
+                       : fmt::format("already enrolled as '{}'", owner.name.value_or("?"));
+}
+
+Enroller::Enroller(Gallery& gallery, std::string embedder, EnrollerOptions options)
+    : gallery_(gallery), embedder_(std::move(embedder)), options_(std::move(options)) {}
+
+std::optional<AlreadyEnrolled> Enroller::already_enrolled(const std::string& sha256,
+                                                          const std::string& person_name) const {
+    auto owner = gallery_.enrolled_as(sha256, embedder_);
+    if (!owner) return std::nullopt;
+    AlreadyEnrolled out;
+    out.same_person = owner->name && fold_case(*owner->name) == fold_case(check_person_name(person_name));
+    out.owner = std::move(*owner);
+    return out;
+}
+
+const Face& Enroller::choose_face(const AnalysisResult& r, const std::string& name, bool pick_largest) const {
+    if (r.faces.empty()) throw Error(ErrorKind::invalid_input, fmt::format("no face found in '{}'", name));
+    if (r.faces.size() > 1 && !pick_largest)
+        throw Error(ErrorKind::invalid_input,
+                    fmt::format("{} faces in '{}': a photo to enroll must show one person (or {})", r.faces.size(),
+                                name, options_.pick_hint));
+    return *std::max_element(r.faces.begin(), r.faces.end(), [](const Face& a, const Face& b) {
+        return static_cast<long>(a.bbox.width) * a.bbox.height < static_cast<long>(b.bbox.width) * b.bbox.height;
+    });
+}
+
+FaceSample Enroller::sample(const Face& face, const std::string& source_path, const DecodedImage& image) const {
+    FaceSample s;
+    s.descriptor = face.descriptor;
+    s.source_path = source_path;
+    s.source_sha256 = image.sha256;
+    s.box = face.bbox;
+    s.quality = face.confidence;
+    return s;
+}
+
+EnrollResult Enroller::enroll(const std::string& person_name, const std::vector<FaceSample>& samples) {
+    return gallery_.enroll(person_name, samples, embedder_);
+}
+
+}  // namespace faceq
