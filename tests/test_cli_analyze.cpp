@@ -392,7 +392,8 @@ TEST_CASE("analyze reports each bad input on stderr and as an error record, and 
     for (std::size_t i = 0; i < bad.size(); ++i) {
         INFO("bad input " << bad[i].path);
         const auto& rec = records[2 * i];
-        CHECK(rec.size() == 2);
+        CHECK(rec.size() == 3);  // file, error and the record's type: nothing of an analysis
+        CHECK(rec.at("type") == "error");
         CHECK(rec.at("file") == bad[i].path);
         CHECK(rec.at("error").at("kind") == bad[i].kind);
         const std::string message = rec["error"].at("message");

@@ -133,7 +133,7 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
                 ++failures;
                 ctx.error(out.message);
             }
-            writer.write(out.record);
+            writer.write(out.failed ? "error" : out.analysis.skipped ? "skipped" : "analysis", std::move(out.record));
         });
     writer.finish();
     if (failures > 0) ctx.debug(fmt::format("{} of {} inputs failed", failures, items.size()));

@@ -16,6 +16,7 @@
 #include "faceq/models/models.hpp"
 #include "faceq/pipeline/analyzer.hpp"
 #include "faceq/session/identification.hpp"
+#include "faceq/session/records.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {
@@ -41,7 +42,7 @@ int run_cluster(const ClusterCommand& cmd, Context& ctx) {
                            {"persons_removed", r.persons_removed},
                            {"reassigned", r.reassigned},
                            {"threshold", std::round(c.threshold * 1e4) / 1e4}};
-    std::cout << j.dump() << '\n';
+    RecordWriter(std::cout, RecordFormat::jsonl).write("cluster", j);
     return 0;
 }
 

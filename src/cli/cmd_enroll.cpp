@@ -81,6 +81,7 @@ int run_enroll(EnrollCommand& cmd, Context& ctx) {
             photos.push_back({p, &item});
         }
 
+    RecordWriter writer(std::cout, RecordFormat::jsonl);
     std::size_t failures = 0;
     std::vector<FaceSample> samples;
     nlohmann::json skipped = nlohmann::json::array(), failed = nlohmann::json::array();
@@ -121,7 +122,7 @@ int run_enroll(EnrollCommand& cmd, Context& ctx) {
             record["skipped"] = skipped;
             record["failed"] = failed;
         }
-        std::cout << record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n' << std::flush;
+        writer.write("enrollment", std::move(record));
         samples.clear();
         skipped = nlohmann::json::array();
         failed = nlohmann::json::array();

@@ -31,9 +31,7 @@ struct PersonsCommand {
     std::string who, new_name, into;
 };
 
-void print(const nlohmann::json& j) {
-    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
-}
+void print(const nlohmann::json& j) { RecordWriter(std::cout, RecordFormat::jsonl).write("person", j); }
 
 std::unique_ptr<Gallery> require_gallery(const Context& ctx) {
     auto g = open_gallery(ctx.home, false);

@@ -16,6 +16,7 @@
 #include "faceq/identity/gallery.hpp"
 #include "faceq/identity/gallery_json.hpp"
 #include "faceq/session/identification.hpp"
+#include "faceq/session/records.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {
@@ -57,7 +58,7 @@ int run_prune(const PruneCommand& cmd, Context& ctx) {
                            {"detections_deleted", r.detections},
                            {"strangers_deleted", r.strangers},
                            {"dry_run", cmd.dry_run}};
-    std::cout << j.dump() << '\n';
+    RecordWriter(std::cout, RecordFormat::jsonl).write("prune", j);
     return 0;
 }
 

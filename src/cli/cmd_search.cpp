@@ -35,7 +35,7 @@ int search_by_name(const SearchCommand& cmd, Context& ctx, RecordWriter& writer)
     std::size_t n = 0;
     if (gallery)
         for (const auto& p : gallery->find_persons(*cmd.name)) {
-            writer.write(person_json(p));
+            writer.write("person", person_json(p));
             ++n;
         }
     if (n == 0) ctx.info(fmt::format("no person matches '{}'", *cmd.name));
@@ -72,7 +72,7 @@ int search_by_face(const SearchCommand& cmd, Context& ctx, RecordWriter& writer)
             record.update(face);
         }
         record["matches"] = std::move(matches);
-        writer.write(record);
+        writer.write("face_match", std::move(record));
     }
     return 0;
 }

@@ -16,6 +16,7 @@
 #include "faceq/identity/gallery_json.hpp"
 #include "faceq/models/models.hpp"
 #include "faceq/session/identification.hpp"
+#include "faceq/session/records.hpp"
 #include "gallery_support.hpp"
 
 namespace faceq::cli {
@@ -76,7 +77,7 @@ int run_stats(const StatsCommand& cmd, Context& ctx) {
     }
     const auto j = stats_json(s, ctx.home.gallery_path().string(), embedder);
     if (cmd.format == "json")
-        std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+        RecordWriter(std::cout, RecordFormat::jsonl).write("stats", j);
     else
         print_text(j);
     return 0;

@@ -6,7 +6,9 @@
 //   {"file", "width", "height", "faces": [...], "models": {...}, "elapsed_ms"}
 // and one error record per image that could not be analysed:
 //   {"file", "error": {"kind", "message"}}.
-// RecordWriter prints JSON Lines (one object per line, flushed per record so
+// Every record on stdout has a "type" naming its kind ("analysis", "error",
+// "skipped", "enrollment", "person", ...; the list: docs/records.md) and goes
+// through RecordWriter, which prints JSON Lines (one object per line, flushed per record so
 // pipes see progress), a JSON array, or CSV (one row per face; an image
 // without faces or with an error is one row with the face columns empty).
 //
@@ -20,6 +22,7 @@
 #include <iosfwd>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "faceq/base/error.hpp"
 #include "faceq/identity/gallery.hpp"
@@ -45,6 +48,9 @@ public:
     RecordWriter(const RecordWriter&) = delete;
     RecordWriter& operator=(const RecordWriter&) = delete;
 
+    // Writes one record of kind `type` (docs/records.md): JSON records get a
+    // "type" field; CSV rows (analysis and error records only) do not.
+    void write(std::string_view type, nlohmann::json record);
     void write(const nlohmann::json& record);
     void finish();
 

@@ -119,6 +119,11 @@ RecordWriter::~RecordWriter() {
     if (!finished_) finish();
 }
 
+void RecordWriter::write(std::string_view type, nlohmann::json record) {
+    if (format_ != RecordFormat::csv) record["type"] = type;
+    write(record);
+}
+
 void RecordWriter::write(const nlohmann::json& record) {
     switch (format_) {
         case RecordFormat::jsonl:
