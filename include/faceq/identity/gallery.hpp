@@ -43,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "faceq/base/text.hpp"  // fold_case, which callers compare names with
 #include "faceq/identity/calibration.hpp"
 #include "faceq/identity/face_index.hpp"
 #include "faceq/pipeline/analyzer.hpp"
@@ -55,10 +56,6 @@ inline constexpr std::size_t max_person_name_chars = 128;
 // is refused: empty, too long, invalid UTF-8, control characters, or shaped
 // like a public id.
 std::string check_person_name(const std::string& name);
-
-// Lower-cases UTF-8 text (full Unicode simple case mapping), for comparing
-// names and searching them without regard to case.
-std::string fold_case(const std::string& text);
 
 struct PersonRef {
     std::int64_t id = 0;              // row id, internal
