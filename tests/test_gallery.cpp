@@ -12,7 +12,7 @@
 #include <regex>
 #include <thread>
 
-#include "base/sqlite_db.hpp"
+#include "base/float_blob.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/identity/calibration.hpp"
 #include "faceq/identity/face_index.hpp"

@@ -20,7 +20,6 @@
 #include <filesystem>
 #include <optional>
 #include <string>
-#include <vector>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -127,9 +126,5 @@ private:
     Db& db_;
     bool owner_;
 };
-
-// Descriptor <-> BLOB: 128 float32, little-endian, whatever the host order.
-std::vector<std::uint8_t> floats_to_blob(const float* values, std::size_t count);
-bool blob_to_floats(const void* data, std::size_t size, float* out, std::size_t count);
 
 }  // namespace faceq::detail

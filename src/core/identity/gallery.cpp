@@ -14,6 +14,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "base/float_blob.hpp"
 #include "base/sqlite_db.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/text.hpp"
