@@ -1,5 +1,6 @@
 // sqlite_db.hpp — a small RAII adapter over SQLite's C API, private to the
-// core (the gallery is its only user; no sqlite3 type leaves src/core).
+// core (the SQLite gallery store, identity/sqlite_store.cpp, is its only user;
+// no sqlite3 type leaves src/core).
 //
 // Db owns one connection: opened with foreign keys on, WAL journal, a busy
 // timeout, and extended result codes. Stmt owns one prepared statement;
