@@ -12,71 +12,17 @@
 #include <regex>
 #include <thread>
 
-#include "base/sqlite_db.hpp"
+#include "base/float_blob.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/identity/calibration.hpp"
 #include "faceq/identity/face_index.hpp"
 #include "faceq/identity/gallery.hpp"
+#include "test_faces.hpp"
 #include "test_sqlite.hpp"
 #include "test_support.hpp"
 
 using namespace faceq;
 using namespace faceq::test;
-
-namespace {
-
-const std::string emb = "test_embedder@000000000001";
-
-// A random unit-ish descriptor; persons are far apart (~1.4), and jitter()
-// makes another photo of the same person (~0.2 away).
-Descriptor random_descriptor(std::mt19937& rng) {
-    std::normal_distribution<float> n(0.0f, 1.0f);
-    Descriptor d;
-    float norm = 0;
-    for (auto& v : d) v = n(rng), norm += v * v;
-    for (auto& v : d) v /= std::sqrt(norm);
-    return d;
-}
-
-Descriptor jitter(const Descriptor& d, std::mt19937& rng, float amount = 0.2f) {
-    const Descriptor r = random_descriptor(rng);
-    Descriptor out;
-    for (std::size_t i = 0; i < 128; ++i) out[i] = d[i] + amount * r[i];
-    return out;
-}
-
-FaceSample sample(const Descriptor& d, const std::string& sha) {
-    FaceSample s;
-    s.descriptor = d;
-    s.source_path = "/photos/" + sha + ".jpg";
-    s.source_sha256 = sha;
-    s.box = {10, 20, 100, 100};
-    s.quality = 0.9;
-    return s;
-}
-
-Face face_with(const Descriptor& d, int x = 10) {
-    Face f;
-    f.bbox = {x, 20, 100, 100};
-    f.confidence = 0.95;
-    f.gender = "female";
-    f.descriptor = d;
-    f.has_descriptor = true;
-    return f;
-}
-
-ImageFacts image(const std::string& sha) {
-    ImageFacts i;
-    i.path = "/photos/" + sha + ".jpg";
-    i.sha256 = sha;
-    i.size = 1234;
-    i.models = R"({"embedder":"test"})";
-    return i;
-}
-
-IdentifyContext context() { return {emb, default_calibration()}; }
-
-}  // namespace
 
 // ---------------------------------------------------------------- names
 

@@ -1,39 +1,45 @@
 // faceq/identity/gallery.hpp — who is who: the persons faceq knows, their face
-// samples, the images it analysed and every face it saw, in one SQLite file
-// ($FACEQ_HOME/faceq.db), and identification against them.
+// samples, the images it analysed and every face it saw, and identification
+// against them. Gallery holds the rules; a GalleryStore (store.hpp) holds the
+// rows: SQLite in $FACEQ_HOME/faceq.db by default (Gallery(path)), or any
+// store given to Gallery(std::unique_ptr<GalleryStore>).
 //
 // Persons are `known` (enrolled under a name) or `unknown` (strangers met by
 // `analyze --store`, named by a stable public id `unknown_<unix time>_<4
 // digits>` and re-used whenever the same stranger is seen again; known
 // persons get `person_<unix time>_<4 digits>`). A public id never changes:
 // renaming a stranger makes it known under the same id. Names are unique
-// ignoring case, 1..128 characters of UTF-8 without control characters, and
-// may not look like a public id.
+// ignoring case (fold_case, base/text.hpp), 1..128 characters of UTF-8
+// without control characters, and may not look like a public id.
 //
-// Identification (see calibration.hpp for the rule). Each person is
-// represented by the mean of its samples' descriptors — on LFW this named
-// 95% of known people against 70% for the nearest sample at the same 1%
-// false-accept rate (docs/identification.md). Only samples computed by the
-// same embedder as the query are used: descriptors of different embedders
-// are never compared, and embedders() reports samples that cannot be used.
-// The means live in an in-memory FaceIndex, rebuilt lazily when another
-// process changed samples or persons (PRAGMA data_version + a generation
-// counter kept by triggers), so a long `analyze` sees a concurrent `enroll`.
+// Identification lives here, whatever the store (gallery.cpp; see
+// calibration.hpp for the rule). Each person is represented by the mean of
+// its samples' descriptors — on LFW this named 95% of known people against
+// 70% for the nearest sample at the same 1% false-accept rate
+// (docs/identification.md). Only samples computed by the same embedder as the
+// query are used: descriptors of different embedders are never compared, and
+// embedders() reports samples that cannot be used. The means live in an
+// in-memory index, rebuilt lazily when another process changed samples or
+// persons (the store's change probe and generation), so a long `analyze` sees
+// a concurrent `enroll`. Strangers: record_analysis refreshes the index inside
+// the store's write transaction, under its writer lock, before deciding that a
+// face is new, so concurrent processes never create two persons for one new
+// face (the contract is spelled out in store.hpp). Clustering
+// (gallery_cluster.cpp) and the stats are computed here too; the store only
+// reads and writes rows.
 //
-// Storage. WAL journal, busy timeout, foreign keys, schema migrations keyed
-// by PRAGMA user_version, prepared statements only. Every change that writes
-// several rows is one BEGIN IMMEDIATE transaction, so a killed process leaves
-// either all of an image's (or a person's) rows or none, and two processes
-// queue for the write lock instead of failing with "database is locked".
-// Descriptors are BLOBs of 128 little-endian float32, with the embedder's
-// version beside them. Times are unix seconds (UTC).
+// Storage guarantees (every store): every change that writes several rows is
+// one transaction, so a killed process leaves either all of an image's (or a
+// person's) rows or none; writers of several processes queue instead of
+// failing; descriptors are 128 little-endian float32 beside their embedder's
+// version; times are unix seconds (UTC).
 //
-// Errors: Error{database} for SQLite failures (with the path), Error{usage}
-// for a bad name, Error{not_found} for a person that does not exist,
-// Error{invalid_input} for a database written by a newer faceq.
-// Thread-safety: every method locks an internal mutex, so one Gallery may be
-// shared by threads (calls are serialized); several processes may open the
-// same file at once.
+// Errors: Error{database} for store failures (naming the database), Error{usage}
+// for a bad name, Error{not_found} for a person that does not exist (and for a
+// missing file with Options::create off), Error{invalid_input} for a database
+// written by a newer faceq. Thread-safety: every method locks an internal
+// mutex, so one Gallery (one store connection) may be shared by threads
+// (calls are serialized); several processes may open the same gallery at once.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +49,7 @@
 #include <string>
 #include <vector>
 
+#include "faceq/base/text.hpp"  // fold_case, which callers compare names with
 #include "faceq/identity/calibration.hpp"
 #include "faceq/identity/face_index.hpp"
 #include "faceq/pipeline/analyzer.hpp"
@@ -55,10 +62,6 @@ inline constexpr std::size_t max_person_name_chars = 128;
 // is refused: empty, too long, invalid UTF-8, control characters, or shaped
 // like a public id.
 std::string check_person_name(const std::string& name);
-
-// Lower-cases UTF-8 text (full Unicode simple case mapping), for comparing
-// names and searching them without regard to case.
-std::string fold_case(const std::string& text);
 
 struct PersonRef {
     std::int64_t id = 0;              // row id, internal
@@ -149,7 +152,8 @@ struct GalleryStats {
     std::int64_t detections_known = 0, detections_unknown = 0, detections_ambiguous = 0;
     // The last 30 days (UTC), oldest first, days without detections included.
     std::vector<std::pair<std::string, std::int64_t>> detections_per_day;
-    std::uint64_t database_bytes = 0;  // the file and its WAL
+    std::uint64_t database_bytes = 0;  // its size on disk (SQLite: the file and its WAL)
+    std::string database_location;     // the store's description(): a path, or a URL without password
     std::vector<EmbedderSamples> embedders;
     int schema_version = 0;
     std::optional<std::int64_t> last_detection;
@@ -169,6 +173,8 @@ struct ClusterResult {
     std::int64_t reassigned = 0;       // detections whose person changed
 };
 
+class GalleryStore;
+
 class Gallery {
 public:
     struct Options {
@@ -176,13 +182,19 @@ public:
         bool create = true;  // create the file when missing (else Error{not_found})
     };
 
+    // The SQLite gallery in the file `path` (created with its folder unless
+    // options.create is off).
     explicit Gallery(const std::filesystem::path& path);
     Gallery(const std::filesystem::path& path, const Options& options);
+    // A gallery over any store (requires a non-null store, which it owns).
+    explicit Gallery(std::unique_ptr<GalleryStore> store);
     ~Gallery();
     Gallery(const Gallery&) = delete;
     Gallery& operator=(const Gallery&) = delete;
 
+    // Where the gallery is: the store's description() (the SQLite file's path).
     const std::filesystem::path& path() const;
+    // The SQLite schema version this faceq creates and understands.
     static int schema_version_supported();
 
     // ---- persons

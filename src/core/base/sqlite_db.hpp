@@ -1,5 +1,6 @@
 // sqlite_db.hpp — a small RAII adapter over SQLite's C API, private to the
-// core (the gallery is its only user; no sqlite3 type leaves src/core).
+// core (the SQLite gallery store, identity/sqlite_store.cpp, is its only user;
+// no sqlite3 type leaves src/core).
 //
 // Db owns one connection: opened with foreign keys on, WAL journal, a busy
 // timeout, and extended result codes. Stmt owns one prepared statement;
@@ -20,7 +21,6 @@
 #include <filesystem>
 #include <optional>
 #include <string>
-#include <vector>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -127,9 +127,5 @@ private:
     Db& db_;
     bool owner_;
 };
-
-// Descriptor <-> BLOB: 128 float32, little-endian, whatever the host order.
-std::vector<std::uint8_t> floats_to_blob(const float* values, std::size_t count);
-bool blob_to_floats(const void* data, std::size_t size, float* out, std::size_t count);
 
 }  // namespace faceq::detail

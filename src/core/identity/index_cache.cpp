@@ -1,0 +1,67 @@
+// index_cache.cpp — see index_cache.hpp.
+#include "identity/index_cache.hpp"
+
+namespace faceq {
+namespace {
+
+template <typename Entry>
+Descriptor mean_of(const Entry& e) {
+    Descriptor d{};
+    for (std::size_t i = 0; i < d.size(); ++i) d[i] = static_cast<float>(e.sum[i] / static_cast<double>(e.count));
+    return d;
+}
+
+}  // namespace
+
+void IndexCache::refresh(StoreReader& reader, const std::string& embedder) {
+    const std::int64_t probe = reader.change_probe();
+    if (valid_ && embedder_ == embedder && probe == probe_) return;
+    if (!valid_ || embedder_ != embedder || reader.generation() != generation_) reload(reader, embedder);
+    probe_ = probe;
+}
+
+void IndexCache::reload(StoreReader& reader, const std::string& embedder) {
+    valid_ = false;
+    index_.clear();
+    persons_.clear();
+    reader.scan_persons([&](const PersonRef& ref) { persons_[ref.id].ref = ref; });
+    reader.scan_samples(embedder, [&](std::int64_t person, const Descriptor& d) {
+        const auto it = persons_.find(person);
+        if (it == persons_.end()) return;
+        for (std::size_t i = 0; i < d.size(); ++i) it->second.sum[i] += d[i];
+        ++it->second.count;
+    });
+    std::size_t rows = 0;
+    for (const auto& [id, e] : persons_) rows += e.count > 0 ? 1 : 0;
+    index_.reserve(rows);
+    for (auto& [id, e] : persons_)
+        if (e.count > 0) e.row = index_.add(id, mean_of(e));
+    embedder_ = embedder;
+    generation_ = reader.generation();
+    valid_ = true;
+}
+
+void IndexCache::add_person(const PersonRef& person) { persons_[person.id].ref = person; }
+
+void IndexCache::add_sample(std::int64_t person, const Descriptor& d) {
+    auto& e = persons_[person];
+    for (std::size_t i = 0; i < d.size(); ++i) e.sum[i] += d[i];
+    ++e.count;
+    if (e.row)
+        index_.replace(*e.row, mean_of(e));
+    else
+        e.row = index_.add(person, mean_of(e));
+}
+
+std::int64_t IndexCache::samples_of(std::int64_t person) const {
+    const auto it = persons_.find(person);
+    return it == persons_.end() ? 0 : it->second.count;
+}
+
+std::size_t IndexCache::samples() const {
+    std::size_t n = 0;
+    for (const auto& [id, e] : persons_) n += static_cast<std::size_t>(e.count);
+    return n;
+}
+
+}  // namespace faceq

@@ -1,0 +1,81 @@
+// index_cache.hpp — the gallery's identification index, kept in memory
+// between calls (private to the core; Gallery owns one).
+//
+// For one embedder at a time: every person of the store (its PersonRef), and
+// for each person with samples of that embedder one FaceIndex row holding the
+// mean of those samples (the sums are kept, so adding a sample updates the
+// mean without reading the others). refresh() makes it current from what a
+// StoreReader sees: nothing is read while the store's change probe has not
+// moved; when it moved, the generation tells whether samples or persons
+// changed, and only then is everything reloaded (store.hpp, "Change
+// detection"). A later incremental refresh ("changed since generation G")
+// would live in refresh() alone.
+//
+// Invariants: when valid, the index holds exactly the committed samples of
+// `embedder` as of `generation`, plus what add_person/add_sample added inside
+// the current transaction. The owner must invalidate() when a transaction it
+// changed the cache in does not commit (Gallery does, on any failure and
+// before a retried body runs), and after its own commits that the cache did
+// not follow (its own commits do not move SQLite's probe).
+//
+// Errors: what the reader throws; a failed reload leaves the cache invalid.
+// Thread-safety: none (Gallery's mutex).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "faceq/identity/face_index.hpp"
+#include "faceq/identity/store.hpp"
+
+namespace faceq {
+
+class IndexCache {
+public:
+    // Makes the index current for `embedder`: cheap when nothing changed.
+    void refresh(StoreReader& reader, const std::string& embedder);
+    // Forgets everything: the next refresh reloads.
+    void invalidate() { valid_ = false; }
+    // The store's generation after the caller's own changes (made through
+    // add_person/add_sample too), so they do not cause a reload.
+    void set_generation(std::int64_t generation) { generation_ = generation; }
+
+    // A person created in the current transaction (no samples yet).
+    void add_person(const PersonRef& person);
+    // A sample the current transaction added to a cached person.
+    void add_sample(std::int64_t person, const Descriptor& descriptor);
+
+    // The k nearest persons (one row each: its mean), best first.
+    std::vector<PersonMatch> nearest(const Descriptor& query, std::size_t k) const {
+        return index_.nearest_persons(query, k);
+    }
+    // Requires a person the index returned or add_person added.
+    const PersonRef& person(std::int64_t id) const { return persons_.at(id).ref; }
+    // Samples of this embedder the person has (0 for one without).
+    std::int64_t samples_of(std::int64_t person) const;
+    std::size_t persons_with_samples() const { return index_.samples(); }
+    std::size_t samples() const;
+
+private:
+    struct Entry {
+        PersonRef ref;
+        std::array<double, 128> sum{};
+        std::int64_t count = 0;
+        std::optional<std::size_t> row;  // in index_, once it has samples
+    };
+
+    void reload(StoreReader& reader, const std::string& embedder);
+
+    bool valid_ = false;
+    std::string embedder_;
+    std::int64_t generation_ = -1;
+    std::int64_t probe_ = -1;
+    FaceIndex index_;
+    std::unordered_map<std::int64_t, Entry> persons_;
+};
+
+}  // namespace faceq

@@ -1,0 +1,540 @@
+// sqlite_store.cpp — see sqlite_store.hpp: the schema and its migrations, and
+// every gallery operation as one or two prepared SQLite statements.
+#include "identity/sqlite_store.hpp"
+
+#include <fmt/format.h>
+
+#include <unordered_map>
+
+#include "base/float_blob.hpp"
+#include "base/sqlite_db.hpp"
+
+namespace faceq {
+namespace {
+
+using detail::Db;
+using detail::Stmt;
+
+// ---------------------------------------------------------------- schema
+
+// Migration i brings user_version from i to i + 1. Never edit a released one:
+// append a new migration instead.
+const char* const migrations[] = {
+    R"sql(
+CREATE TABLE persons (
+    id          INTEGER PRIMARY KEY,
+    public_id   TEXT NOT NULL UNIQUE,
+    name        TEXT,
+    name_key    TEXT UNIQUE,
+    kind        TEXT NOT NULL CHECK (kind IN ('known', 'unknown')),
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    CHECK ((kind = 'known') = (name IS NOT NULL)),
+    CHECK ((name IS NULL) = (name_key IS NULL))
+);
+CREATE TABLE images (
+    id          INTEGER PRIMARY KEY,
+    path        TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    mtime       INTEGER,
+    analyzed_at INTEGER NOT NULL,
+    models      TEXT NOT NULL,
+    UNIQUE (sha256, models)
+);
+CREATE TABLE detections (
+    id          INTEGER PRIMARY KEY,
+    image_id    INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    box_x       INTEGER NOT NULL,
+    box_y       INTEGER NOT NULL,
+    box_w       INTEGER NOT NULL,
+    box_h       INTEGER NOT NULL,
+    confidence  REAL NOT NULL,
+    person_id   INTEGER REFERENCES persons(id) ON DELETE SET NULL,
+    decision    TEXT NOT NULL CHECK (decision IN ('known', 'unknown', 'ambiguous')),
+    distance    REAL,
+    margin      REAL,
+    age         REAL,
+    gender      TEXT,
+    embedder    TEXT,
+    descriptor  BLOB CHECK (descriptor IS NULL OR length(descriptor) = 512),
+    detected_at INTEGER NOT NULL
+);
+CREATE INDEX detections_image ON detections(image_id);
+CREATE INDEX detections_person ON detections(person_id, detected_at);
+CREATE INDEX detections_time ON detections(detected_at);
+CREATE TABLE samples (
+    id            INTEGER PRIMARY KEY,
+    person_id     INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+    embedder      TEXT NOT NULL,
+    descriptor    BLOB NOT NULL CHECK (length(descriptor) = 512),
+    source_path   TEXT,
+    source_sha256 TEXT NOT NULL,
+    box_x         INTEGER NOT NULL,
+    box_y         INTEGER NOT NULL,
+    box_w         INTEGER NOT NULL,
+    box_h         INTEGER NOT NULL,
+    quality       REAL,
+    detection_id  INTEGER REFERENCES detections(id) ON DELETE SET NULL,
+    created_at    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX samples_unique ON samples(person_id, embedder, source_sha256, box_x, box_y, box_w, box_h);
+CREATE INDEX samples_source ON samples(source_sha256, embedder);
+CREATE INDEX samples_embedder ON samples(embedder, person_id);
+CREATE INDEX samples_detection ON samples(detection_id);
+-- generation counts changes that affect identification; processes holding an
+-- in-memory index compare it to decide whether to rebuild.
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('generation', 0);
+CREATE TRIGGER samples_insert AFTER INSERT ON samples
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END;
+CREATE TRIGGER samples_delete AFTER DELETE ON samples
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END;
+CREATE TRIGGER samples_update AFTER UPDATE OF person_id, embedder, descriptor ON samples
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END;
+CREATE TRIGGER persons_update AFTER UPDATE OF public_id, name, kind ON persons
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END;
+CREATE TRIGGER persons_delete AFTER DELETE ON persons
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END;
+)sql",
+};
+constexpr int latest_version = static_cast<int>(sizeof migrations / sizeof migrations[0]);
+
+int read_user_version(Db& db) {
+    Stmt s(db, "PRAGMA user_version");
+    s.step();
+    return static_cast<int>(s.int64(0));
+}
+
+void migrate(Db& db) {
+    if (read_user_version(db) == latest_version) return;
+    detail::Transaction tx(db);
+    // Another process may have migrated while we waited for the lock.
+    const int from = read_user_version(db);
+    if (from > latest_version)
+        throw Error(ErrorKind::invalid_input,
+                    fmt::format("database '{}' has schema version {}, newer than this faceq understands ({}); "
+                                "upgrade faceq",
+                                db.path().string(), from, latest_version));
+    for (int v = from; v < latest_version; ++v) db.exec(migrations[v]);
+    // PRAGMA takes no bound parameters; the value is our own integer.
+    db.exec(fmt::format("PRAGMA user_version = {}", latest_version).c_str());
+    tx.commit();
+}
+
+Db open_file(const std::filesystem::path& path, const SqliteStore::Options& options) {
+    std::error_code ec;
+    if (!options.create && !std::filesystem::exists(path, ec))
+        throw Error(ErrorKind::not_found, fmt::format("no gallery '{}'", path.string()));
+    if (options.create && path.has_parent_path()) {
+        std::filesystem::create_directories(path.parent_path(), ec);
+        if (ec)
+            throw Error(ErrorKind::io,
+                        fmt::format("cannot create directory '{}': {}", path.parent_path().string(), ec.message()));
+    }
+    return Db(path, options.create ? detail::OpenMode::read_write_create : detail::OpenMode::read_write,
+              options.busy_timeout_ms);
+}
+
+// LIKE pattern for "contains `text`": its wildcards and the escape are literal.
+std::string contains_pattern(const std::string& text) {
+    std::string out = "%";
+    for (char c : text) {
+        if (c == '%' || c == '_' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out + "%";
+}
+
+// The columns of a PersonInfo, `p` being persons.
+constexpr const char* person_info_columns =
+    "p.id, p.public_id, p.name, p.kind, p.created_at, p.updated_at,"
+    " (SELECT count(*) FROM samples WHERE person_id = p.id),"
+    " (SELECT count(*) FROM detections WHERE person_id = p.id),"
+    " (SELECT max(detected_at) FROM detections WHERE person_id = p.id)";
+
+PersonRef read_ref(const Stmt& s, int first) {
+    PersonRef r;
+    r.id = s.int64(first);
+    r.public_id = s.text(first + 1);
+    r.name = s.opt_text(first + 2);
+    r.kind = s.text(first + 3);
+    return r;
+}
+
+PersonInfo read_info(const Stmt& s) {
+    PersonInfo info;
+    info.person = read_ref(s, 0);
+    info.created_at = s.int64(4);
+    info.updated_at = s.int64(5);
+    info.samples = s.int64(6);
+    info.detections = s.int64(7);
+    info.last_seen = s.opt_int64(8);
+    return info;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Connection
+
+// One SQLite connection and its prepared statements: the reader and writer
+// handed to read() and write() bodies.
+class SqliteStore::Connection final : public StoreWriter {
+public:
+    Connection(const std::filesystem::path& path, const Options& options) : db_(open_file(path, options)) {
+        migrate(db_);
+    }
+
+    Db& db() { return db_; }
+    const Db& db() const { return db_; }
+
+    // ---- reader
+    std::int64_t change_probe() override { return one_int(use("PRAGMA data_version")); }
+    std::int64_t generation() override { return one_int(use("SELECT value FROM meta WHERE key = 'generation'")); }
+
+    std::optional<PersonInfo> find_person(const std::string& public_id, const std::string& name_key) override {
+        static const std::string sql =
+            fmt::format("SELECT {} FROM persons p WHERE p.public_id = ?1 OR p.name_key = ?2", person_info_columns);
+        Use s = use(sql.c_str());
+        s->bind(1, public_id).bind(2, name_key);
+        if (!s->step()) return std::nullopt;
+        return read_info(*s);
+    }
+
+    std::optional<PersonRef> person_by_name_key(const std::string& name_key) override {
+        Use s = use("SELECT id, public_id, name, kind FROM persons WHERE name_key = ?");
+        s->bind(1, name_key);
+        if (!s->step()) return std::nullopt;
+        return read_ref(*s, 0);
+    }
+
+    bool public_id_taken(const std::string& public_id) override {
+        Use s = use("SELECT 1 FROM persons WHERE public_id = ?");
+        s->bind(1, public_id);
+        return s->step();
+    }
+
+    std::vector<PersonInfo> find_persons(const std::string& folded) override {
+        // Both sides are folded already, and public ids are lower-case ASCII:
+        // LIKE's own (ASCII) case-insensitivity never comes into play.
+        static const std::string sql = fmt::format(
+            "SELECT {} FROM persons p"
+            " WHERE ?1 = '' OR p.name_key LIKE ?2 ESCAPE '\\' OR p.public_id LIKE ?2 ESCAPE '\\'"
+            " ORDER BY p.kind, p.name_key, p.public_id",
+            person_info_columns);
+        Use s = use(sql.c_str());
+        s->bind(1, folded).bind(2, contains_pattern(folded));
+        std::vector<PersonInfo> out;
+        while (s->step()) out.push_back(read_info(*s));
+        return out;
+    }
+
+    std::optional<PersonRef> known_owner(const std::string& sha256, const std::string& embedder,
+                                         std::optional<std::int64_t> preferred) override {
+        // CROSS JOIN keeps SQLite from scanning every person: samples are
+        // found by their image's sha256 first (samples_source).
+        Use s =
+            use("SELECT p.id, p.public_id, p.name, p.kind FROM samples s CROSS JOIN persons p ON p.id = s.person_id"
+                " WHERE s.source_sha256 = ? AND s.embedder = ? AND p.kind = 'known' ORDER BY p.id = ? DESC, p.id"
+                " LIMIT 1");
+        s->bind(1, sha256).bind(2, embedder).bind(3, preferred);
+        if (!s->step()) return std::nullopt;
+        return read_ref(*s, 0);
+    }
+
+    void scan_persons(const std::function<void(const PersonRef&)>& visit) override {
+        Use s = use("SELECT id, public_id, name, kind FROM persons");
+        while (s->step()) visit(read_ref(*s, 0));
+    }
+
+    void scan_samples(const std::string& embedder,
+                      const std::function<void(std::int64_t, const Descriptor&)>& visit) override {
+        Use s = use("SELECT person_id, descriptor FROM samples WHERE embedder = ?");
+        s->bind(1, embedder);
+        while (s->step()) visit(s->int64(0), descriptor(*s, 1));
+    }
+
+    std::vector<EmbedderSamples> embedders() override {
+        Use s =
+            use("SELECT embedder, count(*), count(DISTINCT person_id) FROM samples GROUP BY embedder"
+                " ORDER BY count(*) DESC");
+        std::vector<EmbedderSamples> out;
+        while (s->step()) out.push_back({s->text(0), s->int64(1), s->int64(2)});
+        return out;
+    }
+
+    std::optional<StoredImage> find_image(const std::string& sha256, const std::string& models) override {
+        Use s = use("SELECT id, analyzed_at FROM images WHERE sha256 = ? AND models = ?");
+        s->bind(1, sha256).bind(2, models);
+        if (!s->step()) return std::nullopt;
+        return StoredImage{s->int64(0), s->int64(1)};
+    }
+
+    std::vector<ClusterDetection> cluster_detections(const std::string& embedder) override {
+        Use s =
+            use("SELECT d.id, d.person_id, d.descriptor FROM detections d LEFT JOIN persons p ON p.id = d.person_id"
+                " WHERE d.embedder = ? AND d.descriptor IS NOT NULL"
+                " AND (p.kind = 'unknown' OR (d.person_id IS NULL AND d.decision = 'unknown'))"
+                " ORDER BY d.id");
+        s->bind(1, embedder);
+        std::vector<ClusterDetection> out;
+        while (s->step()) out.push_back({s->int64(0), s->opt_int64(1), descriptor(*s, 2)});
+        return out;
+    }
+
+    GalleryStats counts() override {
+        Use s =
+            use("SELECT (SELECT count(*) FROM persons WHERE kind = 'known'),"
+                " (SELECT count(*) FROM persons WHERE kind = 'unknown'),"
+                " (SELECT count(*) FROM samples), (SELECT count(*) FROM images),"
+                " (SELECT count(*) FROM detections),"
+                " (SELECT count(*) FROM detections WHERE decision = 'known'),"
+                " (SELECT count(*) FROM detections WHERE decision = 'unknown'),"
+                " (SELECT count(*) FROM detections WHERE decision = 'ambiguous'),"
+                " (SELECT max(detected_at) FROM detections)");
+        s->step();
+        GalleryStats out;
+        out.persons_known = s->int64(0);
+        out.persons_unknown = s->int64(1);
+        out.samples = s->int64(2);
+        out.images = s->int64(3);
+        out.detections = s->int64(4);
+        out.detections_known = s->int64(5);
+        out.detections_unknown = s->int64(6);
+        out.detections_ambiguous = s->int64(7);
+        out.last_detection = s->opt_int64(8);
+        return out;
+    }
+
+    std::map<std::int64_t, std::int64_t> detections_per_day(std::int64_t since) override {
+        Use s =
+            use("SELECT detected_at - detected_at % 86400 AS day, count(*) FROM detections"
+                " WHERE detected_at >= ? GROUP BY day");
+        s->bind(1, since);
+        std::map<std::int64_t, std::int64_t> out;
+        while (s->step()) out[s->int64(0)] = s->int64(1);
+        return out;
+    }
+
+    // ---- writer: persons
+    std::int64_t add_person(const NewPerson& p) override {
+        Use s =
+            use("INSERT INTO persons (public_id, name, name_key, kind, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)");
+        s->bind(1, p.public_id).bind(2, p.name).bind(3, p.name_key).bind(4, p.kind).bind(5, p.now).bind(6, p.now);
+        s->run();
+        return db_.last_insert_rowid();
+    }
+
+    void touch_person(std::int64_t person, std::int64_t now) override {
+        Use s = use("UPDATE persons SET updated_at = ? WHERE id = ?");
+        s->bind(1, now).bind(2, person).run();
+    }
+
+    void name_person(std::int64_t person, const std::string& name, const std::string& name_key,
+                     std::int64_t now) override {
+        Use s = use("UPDATE persons SET name = ?, name_key = ?, kind = 'known', updated_at = ? WHERE id = ?");
+        s->bind(1, name).bind(2, name_key).bind(3, now).bind(4, person).run();
+    }
+
+    void delete_person(std::int64_t person) override {
+        Use s = use("DELETE FROM persons WHERE id = ?");
+        s->bind(1, person).run();
+    }
+
+    std::int64_t delete_forgotten_strangers(std::int64_t before) override {
+        Use s =
+            use("DELETE FROM persons WHERE kind = 'unknown' AND updated_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM detections d WHERE d.person_id = persons.id)");
+        s->bind(1, before).run();
+        return db_.changes();
+    }
+
+    std::int64_t delete_orphan_strangers() override {
+        Use s =
+            use("DELETE FROM persons WHERE kind = 'unknown'"
+                " AND NOT EXISTS (SELECT 1 FROM detections WHERE person_id = persons.id)"
+                " AND NOT EXISTS (SELECT 1 FROM samples WHERE person_id = persons.id)");
+        s->run();
+        return db_.changes();
+    }
+
+    // ---- writer: samples
+    bool add_sample(const NewSample& x) override {
+        Use s =
+            use("INSERT OR IGNORE INTO samples (person_id, embedder, descriptor, source_path, source_sha256,"
+                " box_x, box_y, box_w, box_h, quality, detection_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        const auto blob = detail::floats_to_blob(x.descriptor.data(), x.descriptor.size());
+        s->bind(1, x.person).bind(2, x.embedder).bind_blob(3, blob.data(), blob.size());
+        s->bind(4, x.source_path).bind(5, x.source_sha256);
+        s->bind(6, x.box.x).bind(7, x.box.y).bind(8, x.box.width).bind(9, x.box.height);
+        s->bind(10, x.quality).bind(11, x.detection).bind(12, x.created_at);
+        s->run();
+        return db_.changes() > 0;
+    }
+
+    bool add_sample_from_detection(std::int64_t person, std::int64_t detection, std::int64_t now) override {
+        Use s =
+            use("INSERT OR IGNORE INTO samples (person_id, embedder, descriptor, source_path, source_sha256,"
+                " box_x, box_y, box_w, box_h, quality, detection_id, created_at)"
+                " SELECT ?, d.embedder, d.descriptor, i.path, i.sha256, d.box_x, d.box_y, d.box_w, d.box_h,"
+                " d.confidence, d.id, ? FROM detections d JOIN images i ON i.id = d.image_id"
+                " WHERE d.id = ? AND d.descriptor IS NOT NULL");
+        s->bind(1, person).bind(2, now).bind(3, detection).run();
+        return db_.changes() > 0;
+    }
+
+    void move_samples(std::int64_t from, std::int64_t into) override {
+        Use s = use("UPDATE OR IGNORE samples SET person_id = ? WHERE person_id = ?");
+        s->bind(1, into).bind(2, from).run();
+    }
+
+    // ---- writer: images and detections
+    std::int64_t add_image(const ImageFacts& image, std::int64_t now) override {
+        Use s = use("INSERT INTO images (path, sha256, size, mtime, analyzed_at, models) VALUES (?, ?, ?, ?, ?, ?)");
+        s->bind(1, image.path).bind(2, image.sha256).bind(3, static_cast<std::int64_t>(image.size));
+        s->bind(4, image.mtime).bind(5, now).bind(6, image.models);
+        s->run();
+        return db_.last_insert_rowid();
+    }
+
+    void reset_image(std::int64_t image, const ImageFacts& facts, std::int64_t now) override {
+        Use del = use("DELETE FROM detections WHERE image_id = ?");
+        del->bind(1, image).run();
+        Use up = use("UPDATE images SET path = ?, size = ?, mtime = ?, analyzed_at = ? WHERE id = ?");
+        up->bind(1, facts.path).bind(2, static_cast<std::int64_t>(facts.size)).bind(3, facts.mtime);
+        up->bind(4, now).bind(5, image).run();
+    }
+
+    std::int64_t add_detection(const NewDetection& d) override {
+        Use s =
+            use("INSERT INTO detections (image_id, box_x, box_y, box_w, box_h, confidence, person_id, decision,"
+                " distance, margin, age, gender, embedder, descriptor, detected_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        s->bind(1, d.image).bind(2, d.box.x).bind(3, d.box.y).bind(4, d.box.width).bind(5, d.box.height);
+        s->bind(6, d.confidence).bind(7, d.person).bind(8, to_string(d.decision));
+        s->bind(9, d.distance).bind(10, d.margin).bind(11, d.age).bind(12, d.gender);
+        if (d.descriptor) {
+            const auto blob = detail::floats_to_blob(d.descriptor->data(), d.descriptor->size());
+            s->bind(13, d.embedder).bind_blob(14, blob.data(), blob.size());
+        } else {
+            s->bind_null(13).bind_null(14);
+        }
+        s->bind(15, d.detected_at);
+        s->run();
+        return db_.last_insert_rowid();
+    }
+
+    void reassign_detection(std::int64_t detection, std::int64_t person, Decision decision) override {
+        Use det = use("UPDATE detections SET person_id = ?, decision = ? WHERE id = ?");
+        det->bind(1, person).bind(2, to_string(decision)).bind(3, detection).run();
+        Use sample = use("UPDATE OR IGNORE samples SET person_id = ? WHERE detection_id = ?");
+        sample->bind(1, person).bind(2, detection).run();
+    }
+
+    void move_detections(std::int64_t from, std::int64_t into, Decision decision) override {
+        Use s =
+            use("UPDATE detections SET person_id = ?1,"
+                " decision = CASE WHEN decision = 'ambiguous' THEN decision ELSE ?2 END WHERE person_id = ?3");
+        s->bind(1, into).bind(2, to_string(decision)).bind(3, from).run();
+    }
+
+    void redecide_detections(std::int64_t person, Decision from, Decision to) override {
+        Use s = use("UPDATE detections SET decision = ? WHERE person_id = ? AND decision = ?");
+        s->bind(1, to_string(to)).bind(2, person).bind(3, to_string(from)).run();
+    }
+
+    std::int64_t delete_detections_before(std::int64_t before) override {
+        Use s = use("DELETE FROM detections WHERE detected_at < ?");
+        s->bind(1, before).run();
+        return db_.changes();
+    }
+
+private:
+    // A statement of the connection's cache, reset (bindings cleared) when
+    // the use ends, even by an exception half-way through its rows.
+    class Use {
+    public:
+        explicit Use(Stmt& s) : s_(s) {}
+        ~Use() { s_.reset(); }
+        Use(const Use&) = delete;
+        Use& operator=(const Use&) = delete;
+        Stmt* operator->() const { return &s_; }
+        Stmt& operator*() const { return s_; }
+
+    private:
+        Stmt& s_;
+    };
+
+    // Statements are keyed by their text's address: each is a literal (or a
+    // static string) of one call site.
+    Use use(const char* sql) {
+        auto& stmt = statements_[sql];
+        if (!stmt) stmt = std::make_unique<Stmt>(db_, sql);
+        return Use(*stmt);
+    }
+
+    static std::int64_t one_int(const Use& s) {
+        s->step();
+        return s->int64(0);
+    }
+
+    Descriptor descriptor(const Stmt& s, int column) const {
+        Descriptor d{};
+        std::size_t size = 0;
+        const void* p = s.blob(column, size);
+        if (!detail::blob_to_floats(p, size, d.data(), d.size()))
+            throw Error(ErrorKind::database, fmt::format("database '{}' holds a descriptor of {} bytes (expected 512)",
+                                                         db_.path().string(), size));
+        return d;
+    }
+
+    Db db_;
+    // After db_: finalized before the connection closes.
+    std::unordered_map<const char*, std::unique_ptr<Stmt>> statements_;
+};
+
+// ---------------------------------------------------------------- SqliteStore
+
+SqliteStore::SqliteStore(const std::filesystem::path& path, const Options& options)
+    : conn_(std::make_unique<Connection>(path, options)), options_(options) {}
+
+SqliteStore::~SqliteStore() = default;
+
+int SqliteStore::latest_schema_version() { return latest_version; }
+
+void SqliteStore::read(const std::function<void(StoreReader&)>& body) {
+    run_with_retries(
+        [&] {
+            detail::ReadTransaction tx(conn_->db());
+            body(*conn_);
+        },
+        options_.retry, options_.log);
+}
+
+void SqliteStore::write(const std::function<void(StoreWriter&)>& body, Finish finish) {
+    run_with_retries(
+        [&] {
+            detail::Transaction tx(conn_->db());  // BEGIN IMMEDIATE: the writer lock
+            body(*conn_);
+            if (finish == Finish::commit) tx.commit();
+        },  // else the destructor rolls back
+        options_.retry, options_.log);
+}
+
+int SqliteStore::schema_version() { return read_user_version(conn_->db()); }
+
+std::uint64_t SqliteStore::database_bytes() {
+    std::uint64_t bytes = 0;
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal"}) {
+        const auto size = std::filesystem::file_size(conn_->db().path().string() + suffix, ec);
+        if (!ec) bytes += size;
+    }
+    return bytes;
+}
+
+std::string SqliteStore::description() const { return conn_->db().path().string(); }
+
+}  // namespace faceq
