@@ -363,7 +363,9 @@ TEST_CASE("a gallery written by faceq ca972f7: analyze and search name the same 
     }
     for (const auto& want : fixture_lines("search.jsonl")) {
         INFO("search --name " << want["query"]);
-        CHECK(json(faceq({"search", "--name", want["query"].get<std::string>()})) == want["persons"]);
+        json got = json(faceq({"search", "--name", want["query"].get<std::string>()}));
+        for (auto& p : got) p.erase("type");  // recorded before records named their type
+        CHECK(got == want["persons"]);
     }
     CHECK(db_int(db, "PRAGMA user_version") == 1);
 }
