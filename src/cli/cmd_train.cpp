@@ -33,7 +33,7 @@
 #include "faceq/models/models.hpp"
 #include "faceq/models/registry.hpp"
 #include "faceq/pipeline/analyzer.hpp"
-#include "faceq/pipeline/attributes.hpp"
+#include "faceq/training/age_gender.hpp"
 #include "faceq/training/datasets.hpp"
 #include "faceq/training/training.hpp"
 #include "interrupt.hpp"
