@@ -19,8 +19,7 @@
 //
 // Adding an embedder: one file under src/core/pipeline/ implementing this
 // interface, chosen in make_embedder() (resnet_embedder.cpp today) by its
-// manifest entry,
-// and the manifest entry of its model file (data/models.json).
+// manifest entry, and that entry (data/models.json).
 //
 // Errors: make_embedder() throws Error{model} when the model file is missing
 // or is not the expected network.
