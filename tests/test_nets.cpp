@@ -6,7 +6,7 @@
 
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
-#include "faceq/pipeline/nets.hpp"
+#include "pipeline/convert_resnet.hpp"
 #include "pipeline/dnn_nets.hpp"
 #include "test_models.hpp"
 

@@ -17,6 +17,7 @@
 #include "faceq/models/resolve.hpp"
 #include "faceq/pipeline/attributes.hpp"
 #include "faceq/pipeline/image_io.hpp"
+#include "faceq/training/age_gender.hpp"
 #include "faceq/training/datasets.hpp"
 #include "faceq/training/training.hpp"
 #include "test_models.hpp"

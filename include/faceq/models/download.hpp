@@ -11,7 +11,7 @@
 //
 // Unpack rules: "none" (the file is the model), "bz2" (libarchive raw bzip2
 // filter), "tgz-faceapi-resnet" (take face-api.js's ResNet weights out of the
-// npm tarball and convert them into a dlib .dat, see nets.hpp).
+// npm tarball and convert them into a dlib .dat, see convert_resnet.hpp).
 // Upstream URLs of the form "npm:<spec>" are fetched with `npm pack <spec>`;
 // "file:/abs/path" copies a file another package installed.
 //

@@ -1,9 +1,9 @@
 // faceq/pipeline/analyzer.hpp — the analysis pipeline: detect, align, describe and
 // classify the faces in one decoded image.
 //
-//   image ─► detector (HOG | CNN, on a resized copy) ─► landmarks (on the
-//   original) ─► aligned chips ─► ResNet descriptors (batched) ─► gender
-//                                        └─► attribute features ─► age/gender head
+//   image ─► Detector (detector.hpp: HOG | CNN) ─► landmarks (on the original)
+//         ─► aligned chips ─► Embedder (embedder.hpp: ResNet descriptors, batched)
+//         ─► gender CNN          └─► attribute features ─► age/gender head
 //
 // Age (and gender, when the head beat the CC0 gender CNN on validation) comes
 // from the deployed age/gender head (attributes.hpp) when the ModelSet names
@@ -17,22 +17,22 @@
 // concurrent forward passes, so an Analyzer is NOT thread-safe: each worker
 // thread uses its own copy.
 //
-// Detection scale. The detector runs on a copy of the image resized by one
-// factor f = 2^N: N = --upsample when given, else the smallest N that makes a
-// face of `min_face` pixels as large as the detector's smallest window (80 px
-// for HOG, 40 px for the CNN). Upsampling uses dlib's pyramid_up, as dlib's
-// own tools do, so boxes match theirs. When f would make the longest side
-// exceed max_side, f = max_side / longest side instead (area averaging).
-// Boxes are mapped back to original pixels; landmarks and chips come from the
+// Detection scale: the detector owns it (detector.hpp). For HOG and the CNN
+// the image is resized by one factor f = 2^N: N = --upsample when given, else
+// the smallest N that makes a face of `min_face` pixels as large as the
+// detector's smallest window (80 px for HOG, 40 px for the CNN), capped so
+// that the longest side stays within max_side. Boxes are mapped back to
+// original pixels and clipped to the image; landmarks and chips come from the
 // original pixels.
 //
-// Confidence. Detector scores are SVM/MMOD margins (0 = the detection
+// Confidence. HOG and CNN scores are SVM/MMOD margins (0 = the detection
 // threshold). They map to 0..1 by a logistic: confidence = 1/(1+exp(-2·score));
 // a face at the threshold has 0.5.
 //
-// Errors: the constructor throws Error{model} for missing or broken model
-// files, and for an age/gender head trained for another embedder. analyze() throws Error{internal} only on bugs; an
-// image without faces is a result with no faces.
+// Errors: the constructor throws Error{usage} for an unknown detector,
+// Error{model} for missing or broken model files and for an age/gender head
+// trained for another embedder. analyze() throws Error{internal} only on
+// bugs; an image without faces is a result with no faces.
 #pragma once
 
 #include <array>
@@ -133,7 +133,8 @@ public:
     const AnalyzeOptions& options() const;
     const ModelVersions& versions() const;
 
-    // Detection scale factor for an image of this size (see the header comment).
+    // Detection scale factor for an image of this size (the detector's,
+    // see the header comment).
     double detection_scale(int width, int height) const;
 
 private:

@@ -1,7 +1,8 @@
 // faceq/pipeline/attributes.hpp — the age/gender head: estimates age (years) and
 // gender from a face's attribute features (Face::features: the descriptor and
 // the last residual block's activations, averaged over the chip and its mirror
-// image; see analyzer.hpp), and how it is trained.
+// image; see analyzer.hpp and embedder.hpp). Training a head is
+// faceq/training/age_gender.hpp's; this module only loads, saves and runs one.
 //
 // A head is a kernel expansion over standardised features,
 //   z = (x - mean) / scale,   k_j = exp(-gamma * |z - s_j|^2),
@@ -19,25 +20,20 @@
 // valid only for the embedder it was trained on: features of another network
 // mean nothing to it, and AgeGenderHead::check_embedder() refuses them.
 //
-// Errors: load throws Error{model} for a missing, corrupt or foreign file;
-// training throws Error{invalid_input} for a prepared set with no train/val
-// samples, Error{interrupted} when `cancelled` returns true.
+// Errors: load throws Error{model} for a missing, corrupt or foreign file.
 // Thread-safety: a loaded head is immutable; copies share the weights and
 // predict() may run on any number of threads.
 #pragma once
 
-#include <cstdint>
+#include <cstddef>
 #include <filesystem>
-#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "faceq/models/download.hpp"
 #include "faceq/models/models.hpp"
-#include "faceq/training/datasets.hpp"
 
 namespace faceq {
 
@@ -65,39 +61,12 @@ public:
     AttributePrediction predict(const std::vector<float>& features) const;
     nlohmann::json describe() const;  // age_gender.json minus the array table
 
-    struct Impl;  // public for training (attributes.cpp), opaque to users
+    struct Impl;  // src/core/pipeline/attributes_impl.hpp; opaque to users
 
 private:
     explicit AgeGenderHead(std::shared_ptr<const Impl> impl);
     std::shared_ptr<const Impl> impl_;
-    friend struct AgeGenderTrainer;
+    friend struct AgeGenderHeadAccess;  // builds a head from an Impl (training)
 };
-
-// ------------------------------------------------------------------ training
-
-struct AgeGenderTrainOptions {
-    std::vector<double> gammas{0.5, 1.0, 2.0};    // RBF width, in units of 1 / (2 * dim)
-    std::vector<double> lambdas{0.03, 0.1, 0.3};  // ridge regularisation
-    std::size_t max_train = 0;                    // subsample the train split (0 = all), seeded
-    std::uint64_t seed = 1;
-    // Called once per candidate (gamma, lambda) with its step number and
-    // metrics {train_age_mae, train_loss, val_age_mae, val_gender_acc}; the
-    // registry logs them as step metrics.
-    std::function<void(const nlohmann::json& metrics, std::int64_t step)> on_step;
-    std::function<bool()> cancelled;
-    LogFn log;
-};
-
-struct AgeGenderTrainResult {
-    AgeGenderHead head;
-    nlohmann::json params;   // chosen hyper-parameters, sizes
-    nlohmann::json metrics;  // final: val_/test_ age MAE, gender accuracy (head and CNN), per band
-    nlohmann::json report;   // per-band table for people (test split)
-};
-
-// Trains on data's "train" split, selects on "val", reports on "test"
-// (when it has samples). `embedder` / `embedder_sha256` name the network the
-// features came from (the prepared manifest's pipeline).
-AgeGenderTrainResult train_age_gender(const PreparedDataset& data, const AgeGenderTrainOptions& options);
 
 }  // namespace faceq

@@ -40,7 +40,8 @@
 #include <vector>
 
 #include "faceq/base/home.hpp"
-#include "faceq/models/download.hpp"
+#include "faceq/base/progress.hpp"
+#include "faceq/models/download.hpp"  // FetchOptions
 #include "faceq/pipeline/analyzer.hpp"
 
 namespace faceq {

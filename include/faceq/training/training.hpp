@@ -1,7 +1,8 @@
 // faceq/training/training.hpp — calibrating identification for the installed
 // embedder (`faceq train recognition`), and the verification statistics it
 // reports: ROC, equal error rate, true-accept rate at a false-accept rate.
-// (The age/gender head and its training are in attributes.hpp.)
+// (The age/gender head is in pipeline/attributes.hpp, its training in
+// age_gender.hpp.)
 //
 // From a prepared identities set (datasets.hpp: descriptors, people split
 // into train/test), every pair of photos of one person is a genuine pair and

@@ -40,7 +40,7 @@
 #include "faceq/base/fsutil.hpp"
 #include "faceq/base/home.hpp"
 #include "faceq/base/time.hpp"
-#include "faceq/pipeline/nets.hpp"
+#include "pipeline/convert_resnet.hpp"
 
 extern char** environ;
 

@@ -22,7 +22,7 @@
 
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
-#include "faceq/pipeline/nets.hpp"
+#include "pipeline/convert_resnet.hpp"
 
 namespace faceq::detail {
 namespace {

@@ -1,6 +1,7 @@
-// faceq/pipeline/nets.hpp — model file conversion that other modules call without
-// seeing dlib's network templates (they live in one translation unit,
-// src/core/dnn_nets.cpp, because they are slow to compile).
+// convert_resnet.hpp (private) — model file conversion that other modules call
+// without seeing dlib's network templates (they live in one translation unit,
+// dnn_nets.cpp, because they are slow to compile). Used by models/download.cpp
+// when it installs the face-api.js copy of the ResNet.
 //
 // convert_faceapi_resnet() builds dlib's 29-layer ResNet face descriptor
 // network (the net of dlib_face_recognition_resnet_model_v1.dat) from

@@ -1,0 +1,86 @@
+// stages.hpp (private) — the Analyzer's stages after detection, each a small
+// piece that analyze() calls in turn (analyzer.cpp):
+//
+//   detections ─► Landmarker (landmarks.cpp): points, from the original pixels
+//              ─► extract_chips (landmarks.cpp): aligned chips of a geometry
+//              ─► describe_faces (descriptors.cpp): descriptors + attribute features
+//              ─► apply_head (attribute_stages.cpp): age (and gender) from the head
+//              ─► GenderClassifier (attribute_stages.cpp): the CC0 gender CNN
+//
+// Alignment is dlib's: get_face_chip_details() maps a 68- or 5-point shape
+// onto its chip template (a similarity transform), so a detector that gives
+// 5 points of its own can feed the same chips.
+//
+// Errors: constructors throw Error{model} for missing or broken model files.
+// Thread-safety: as the Analyzer's: a Landmarker is immutable (copies share
+// the predictor, ~100 MB for 68 points); a GenderClassifier is NOT safe for
+// concurrent calls (copy it per worker).
+#pragma once
+
+#include <dlib/image_processing/full_object_detection.h>
+#include <dlib/image_processing/shape_predictor.h>
+#include <dlib/opencv/cv_image.h>
+
+#include <memory>
+#include <opencv2/core/mat.hpp>
+#include <vector>
+
+#include "faceq/pipeline/analyzer.hpp"
+#include "faceq/pipeline/attributes.hpp"
+#include "faceq/pipeline/detector.hpp"
+#include "faceq/pipeline/embedder.hpp"
+#include "pipeline/dnn_nets.hpp"
+
+namespace faceq::detail {
+
+using OriginalImage = dlib::cv_image<dlib::bgr_pixel>;
+
+// dlib's inclusive rectangle of a box (exactly the detector's rectangle).
+inline dlib::rectangle to_rectangle(const Box& b) {
+    return dlib::rectangle(b.x, b.y, b.x + b.width - 1, b.y + b.height - 1);
+}
+
+class Landmarker {
+public:
+    explicit Landmarker(const InstalledModel& model);
+
+    // One shape per detection; the detection's unclipped box seeds the
+    // predictor, as it expects the detector's own box.
+    std::vector<dlib::full_object_detection> locate(const OriginalImage& image,
+                                                    const std::vector<Detection>& detections) const;
+
+private:
+    std::shared_ptr<const dlib::shape_predictor> predictor_;
+};
+
+std::vector<Point> landmark_points(const dlib::full_object_detection& shape);
+
+// One aligned chip per shape, geometry.size square: RGB as dlib's networks
+// read them (cut_chips), or CV_8UC3 BGR for the Embedder seam (extract_chips).
+std::vector<RgbImage> cut_chips(const OriginalImage& image, const std::vector<dlib::full_object_detection>& shapes,
+                                const ChipGeometry& geometry);
+std::vector<cv::Mat> extract_chips(const OriginalImage& image, const std::vector<dlib::full_object_detection>& shapes,
+                                   const ChipGeometry& geometry);
+
+// Fills the faces' descriptors (when options.descriptors) and attribute
+// features (when `features`) from their chips (one per face, in order).
+void describe_faces(Embedder& embedder, const std::vector<cv::Mat>& chips, const AnalyzeOptions& options, bool features,
+                    std::vector<Face>& faces);
+
+// Age, and gender when `head_gender`, from each face's features; clears the
+// features unless `keep_features`.
+void apply_head(const AgeGenderHead& head, bool head_gender, bool keep_features, std::vector<Face>& faces);
+
+class GenderClassifier {
+public:
+    explicit GenderClassifier(const InstalledModel& model) : net_(model.path) {}
+
+    // Gender and its confidence for each face (one shape per face, in order).
+    void classify(const OriginalImage& image, const std::vector<dlib::full_object_detection>& shapes,
+                  std::vector<Face>& faces);
+
+private:
+    GenderNet net_;
+};
+
+}  // namespace faceq::detail
