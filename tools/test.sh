@@ -19,6 +19,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 export FACEQ_REQUIRE_DATA="${FACEQ_REQUIRE_DATA:-1}"
 parts="${FACEQ_TEST_PARTS:-format release asan}"
+tsay() { printf 'test: %s\n' "$*" >&2; }
 
 # Runs the test binary of build directory $1 with the test spec $2, its output
 # also kept in $1/faceq_tests.log; notes a run that skipped test cases.
@@ -38,12 +39,18 @@ part_release() {
   run_tests "$FACEQ_BUILD_DIR" "~[.],[.slow]"
 }
 
-# RelWithDebInfo, not Debug: at -O0 dlib's DNN code is ~10x slower still, and
-# -O2 keeps ASan's and UBSan's checks.
+# RelWithDebInfo, not Debug: dlib's DNN code compiled at -O0 is far slower
+# still under ASan (measured: see the README), and -O2 keeps every check.
 part_asan() {
   FACEQ_BUILD_DIR="$FACEQ_ROOT/build-asan" FACEQ_BUILD_TYPE=RelWithDebInfo \
     build_faceq -DFACEQ_BUILD_TESTS=ON -DFACEQ_SANITIZE=ON -DFACEQ_WERROR=ON || return
   UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" run_tests "$FACEQ_ROOT/build-asan" "~[.slow]"
+}
+
+# A row of the summary: part, minutes and seconds since $2, outcome.
+result_row() {
+  local secs=$((SECONDS - $2))
+  printf '%-8s %3dm%02ds  %s' "$1" $((secs / 60)) $((secs % 60)) "$3"
 }
 
 results=()
@@ -54,27 +61,27 @@ note=""
 run_part() {
   local start=$SECONDS rc=0
   note=""
-  say "== $1: start ($(date -u +%H:%M:%S), load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  tsay "== $1: start ($(date -u +%H:%M:%S), load average $(cut -d' ' -f1-3 /proc/loadavg))"
   "part_$1" || rc=$?
-  local secs=$((SECONDS - start)) outcome=passed
+  local outcome=passed
   [ "$rc" -eq 0 ] || { outcome="FAILED (exit code $rc)"; failed=1; }
   [ -z "$note" ] || { outcome="$outcome, $note"; partial=1; }
-  results+=("$(printf '%-8s %3dm%02ds  %s' "$1" $((secs / 60)) $((secs % 60)) "$outcome")")
+  results+=("$(result_row "$1" "$start" "$outcome")")
 }
 
+for part in $parts; do
+  declare -F "part_$part" >/dev/null || { tsay "error: unknown part '$part' in FACEQ_TEST_PARTS"; exit 2; }
+done
 start=$SECONDS
 install_packages clang-format
 default_mirror
-results+=("$(printf '%-8s %3dm%02ds  %s' setup $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)) done)")
-for part in $parts; do
-  declare -F "part_$part" >/dev/null || { say "error: unknown part '$part' in FACEQ_TEST_PARTS"; exit 2; }
-  run_part "$part"
-done
-say "summary ($(nproc) cores, load average now $(cut -d' ' -f1-3 /proc/loadavg), FACEQ_REQUIRE_DATA=$FACEQ_REQUIRE_DATA):"
+results+=("$(result_row setup "$start" "packages present or installed")")
+for part in $parts; do run_part "$part"; done
+tsay "summary ($(nproc) cores, load average now $(cut -d' ' -f1-3 /proc/loadavg), FACEQ_REQUIRE_DATA=$FACEQ_REQUIRE_DATA):"
 printf '  %s\n' "${results[@]}" >&2
-[ "$failed" -eq 0 ] || { say "FAILED"; exit 1; }
+[ "$failed" -eq 0 ] || { tsay "FAILED"; exit 1; }
 if [ "$partial" -eq 1 ]; then
-  say "passed, but NOT A FULL RUN: test cases were skipped for missing test data (FACEQ_REQUIRE_DATA=0)"
+  tsay "passed, but NOT A FULL RUN: test cases were skipped for missing test data (FACEQ_REQUIRE_DATA=0)"
 else
-  say "all parts passed"
+  tsay "all parts passed"
 fi
