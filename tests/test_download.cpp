@@ -48,13 +48,9 @@ bool mirror_available() {
            fs::is_regular_file(mirror_dir() / "dnn_gender_classifier_v1.dat.bz2", ec);
 }
 
-#define REQUIRE_MIRROR()                                                                                           \
-    do {                                                                                                           \
-        if (!mirror_available()) {                                                                                 \
-            WARN("skipped: the local mirror with the dlib-models .bz2 files is not at " << mirror_dir().string()); \
-            return;                                                                                                \
-        }                                                                                                          \
-    } while (false)
+#define REQUIRE_MIRROR()                                                                             \
+    REQUIRE_DATA(mirror_available(), "the dlib-models .bz2 files of the model mirror", mirror_dir(), \
+                 faceq::test::model_mirror_source)
 
 std::string read_string(const fs::path& p) {
     const auto bytes = faceq::test::read_bytes(p);
@@ -417,10 +413,8 @@ TEST_CASE("fetch_file over HTTP: resume, Range-ignoring servers, unreachable hos
 
 TEST_CASE("the 68-point predictor installs from Debian's file", "[download]") {
     std::error_code ec;
-    if (!fs::is_regular_file(debian_predictor_68, ec)) {
-        WARN("skipped: " << debian_predictor_68.string() << " is absent (Debian package libdlib-data)");
-        return;
-    }
+    REQUIRE_DATA(fs::is_regular_file(debian_predictor_68, ec), "dlib's 68-point landmark predictor",
+                 debian_predictor_68, "the Debian package libdlib-data (tools/setup.sh installs it)");
     const faceq::Manifest manifest = faceq::load_manifest(manifest_path());
     const faceq::ModelEntry* entry = manifest.find(predictor_68);
     REQUIRE(entry != nullptr);

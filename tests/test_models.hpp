@@ -1,7 +1,8 @@
 // tests/test_models.hpp — one home with real models for every test that needs
 // them: installed once per build tree from the local mirror (../shared/mirror)
 // and Debian's libdlib-data, exactly as `faceq download models --mirror` does.
-// REQUIRE_MODELS() skips a test with a warning when the mirror is absent.
+// REQUIRE_MODELS() fails a test when the shared data or the mirror is absent,
+// or skips it with FACEQ_REQUIRE_DATA=0 (see REQUIRE_DATA in test_support.hpp).
 #pragma once
 
 #include <mutex>
@@ -44,13 +45,11 @@ inline ModelSet test_model_set(bool need_cnn = false) {
     return installed_models(test_home().models_dir(), test_manifest(), need_cnn);
 }
 
-#define REQUIRE_MODELS()                                                                         \
-    do {                                                                                         \
-        REQUIRE_SHARED();                                                                        \
-        if (::faceq::test::test_home().root.empty()) {                                           \
-            WARN("skipped: model mirror not found at " << ::faceq::test::mirror_dir().string()); \
-            return;                                                                              \
-        }                                                                                        \
+#define REQUIRE_MODELS()                                                                                        \
+    do {                                                                                                        \
+        REQUIRE_SHARED();                                                                                       \
+        REQUIRE_DATA(!::faceq::test::test_home().root.empty(), "the model mirror", ::faceq::test::mirror_dir(), \
+                     ::faceq::test::model_mirror_source);                                                       \
     } while (false)
 
 }  // namespace faceq::test

@@ -1,8 +1,13 @@
 // tests/test_support.hpp — helpers shared by every test file.
 //
 // shared_dir()/data_dir() locate the research data in ../shared beside the
-// source tree (read in place, never copied into the repository);
-// REQUIRE_SHARED() skips a test with a warning when it is absent. TempDir is a
+// source tree (read in place, never copied into the repository;
+// FACEQ_SHARED_DIR points elsewhere). A test that needs data opens with
+// REQUIRE_SHARED() (or REQUIRE_DATA()/REQUIRE_MODELS()): when the data is
+// missing the test fails, naming what is missing and where it comes from,
+// unless FACEQ_REQUIRE_DATA=0, which skips it instead and counts the skip, so
+// that the run's summary (tests/test_main.cpp) says how many test cases did
+// not run and why: a run without the data never looks like a full pass. TempDir is a
 // fresh directory under /tmp removed, with everything in it, on destruction.
 // run_command() runs a program without a shell (normally the real faceq binary,
 // see run_faceq()), feeds it stdin and collects its exit code, stdout and
@@ -37,8 +42,11 @@
 
 namespace faceq::test {
 
-// ../shared beside the source tree: research data and reference material.
+// ../shared beside the source tree (or $FACEQ_SHARED_DIR): research data and
+// reference material.
 inline std::filesystem::path shared_dir() {
+    if (const char* dir = std::getenv("FACEQ_SHARED_DIR"); dir != nullptr && *dir != '\0')
+        return std::filesystem::path(dir).lexically_normal();
     return (std::filesystem::path(FACEQ_SOURCE_DIR) / ".." / "shared").lexically_normal();
 }
 
@@ -50,15 +58,86 @@ inline bool shared_available() {
     return std::filesystem::is_directory(data_dir(), ec);
 }
 
-// Catch2 v2 has no SKIP: warn and leave the test case (passing) when the
-// shared data is missing. Use at the top of a TEST_CASE, outside SECTIONs.
-#define REQUIRE_SHARED()                                                                           \
-    do {                                                                                           \
-        if (!::faceq::test::shared_available()) {                                                  \
-            WARN("skipped: shared test data not found at " << ::faceq::test::data_dir().string()); \
-            return;                                                                                \
-        }                                                                                          \
+// True unless FACEQ_REQUIRE_DATA=0: a test whose data is missing fails. The
+// default is to fail so that nobody gets a green run without the data by
+// accident; skipping is asked for.
+inline bool data_required() {
+    const char* v = std::getenv("FACEQ_REQUIRE_DATA");
+    return v == nullptr || std::string(v) != "0";
+}
+
+// Something a test needs that this machine lacks.
+struct MissingData {
+    std::string what;             // "the shared test photos"
+    std::filesystem::path where;  // where it was looked for
+    std::string source;           // where it comes from, and how to provide it
+
+    std::string message() const {
+        return "missing test data: " + what + " not found at " + where.string() + ". It comes from " + source +
+               ". Set FACEQ_REQUIRE_DATA=0 to skip the tests that need it (the run then says how many it skipped).";
+    }
+};
+
+// The test cases that met missing data in this run, per kind of missing data
+// (what + where), in the order met. Test cases run one at a time on the main
+// thread; a test case with SECTIONs runs its opening once per section but is
+// counted once.
+struct MissingDataRecord {
+    MissingData missing;
+    bool skipped = false;  // skipped (FACEQ_REQUIRE_DATA=0) rather than failed
+    std::vector<std::string> test_cases;
+};
+
+inline std::vector<MissingDataRecord>& missing_data_records() {
+    static std::vector<MissingDataRecord> records;
+    return records;
+}
+
+inline void record_missing_data(const MissingData& missing, bool skipped) {
+    auto& records = missing_data_records();
+    auto it = std::find_if(records.begin(), records.end(), [&](const MissingDataRecord& r) {
+        return r.skipped == skipped && r.missing.what == missing.what && r.missing.where == missing.where;
+    });
+    if (it == records.end()) it = records.insert(records.end(), MissingDataRecord{missing, skipped, {}});
+    const std::string name = Catch::getResultCapture().getCurrentTestName();
+    if (std::find(it->test_cases.begin(), it->test_cases.end(), name) == it->test_cases.end())
+        it->test_cases.push_back(name);
+}
+
+// Test cases skipped (or failed) for missing data, each counted once.
+inline std::size_t count_missing_data_cases(bool skipped) {
+    std::vector<std::string> names;
+    for (const auto& r : missing_data_records())
+        if (r.skipped == skipped) names.insert(names.end(), r.test_cases.begin(), r.test_cases.end());
+    std::sort(names.begin(), names.end());
+    return static_cast<std::size_t>(std::unique(names.begin(), names.end()) - names.begin());
+}
+
+// Catch2 v2 has no SKIP. When `available` is false: fail the test case with
+// MissingData{...}.message(), or with FACEQ_REQUIRE_DATA=0 record the skip and
+// leave the test case. Use at the top of a TEST_CASE, outside SECTIONs.
+#define REQUIRE_DATA(available, ...)                                                        \
+    do {                                                                                    \
+        if (!(available)) {                                                                 \
+            const ::faceq::test::MissingData faceq_missing_data_{__VA_ARGS__};              \
+            const bool faceq_data_required_ = ::faceq::test::data_required();               \
+            ::faceq::test::record_missing_data(faceq_missing_data_, !faceq_data_required_); \
+            if (faceq_data_required_) FAIL(faceq_missing_data_.message());                  \
+            return;                                                                         \
+        }                                                                                   \
     } while (false)
+
+// Where ../shared/data and ../shared/mirror come from, for MissingData.
+inline const char* const shared_data_source =
+    "the project's shared folder laid beside the source tree as ../shared (research data, never in the "
+    "repository; see ../shared/data/INDEX.md); FACEQ_SHARED_DIR=DIR reads it from DIR";
+inline const char* const model_mirror_source =
+    "the project's shared folder laid beside the source tree as ../shared: ../shared/mirror holds offline "
+    "copies of the upstream model files (see its README.md)";
+
+#define REQUIRE_SHARED()                                                                                 \
+    REQUIRE_DATA(::faceq::test::shared_available(), "the shared test photos", ::faceq::test::data_dir(), \
+                 ::faceq::test::shared_data_source)
 
 // A directory under /tmp for one test, removed recursively when destroyed.
 class TempDir {

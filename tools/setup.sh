@@ -21,13 +21,15 @@ FACEQ_PACKAGES=(
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
+# install_packages [EXTRA_PACKAGE ...]: the build's packages and any extra
+# ones a script needs (tools/test.sh: clang-format).
 install_packages() {
-  local missing=()
-  for p in "${FACEQ_PACKAGES[@]}"; do
+  local missing=() wanted=("${FACEQ_PACKAGES[@]}" "$@")
+  for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    say "packages: all ${#FACEQ_PACKAGES[@]} present"
+    say "packages: all ${#wanted[@]} present"
     return
   fi
   say "installing ${missing[*]}"
@@ -41,6 +43,9 @@ install_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 }
 
+# build_faceq [CMAKE_OPTION ...]: configures and builds FACEQ_BUILD_DIR as
+# FACEQ_BUILD_TYPE (callers may set both for one call: tools/test.sh builds
+# build-asan/ so).
 build_faceq() {
   # dlib's DNN convolutions run through BLAS: make sure libblas.so.3 is OpenBLAS.
   local blas
@@ -49,7 +54,8 @@ build_faceq() {
     *openblas*) ;;
     *) say "warning: libblas.so.3 resolves to '${blas:-nothing}', not OpenBLAS (update-alternatives --config libblas.so.3-x86_64-linux-gnu)";;
   esac
-  cmake -S "$FACEQ_ROOT" -B "$FACEQ_BUILD_DIR" -DCMAKE_BUILD_TYPE="$FACEQ_BUILD_TYPE" "$@" >/dev/null
+  # `|| return`: tools/test.sh calls this where set -e does not stop a failure.
+  cmake -S "$FACEQ_ROOT" -B "$FACEQ_BUILD_DIR" -DCMAKE_BUILD_TYPE="$FACEQ_BUILD_TYPE" "$@" >/dev/null || return
   cmake --build "$FACEQ_BUILD_DIR" -j"$FACEQ_JOBS" >&2
 }
 
