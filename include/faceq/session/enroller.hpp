@@ -16,7 +16,10 @@
 // may run on worker threads; the Gallery serializes its own calls.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -72,5 +75,26 @@ private:
     std::string embedder_;
     EnrollerOptions options_;
 };
+
+class AnalysisSession;
+
+struct EnrollPersonsOptions {
+    bool pick_largest = false;  // several faces in a photo: take the largest (else the photo fails)
+    int jobs = 1;               // worker threads analysing photos
+};
+
+// `faceq enroll`: enrolls `persons` in order with the session's gallery (which
+// must exist: SessionOptions::create_gallery). Photos are analysed on
+// `options.jobs` workers across persons; each person's samples are added in
+// one transaction once all of its photos are analysed, so an interruption
+// leaves whole persons. Calls `report` once per person, in order, with its
+// "enrollment" record ({person, person_id, created, added, skipped: [{file,
+// reason}], failed: [{file, error: {kind, message}}]}, or {person, error} for a
+// refused folder name or a person without photos), and `on_error` with one
+// line per failed photo or person. Returns the number of failures (photos and
+// persons). Throws Error{database} when the gallery cannot be written.
+std::size_t enroll_persons(const AnalysisSession& session, const std::vector<PersonPhotos>& persons,
+                           const EnrollPersonsOptions& options, const std::function<void(nlohmann::json)>& report,
+                           const std::function<void(const std::string&)>& on_error);
 
 }  // namespace faceq
