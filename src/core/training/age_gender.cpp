@@ -180,9 +180,11 @@ void check_cancel(const AgeGenderTrainOptions& o) {
     if (o.cancelled && o.cancelled()) throw Error(ErrorKind::interrupted, "training interrupted");
 }
 
-}  // namespace
+void log_line(const AgeGenderTrainOptions& o, const std::string& line) {
+    if (o.log) o.log(line);
+}
 
-AgeGenderTrainResult train_age_gender(const PreparedDataset& data, const AgeGenderTrainOptions& options) {
+void check_training_input(const PreparedDataset& data, const AgeGenderTrainOptions& options) {
     const json& pipeline = data.manifest.value("pipeline", json::object());
     if (data.manifest.value("dataset", "") != "utkface" || pipeline.value("kind", "") != "utkface")
         throw Error(
@@ -194,68 +196,92 @@ AgeGenderTrainResult train_age_gender(const PreparedDataset& data, const AgeGend
         if (!(v > 0)) throw Error(ErrorKind::usage, fmt::format("gamma {} must be > 0", v));
     for (double v : options.lambdas)
         if (!(v > 0)) throw Error(ErrorKind::usage, fmt::format("lambda {} must be > 0", v));
+}
 
-    std::vector<std::size_t> train, val, test;
+struct Splits {
+    std::vector<std::size_t> train, val, test;  // rows of the prepared set with a known gender
+};
+
+// The prepared set's splits; `max_train` keeps a seeded subset of train.
+Splits split_samples(const PreparedDataset& data, const AgeGenderTrainOptions& options) {
+    Splits sp;
     for (std::size_t i = 0; i < data.samples.size(); ++i) {
         const auto& s = data.samples[i];
         if (s.gender != "male" && s.gender != "female") continue;
-        (s.split == "train" ? train : s.split == "val" ? val : test).push_back(i);
+        (s.split == "train" ? sp.train : s.split == "val" ? sp.val : sp.test).push_back(i);
     }
-    if (train.size() < 8 || val.size() < 2)
+    if (sp.train.size() < 8 || sp.val.size() < 2)
         throw Error(ErrorKind::invalid_input,
                     fmt::format("prepared dataset '{}' has {} training and {} validation samples; training needs at "
                                 "least 8 and 2 (download more images, or lower --val)",
-                                data.dir.string(), train.size(), val.size()));
-    if (options.max_train > 0 && train.size() > options.max_train) {
-        std::sort(train.begin(), train.end(), [&](std::size_t a, std::size_t b) {
+                                data.dir.string(), sp.train.size(), sp.val.size()));
+    if (options.max_train > 0 && sp.train.size() > options.max_train) {
+        std::sort(sp.train.begin(), sp.train.end(), [&](std::size_t a, std::size_t b) {
             return seeded_hash(data.samples[a].file, options.seed) < seeded_hash(data.samples[b].file, options.seed);
         });
-        train.resize(options.max_train);
-        std::sort(train.begin(), train.end());
+        sp.train.resize(options.max_train);
+        std::sort(sp.train.begin(), sp.train.end());
     }
-    const auto log = [&](const std::string& line) {
-        if (options.log) options.log(line);
-    };
-    const std::size_t dim = data.dim;
-    const double dimd = static_cast<double>(dim);
+    return sp;
+}
 
-    SplitData tr = gather(data, train), va = gather(data, val), te = gather(data, test);
-    bool have_cnn = true;
+// Per-feature mean and standard deviation (+1e-6) of the rows of `x`.
+void feature_stats(const Mat& x, std::vector<double>& mean, std::vector<double>& scale) {
+    const auto dim = static_cast<std::size_t>(x.nc());
+    mean.assign(dim, 0);
+    scale.assign(dim, 0);
+    for (long r = 0; r < x.nr(); ++r)
+        for (std::size_t c = 0; c < dim; ++c) mean[c] += x(r, static_cast<long>(c));
+    for (auto& v : mean) v /= static_cast<double>(x.nr());
+    for (long r = 0; r < x.nr(); ++r)
+        for (std::size_t c = 0; c < dim; ++c) {
+            const double z = x(r, static_cast<long>(c)) - mean[c];
+            scale[c] += z * z;
+        }
+    for (auto& v : scale) v = std::sqrt(v / static_cast<double>(x.nr())) + 1e-6;
+}
+
+// The kernel ridge solution a of (K + lambda I) a = y.
+Vec ridge_solve(const Mat& k, double lambda, const Vec& y) {
+    return dlib::cholesky_decomposition<Mat>(k + lambda * dlib::identity_matrix<double>(k.nr())).solve(y);
+}
+
+struct Best {
+    double value;
+    double gamma, lambda;
+};
+
+// What model selection on val chose.
+struct Selection {
+    Best age{INFINITY, 0, 0}, gender{-1, 0, 0};  // lowest val age MAE, highest val gender accuracy
+    json candidates = json::array();
+    bool have_cnn = true;     // every val/test sample has the CNN's P(male)
+    double val_cnn_acc = -1;  // the CNN's val gender accuracy, when have_cnn
+    bool use_head = true;     // gender from the head (else from the CC0 CNN)
+    double platt_a = 1, platt_b = 0;
+};
+
+// One candidate step per (gamma, lambda), fitted on train (standardised with
+// train's statistics) and scored on val; then the gender source and its Platt
+// scaling, fitted on val.
+Selection select_settings(const SplitData& tr, const SplitData& va, const SplitData& te,
+                          const AgeGenderTrainOptions& options) {
+    Selection sel;
     for (const auto* s : {&va, &te})
-        for (double p : s->cnn) have_cnn = have_cnn && p >= 0;
-
-    // Standardise with the training split's statistics.
-    auto stats = [&](const Mat& x, std::vector<double>& mean, std::vector<double>& scale) {
-        mean.assign(dim, 0);
-        scale.assign(dim, 0);
-        for (long r = 0; r < x.nr(); ++r)
-            for (std::size_t c = 0; c < dim; ++c) mean[c] += x(r, static_cast<long>(c));
-        for (auto& v : mean) v /= static_cast<double>(x.nr());
-        for (long r = 0; r < x.nr(); ++r)
-            for (std::size_t c = 0; c < dim; ++c) {
-                const double z = x(r, static_cast<long>(c)) - mean[c];
-                scale[c] += z * z;
-            }
-        for (auto& v : scale) v = std::sqrt(v / static_cast<double>(x.nr())) + 1e-6;
-    };
+        for (double p : s->cnn) sel.have_cnn = sel.have_cnn && p >= 0;
+    const double dimd = static_cast<double>(tr.x.nc());
     std::vector<double> mean, scale;
-    stats(tr.x, mean, scale);
+    feature_stats(tr.x, mean, scale);
     Mat xtr = tr.x, xva = va.x;
     standardise(xtr, mean, scale);
     standardise(xva, mean, scale);
 
-    // ---- model selection on val: one step per (gamma, lambda)
     const Vec sq_tr = row_sq(xtr), sq_va = row_sq(xva);
     const Mat g_tr = xtr * dlib::trans(xtr);
     const Mat g_va = xva * dlib::trans(xtr);
     const double age_mean = dlib::mean(tr.age);
-    struct Best {
-        double value;
-        double gamma, lambda;
-    };
-    Best best_age{INFINITY, 0, 0}, best_gender{-1, 0, 0};
+    const auto val_all = all_of(va.index.size());
     std::int64_t step = 0;
-    json candidates = json::array();
     for (double gs : options.gammas) {
         check_cancel(options);
         const double gamma = gs / (2.0 * dimd);
@@ -272,106 +298,109 @@ AgeGenderTrainResult train_age_gender(const PreparedDataset& data, const AgeGend
             std::vector<double> sv_score(sv.begin(), sv.end());
             const double train_mse = dlib::mean(dlib::squared(fit - tr.age));
             const double val_mae = mae(pv, va.age);
-            const double val_acc = accuracy(sv_score, va.male, all_of(val.size()));
+            const double val_acc = accuracy(sv_score, va.male, val_all);
             json m{{"gamma", gs},
                    {"lambda", lambda},
                    {"train_loss", train_mse},
                    {"train_age_mae", mae(fit, tr.age)},
                    {"val_age_mae", val_mae},
                    {"val_gender_acc", val_acc}};
-            candidates.push_back(m);
+            sel.candidates.push_back(m);
             if (options.on_step) options.on_step(m, step);
-            log(fmt::format("candidate {}: gamma {} lambda {}: val age MAE {:.3f}, val gender {:.2f}%", step, gs,
-                            lambda, val_mae, 100 * val_acc));
+            log_line(options, fmt::format("candidate {}: gamma {} lambda {}: val age MAE {:.3f}, val gender {:.2f}%",
+                                          step, gs, lambda, val_mae, 100 * val_acc));
             ++step;
-            if (val_mae < best_age.value) best_age = {val_mae, gs, lambda};
-            if (val_acc > best_gender.value) best_gender = {val_acc, gs, lambda};
+            if (val_mae < sel.age.value) sel.age = {val_mae, gs, lambda};
+            if (val_acc > sel.gender.value) sel.gender = {val_acc, gs, lambda};
         }
     }
 
     // Gender source: the head, unless the CC0 CNN is better on val.
-    double val_cnn_acc = -1;
-    if (have_cnn) {
+    if (sel.have_cnn) {
         std::vector<double> cnn_score;
         for (double p : va.cnn) cnn_score.push_back(p - 0.5);
-        val_cnn_acc = accuracy(cnn_score, va.male, all_of(val.size()));
+        sel.val_cnn_acc = accuracy(cnn_score, va.male, val_all);
     }
-    const bool use_head = !have_cnn || best_gender.value >= val_cnn_acc;
-    log(fmt::format("chosen: age gamma {} lambda {} (val MAE {:.3f}); gender from the {} (val {:.2f}%{})",
-                    best_age.gamma, best_age.lambda, best_age.value, use_head ? "head" : "CC0 CNN",
-                    100 * (use_head ? best_gender.value : val_cnn_acc),
-                    have_cnn ? fmt::format(" vs {} {:.2f}%", use_head ? "CNN" : "head",
-                                           100 * (use_head ? val_cnn_acc : best_gender.value))
-                             : ""));
+    sel.use_head = !sel.have_cnn || sel.gender.value >= sel.val_cnn_acc;
+    log_line(options, fmt::format("chosen: age gamma {} lambda {} (val MAE {:.3f}); gender from the {} (val {:.2f}%{})",
+                                  sel.age.gamma, sel.age.lambda, sel.age.value, sel.use_head ? "head" : "CC0 CNN",
+                                  100 * (sel.use_head ? sel.gender.value : sel.val_cnn_acc),
+                                  sel.have_cnn ? fmt::format(" vs {} {:.2f}%", sel.use_head ? "CNN" : "head",
+                                                             100 * (sel.use_head ? sel.val_cnn_acc : sel.gender.value))
+                                               : ""));
 
     // Platt scaling of the gender score, fitted on val with the train-only fit.
-    double platt_a = 1, platt_b = 0;
-    if (use_head) {
-        const double gamma = best_gender.gamma / (2.0 * dimd);
-        const Mat k = rbf(g_tr, sq_tr, sq_tr, gamma);
-        const dlib::cholesky_decomposition<Mat> chol(k + best_gender.lambda * dlib::identity_matrix<double>(k.nr()));
-        const Vec sv = rbf(g_va, sq_va, sq_tr, gamma) * chol.solve(tr.male);
-        std::tie(platt_a, platt_b) =
+    if (sel.use_head) {
+        const double gamma = sel.gender.gamma / (2.0 * dimd);
+        const Vec sv =
+            rbf(g_va, sq_va, sq_tr, gamma) * ridge_solve(rbf(g_tr, sq_tr, sq_tr, gamma), sel.gender.lambda, tr.male);
+        std::tie(sel.platt_a, sel.platt_b) =
             fit_platt(std::vector<double>(sv.begin(), sv.end()), std::vector<double>(va.male.begin(), va.male.end()));
     }
-    check_cancel(options);
+    return sel;
+}
 
-    // ---- refit on train + val with the chosen settings
-    std::vector<std::size_t> fit_index = train;
-    fit_index.insert(fit_index.end(), val.begin(), val.end());
-    SplitData all = gather(data, fit_index);
-    stats(all.x, mean, scale);
-    Mat xall = all.x, xte = te.x;
-    standardise(xall, mean, scale);
-    standardise(xte, mean, scale);
-    const Vec sq_all = row_sq(xall);
-    const Mat g_all = xall * dlib::trans(xall);
-    const double all_age_mean = dlib::mean(all.age);
-    const double age_gamma = best_age.gamma / (2.0 * dimd), gender_gamma = best_gender.gamma / (2.0 * dimd);
-    Vec a_age, a_male;
-    {
-        const Mat k = rbf(g_all, sq_all, sq_all, age_gamma);
-        a_age = dlib::cholesky_decomposition<Mat>(k + best_age.lambda * dlib::identity_matrix<double>(k.nr()))
-                    .solve(all.age - all_age_mean);
-    }
-    check_cancel(options);
-    if (use_head) {
-        const Mat k = rbf(g_all, sq_all, sq_all, gender_gamma);
-        a_male = dlib::cholesky_decomposition<Mat>(k + best_gender.lambda * dlib::identity_matrix<double>(k.nr()))
-                     .solve(all.male);
-    }
+// The head refitted on train + val with the chosen settings.
+struct Refit {
+    std::vector<double> mean, scale;  // standardisation of train + val
+    Mat x;                            // standardised train + val rows: the support vectors
+    Vec sq;
+    Mat gram;
+    double age_mean = 0;
+    double age_gamma = 0, gender_gamma = 0;  // absolute (gamma / (2 dim))
+    Vec a_age, a_male;                       // a_male is empty when gender comes from the CNN
+};
 
+Refit refit(const SplitData& all, const Selection& sel, const AgeGenderTrainOptions& options) {
+    Refit f;
+    const double dimd = static_cast<double>(all.x.nc());
+    feature_stats(all.x, f.mean, f.scale);
+    f.x = all.x;
+    standardise(f.x, f.mean, f.scale);
+    f.sq = row_sq(f.x);
+    f.gram = f.x * dlib::trans(f.x);
+    f.age_mean = dlib::mean(all.age);
+    f.age_gamma = sel.age.gamma / (2.0 * dimd);
+    f.gender_gamma = sel.gender.gamma / (2.0 * dimd);
+    f.a_age = ridge_solve(rbf(f.gram, f.sq, f.sq, f.age_gamma), sel.age.lambda, all.age - f.age_mean);
+    check_cancel(options);
+    if (sel.use_head) f.a_male = ridge_solve(rbf(f.gram, f.sq, f.sq, f.gender_gamma), sel.gender.lambda, all.male);
+    return f;
+}
+
+std::shared_ptr<AgeGenderHead::Impl> make_head(const Refit& f, const Selection& sel, const PreparedDataset& data) {
+    const json& pipeline = data.manifest.value("pipeline", json::object());
+    const std::size_t dim = data.dim;
     auto impl = std::make_shared<AgeGenderHead::Impl>();
     impl->embedder = pipeline.value("embedder", "");
     impl->embedder_sha256 = pipeline.value("embedder_sha256", "");
     impl->dim = dim;
-    impl->support = fit_index.size();
-    impl->mean.assign(mean.begin(), mean.end());
-    impl->scale.assign(scale.begin(), scale.end());
+    impl->support = static_cast<std::size_t>(f.x.nr());
+    impl->mean.assign(f.mean.begin(), f.mean.end());
+    impl->scale.assign(f.scale.begin(), f.scale.end());
     impl->sv.resize(impl->support * dim);
-    for (long r = 0; r < xall.nr(); ++r)
+    for (long r = 0; r < f.x.nr(); ++r)
         for (std::size_t c = 0; c < dim; ++c)
-            impl->sv[static_cast<std::size_t>(r) * dim + c] = static_cast<float>(xall(r, static_cast<long>(c)));
+            impl->sv[static_cast<std::size_t>(r) * dim + c] = static_cast<float>(f.x(r, static_cast<long>(c)));
     detail::compute_support_norms(*impl);
-    impl->age_alpha.assign(a_age.begin(), a_age.end());
-    impl->age_gamma = age_gamma;
-    impl->age_offset = all_age_mean;
-    impl->gender_head = use_head;
-    if (use_head) {
-        impl->gender_alpha.assign(a_male.begin(), a_male.end());
-        impl->gender_gamma = gender_gamma;
+    impl->age_alpha.assign(f.a_age.begin(), f.a_age.end());
+    impl->age_gamma = f.age_gamma;
+    impl->age_offset = f.age_mean;
+    impl->gender_head = sel.use_head;
+    json gender_meta{{"source", sel.use_head ? "head" : "cnn"}};
+    if (sel.use_head) {
+        impl->gender_alpha.assign(f.a_male.begin(), f.a_male.end());
+        impl->gender_gamma = f.gender_gamma;
         impl->gender_offset = 0;
-        impl->platt_a = platt_a;
-        impl->platt_b = platt_b;
-    }
-    json gender_meta{{"source", use_head ? "head" : "cnn"}};
-    if (use_head)
-        gender_meta.update({{"gamma", best_gender.gamma},
-                            {"gamma_abs", gender_gamma},
-                            {"lambda", best_gender.lambda},
+        impl->platt_a = sel.platt_a;
+        impl->platt_b = sel.platt_b;
+        gender_meta.update({{"gamma", sel.gender.gamma},
+                            {"gamma_abs", f.gender_gamma},
+                            {"lambda", sel.gender.lambda},
                             {"offset", 0.0},
-                            {"platt_a", platt_a},
-                            {"platt_b", platt_b}});
+                            {"platt_a", sel.platt_a},
+                            {"platt_b", sel.platt_b}});
+    }
     impl->meta = json{{"format", age_gender_head_format},
                       {"schema", age_gender_head_schema},
                       {"kind", "rbf_kernel_ridge"},
@@ -381,61 +410,73 @@ AgeGenderTrainResult train_age_gender(const PreparedDataset& data, const AgeGend
                       {"features", "descriptor (128) + last residual block (pooled), averaged with the mirror image"},
                       {"support_vectors", impl->support},
                       {"age",
-                       {{"gamma", best_age.gamma},
-                        {"gamma_abs", age_gamma},
-                        {"lambda", best_age.lambda},
-                        {"offset", all_age_mean},
+                       {{"gamma", sel.age.gamma},
+                        {"gamma_abs", f.age_gamma},
+                        {"lambda", sel.age.lambda},
+                        {"offset", f.age_mean},
                         {"clamp", {0, 120}}}},
                       {"gender", gender_meta},
                       {"trained_on", data.dir.string()},
                       {"trained_at", utc_now_iso8601()}};
+    return impl;
+}
+
+// The refitted head on test: metrics (test_*) and the per-band `report`.
+json test_metrics(const Refit& f, const Selection& sel, const SplitData& te, const SplitData& all, json& report) {
+    Mat xte = te.x;
+    standardise(xte, f.mean, f.scale);
+    const Mat g_te = xte * dlib::trans(f.x);
+    const Vec sq_te = row_sq(xte);
+    const Vec age_pred = dlib::clamp(rbf(g_te, sq_te, f.sq, f.age_gamma) * f.a_age + f.age_mean, 0.0, 120.0);
+    // Without the head's gender, still report what it would have done (fit for the record).
+    const Vec a_male =
+        sel.use_head ? f.a_male : ridge_solve(rbf(f.gram, f.sq, f.sq, f.gender_gamma), sel.gender.lambda, all.male);
+    const Vec s = rbf(g_te, sq_te, f.sq, f.gender_gamma) * a_male;
+    const std::vector<double> head_score(s.begin(), s.end());
+    return evaluate("test", age_pred, head_score, te, sel.use_head, sel.have_cnn, report);
+}
+
+}  // namespace
+
+AgeGenderTrainResult train_age_gender(const PreparedDataset& data, const AgeGenderTrainOptions& options) {
+    check_training_input(data, options);
+    const Splits sp = split_samples(data, options);
+    const SplitData tr = gather(data, sp.train), va = gather(data, sp.val), te = gather(data, sp.test);
+    const Selection sel = select_settings(tr, va, te, options);
+    check_cancel(options);
+
+    std::vector<std::size_t> fit_index = sp.train;
+    fit_index.insert(fit_index.end(), sp.val.begin(), sp.val.end());
+    const SplitData all = gather(data, fit_index);
+    const Refit fit = refit(all, sel, options);
 
     AgeGenderTrainResult result;
-    result.head = AgeGenderHeadAccess::make(impl);
-
-    // ---- report: val (train-only selection figures) and test (refitted head)
-    json metrics{{"val_age_mae", best_age.value},
-                 {"val_gender_acc", use_head ? best_gender.value : val_cnn_acc},
-                 {"val_head_gender_acc", best_gender.value}};
-    if (have_cnn) metrics["val_cnn_gender_acc"] = val_cnn_acc;
+    result.head = AgeGenderHeadAccess::make(make_head(fit, sel, data));
+    // Report: val (train-only selection figures) and test (refitted head).
+    json metrics{{"val_age_mae", sel.age.value},
+                 {"val_gender_acc", sel.use_head ? sel.gender.value : sel.val_cnn_acc},
+                 {"val_head_gender_acc", sel.gender.value}};
+    if (sel.have_cnn) metrics["val_cnn_gender_acc"] = sel.val_cnn_acc;
     json report = json::object();
-    if (!test.empty()) {
-        const Mat g_te = xte * dlib::trans(xall);
-        const Vec sq_te = row_sq(xte);
-        const Vec age_pred = dlib::clamp(rbf(g_te, sq_te, sq_all, age_gamma) * a_age + all_age_mean, 0.0, 120.0);
-        std::vector<double> head_score(test.size(), 0.0);
-        if (use_head) {
-            const Vec s = rbf(g_te, sq_te, sq_all, gender_gamma) * a_male;
-            head_score.assign(s.begin(), s.end());
-        } else {
-            // Still report what the head would have done (fit for the record).
-            const Mat k = rbf(g_all, sq_all, sq_all, gender_gamma);
-            const Vec a =
-                dlib::cholesky_decomposition<Mat>(k + best_gender.lambda * dlib::identity_matrix<double>(k.nr()))
-                    .solve(all.male);
-            const Vec s = rbf(g_te, sq_te, sq_all, gender_gamma) * a;
-            head_score.assign(s.begin(), s.end());
-        }
-        metrics.update(evaluate("test", age_pred, head_score, te, use_head, have_cnn, report));
-    }
+    if (!sp.test.empty()) metrics.update(test_metrics(fit, sel, te, all, report));
     result.metrics = metrics;
     result.report = report;
     result.params = json{{"method", "rbf_kernel_ridge"},
                          {"gammas", options.gammas},
                          {"lambdas", options.lambdas},
-                         {"age_gamma", best_age.gamma},
-                         {"age_lambda", best_age.lambda},
-                         {"gender_gamma", best_gender.gamma},
-                         {"gender_lambda", best_gender.lambda},
-                         {"gender_source", use_head ? "head" : "cnn"},
-                         {"train_samples", train.size()},
-                         {"val_samples", val.size()},
-                         {"test_samples", test.size()},
+                         {"age_gamma", sel.age.gamma},
+                         {"age_lambda", sel.age.lambda},
+                         {"gender_gamma", sel.gender.gamma},
+                         {"gender_lambda", sel.gender.lambda},
+                         {"gender_source", sel.use_head ? "head" : "cnn"},
+                         {"train_samples", sp.train.size()},
+                         {"val_samples", sp.val.size()},
+                         {"test_samples", sp.test.size()},
                          {"refit_on", "train+val"},
-                         {"feature_dim", dim},
+                         {"feature_dim", data.dim},
                          {"max_train", options.max_train},
                          {"seed", options.seed}};
-    result.params["candidates"] = candidates.size();
+    result.params["candidates"] = sel.candidates.size();
     return result;
 }
 
