@@ -13,7 +13,7 @@
 // (ApiRequest in, ApiResponse out), with no HTTP library type in sight;
 // HttpServer is the glue that moves bytes between cpp-httplib and it. Both
 // live in the core library because the core already links cpp-httplib (it is
-// private to src/core/server_http.cpp, like SQLite to gallery.cpp), which
+// private to src/core/http/server_http.cpp, like SQLite to identity/sqlite_store.cpp), which
 // keeps `cmd_serve.cpp` about options and signals only and leaves the whole
 // API usable in-process, e.g. by a test or another front end.
 //

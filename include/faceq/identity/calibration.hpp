@@ -3,8 +3,9 @@
 // distances for a false-accept target, and the defaults faceq ships.
 //
 // Decision for a face, from the two nearest distinct persons of the gallery
-// (distance = Euclidean distance of 128-D descriptors to a person's nearest
-// sample; d1 <= d2):
+// (distance = Euclidean distance of the face's 128-D descriptor to a person's
+// mean descriptor — the mean of all of that person's samples, as
+// faceq/identity/gallery.hpp keeps it; d1 <= d2):
 //   known      d1 < threshold and no other person within `margin` of it
 //              (no runner-up, or d2 - d1 >= margin);
 //   ambiguous  d1 < threshold and d2 < threshold and d2 - d1 < margin: two
@@ -14,11 +15,16 @@
 //
 // False-accept rate (FAR) here means what users care about: the fraction of
 // strangers — people not in the gallery — that are named as somebody. It
-// grows with the gallery: a stranger has one chance per sample to fall under
+// grows with the gallery: a stranger has one chance per person to fall under
 // the threshold. With p(t) the fraction of impostor pairs closer than t
-// (measured, kept in `impostor_tail`), a gallery of n samples names a stranger
-// with probability ~ 1 - (1 - p(t))^n. threshold_for_far() inverts this, so
-// `--far 0.01` means "1% of strangers named" at the gallery's current size.
+// (measured one photo against one photo, kept in `impostor_tail`), a gallery
+// of n persons names a stranger with probability ~ 1 - (1 - p(t))^n.
+// threshold_for_far() inverts this, so `--far 0.01` means "1% of strangers
+// named" at the gallery's current number of persons. The pair statistics
+// are exact for one sample per person; a mean of several samples sits nearer
+// to everyone, strangers included, so with more samples per person the real
+// FAR is higher than this estimate (the defaults are set for up to three
+// samples per person; measured figures: docs/identification.md).
 //
 // Defaults (default_calibration()) were measured on LFW View 1 (lfw-dev,
 // 4,959 photos with a face, 3,095 people) with the installed embedder; how,
@@ -95,10 +101,10 @@ Calibration calibrate(std::vector<float> genuine, std::vector<float> impostor, d
 double impostor_pair_rate(const Calibration& calibration, float distance);
 
 // Expected fraction of strangers named as somebody at `threshold` in a gallery
-// of `samples` samples. Requires impostor_tail.
+// of `samples` persons (one mean descriptor each). Requires impostor_tail.
 double expected_far(const Calibration& calibration, float threshold, std::size_t samples);
 
-// The threshold whose expected FAR in a gallery of `samples` samples is `far`
+// The threshold whose expected FAR in a gallery of `samples` persons is `far`
 // (clamped to the table). Throws Error{usage} when far is not in (0, 1) and
 // Error{invalid_input} when the calibration has no impostor_tail.
 float threshold_for_far(const Calibration& calibration, double far, std::size_t samples);
