@@ -1,10 +1,13 @@
 // tests/test_training.cpp — the age/gender head (kernel ridge regression:
 // fit, model selection, save/load, the embedder check, CNN-vs-head choice),
 // verification statistics and recognition calibration on synthetic data
-// whose answers are known; a real training run on a prepared UTKFace subset
+// whose answers are known; the experiments as registry runs (tags, step
+// metrics, artifacts, a refused embedder, an interruption); a real training
+// run on a prepared UTKFace subset
 // whose test error is asserted below a measured bound; and the Analyzer
 // using a deployed head. Real runs share one prepared subset per process.
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -19,6 +22,7 @@
 #include "faceq/pipeline/image_io.hpp"
 #include "faceq/training/age_gender.hpp"
 #include "faceq/training/datasets.hpp"
+#include "faceq/training/experiments.hpp"
 #include "faceq/training/training.hpp"
 #include "test_models.hpp"
 
@@ -317,4 +321,80 @@ TEST_CASE("age and gender on 1,500 UTKFace faces", "[training][.slow]") {
     // (98.7% for 13+, 76.7% under 13).
     CHECK(r.metrics["test_age_mae"].get<double>() < 6.5);
     CHECK(r.metrics["test_gender_acc_13plus"].get<double>() > 0.93);
+}
+
+// ---------------------------------------------------------------- experiments
+
+TEST_CASE("train age-gender as a run: tags, a step per candidate, the head and metrics.json", "[training]") {
+    const PreparedDataset d = synthetic_utk(300, 6);
+    const EmbedderIdentity installed{"emb@111", "ab"};
+    TempDir dir;
+    Registry registry(Home{dir.path()});
+    AgeGenderTrainOptions o;
+    o.gammas = {1.0};
+    o.lambdas = {0.1, 1.0};
+    std::vector<std::string> log;
+    const ExperimentContext context{"v9", [&](const std::string& line) { log.push_back(line); }, {}};
+
+    const AgeGenderRun out = run_age_gender(registry, d, installed, o, context);
+    REQUIRE(out.trained);
+    const RunInfo& run = out.outcome.run;
+    CHECK(run.status == RunStatus::finished);
+    CHECK(run.experiment == "age-gender");
+    CHECK(run.git_version == "v9");
+    CHECK(run.tags["model_name"] == "age-gender");
+    CHECK(run.tags["embedder"] == "emb@111");
+    CHECK(run.tags["embedder_sha256"] == "ab");
+    CHECK(run.tags["primary_metric"] == "val_age_mae");
+    CHECK(run.tags["primary_mode"] == "min");
+    CHECK(run.params["lambdas"] == json({0.1, 1.0}));
+    CHECK(run.metrics == out.trained->metrics);
+    CHECK(run.artifacts == std::vector<std::string>{"age_gender.f32", "age_gender.json", "metrics.json"});
+    const auto history = registry.metric_history(run.id);
+    CHECK(history.size() >= 2 * 4);  // 2 candidates x 4 metrics
+    for (const auto& p : history) CHECK((p.key != "gamma" && p.key != "lambda"));
+    std::ifstream in(run.artifacts_dir() / "metrics.json");
+    const json summary = json::parse(in);
+    CHECK(summary["metrics"] == run.metrics);
+    CHECK(summary.contains("report"));
+    CHECK(AgeGenderHead::load(run.artifacts_dir()).embedder() == "emb@111");
+    REQUIRE_FALSE(log.empty());
+    CHECK(log[0] == "run " + run.id + " (age-gender) started");
+
+    // A set prepared with another embedder: refused before any run exists.
+    TempDir other;
+    Registry empty(Home{other.path()});
+    CHECK_THROWS_WITH(run_age_gender(empty, d, EmbedderIdentity{"emb@222", ""}, o, context),
+                      "'/synthetic' was prepared with embedder emb@111, but emb@222 is installed; prepare it again");
+    CHECK(empty.runs().empty());
+}
+
+TEST_CASE("train recognition as a run: calibration.json and roc.json; an interruption ends it FAILED", "[training]") {
+    const PreparedDataset d = synthetic_identities(120, 4, 0.02);
+    TempDir dir;
+    Registry registry(Home{dir.path()});
+    RecognitionTrainOptions o;
+    o.reference_persons = 10;
+    ExperimentContext context;
+
+    RecognitionRun out = run_recognition(registry, d, EmbedderIdentity{"emb@111", ""}, o, context);
+    REQUIRE(out.trained);
+    CHECK_FALSE(out.outcome.interrupted);
+    const RunInfo& run = out.outcome.run;
+    CHECK(run.status == RunStatus::finished);
+    CHECK(run.tags["model_name"] == recognition_model_name);
+    CHECK(run.tags["primary_metric"] == "test_tar_at_far");
+    CHECK(run.tags["primary_mode"] == "max");
+    CHECK(run.artifacts == std::vector<std::string>{"calibration.json", "roc.json"});
+    CHECK(run.metrics["threshold"] == out.trained->metrics["threshold"]);
+    std::ifstream in(run.artifacts_dir() / "calibration.json");
+    CHECK(json::parse(in)["threshold"] == run.metrics["threshold"]);
+
+    context.cancelled = [] { return true; };
+    out = run_recognition(registry, d, EmbedderIdentity{"emb@111", ""}, o, context);
+    CHECK(out.outcome.interrupted);
+    CHECK_FALSE(out.trained);
+    CHECK(out.outcome.run.status == RunStatus::failed);
+    CHECK(out.outcome.run.error == "training interrupted");
+    CHECK(out.outcome.run.artifacts.empty());
 }

@@ -7,8 +7,9 @@
 // NAME defaults to age-gender. Without --version, the best version by M
 // (default: the metric the training run named, tag primary_metric/mode) among
 // those trained for the installed embedder. --version N deploys N, refused
-// when it was trained for another embedder (unless --force). stdout: the alias
-// move as one JSON line; deploying what is already production changes nothing.
+// when it was trained for another embedder (unless --force); the rules are
+// faceq/models/deploy.hpp's. stdout: the alias move as one JSON line;
+// deploying what is already production changes nothing.
 #include <fmt/format.h>
 
 #include <iostream>
@@ -17,7 +18,7 @@
 #include <string>
 
 #include "context.hpp"
-#include "faceq/base/error.hpp"
+#include "faceq/models/deploy.hpp"
 #include "faceq/models/registry.hpp"
 #include "registry_support.hpp"
 
@@ -32,48 +33,14 @@ struct DeployCmd {
 
 int deploy_cmd(const Context& ctx, const DeployCmd& cmd) {
     Registry registry(ctx.home);
-    const auto versions = registry.versions(cmd.name);
-    if (versions.empty()) throw Error(ErrorKind::not_found, fmt::format("model '{}' has no versions", cmd.name));
-    const std::string embedder = installed_embedder(ctx);
-    int target = cmd.version;
-    std::string why;
-    if (target > 0) {
-        const ModelVersion v = registry.version(cmd.name, target);
-        if (const auto mismatch = embedder_mismatch(v, embedder); !mismatch.empty()) {
-            if (!cmd.force) throw Error(ErrorKind::usage, mismatch + " (--force deploys it anyway)");
-            ctx.warn(mismatch);
-        }
-        why = "as asked";
-    } else {
-        // The metric: as given, else what the newest version's run named.
-        std::string metric = cmd.metric, mode = cmd.mode;
-        if (metric.empty()) metric = versions.back().tags.value("primary_metric", "");
-        if (mode.empty()) mode = cmd.metric.empty() ? versions.back().tags.value("primary_mode", "") : "";
-        if (metric.empty())
-            throw Error(ErrorKind::usage,
-                        fmt::format("model '{}' names no metric to choose by: give --metric M --mode min|max, or "
-                                    "--version N",
-                                    cmd.name));
-        if (mode.empty()) throw Error(ErrorKind::usage, fmt::format("give --mode min|max for metric '{}'", metric));
-        const auto eligible = [&](const ModelVersion& v) {
-            const auto mismatch = embedder_mismatch(v, embedder);
-            if (!mismatch.empty()) ctx.debug("skipping: " + mismatch);
-            return cmd.force || mismatch.empty();
-        };
-        const auto best = registry.best_version(cmd.name, metric, mode, eligible);
-        if (!best)
-            throw Error(ErrorKind::not_found,
-                        fmt::format("no version of '{}' has metric '{}'{}", cmd.name, metric,
-                                    embedder.empty() ? "" : fmt::format(" and was trained for embedder {}", embedder)));
-        target = best->version;
-        why = fmt::format("best {} ({}) = {:.4g}", metric, mode, best->metrics[metric].get<double>());
-    }
-    const AliasMove move = registry.deploy(cmd.name, target);
+    const Deployment d = deploy_model(registry, {cmd.name, cmd.metric, cmd.mode, cmd.version, cmd.force},
+                                      installed_embedder(ctx), log_to(ctx));
+    const AliasMove& move = d.move;
     if (move.changed)
-        ctx.info(fmt::format("'{}': production -> version {} ({}){}", cmd.name, move.production, why,
+        ctx.info(fmt::format("'{}': production -> version {} ({}){}", cmd.name, move.production, d.why,
                              move.previous ? fmt::format("; previous = {}", *move.previous) : ""));
     else
-        ctx.info(fmt::format("'{}': version {} is already in production ({})", cmd.name, move.production, why));
+        ctx.info(fmt::format("'{}': version {} is already in production ({})", cmd.name, move.production, d.why));
     std::cout << move_to_json(move).dump() << std::endl;
     return 0;
 }

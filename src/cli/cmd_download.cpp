@@ -9,24 +9,14 @@
 // installed, or why it failed), progress bars on a TTY. Exit 1 when a role (or
 // a model named with --only) could not be installed.
 //
-//   faceq download dataset utkface [--from URL|FILE] [--limit N] [--seed N]
-//                          [--mirror DIR|URL] [--force]
-//
-// fetches a training archive listed in data/datasets.json (from --from, else
-// the mirror, else its upstream URL), checks it and unpacks its images into
-// <home>/datasets/<name>/images; prints one record (status, images, source).
-//
 // `download` is a group: each kind of thing it fetches is a nested subcommand
-// registered by its own function below.
+// registered by its own function (`download dataset`: cmd_download_dataset.cpp).
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -34,7 +24,7 @@
 #include "faceq/base/error.hpp"
 #include "faceq/models/download.hpp"
 #include "faceq/models/models.hpp"
-#include "faceq/training/datasets.hpp"
+#include "faceq/models/source.hpp"
 #include "table.hpp"
 
 namespace faceq::cli {
@@ -50,21 +40,6 @@ struct ModelsOptions {
     bool list = false;
     std::string format;  // empty: a table for --list, JSON Lines for installs
 };
-
-bool is_http_url(const std::string& s) { return s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0; }
-
-// Checked here rather than deep in the download so that a typo in --mirror or
-// FACEQ_MIRROR is a usage error (exit 2), not six failed models.
-void check_mirror(const std::string& mirror) {
-    if (mirror.empty() || is_http_url(mirror)) return;
-    std::string dir = mirror;
-    if (dir.rfind("file:", 0) == 0) dir = dir.substr(dir.rfind("file://", 0) == 0 ? 7 : 5);
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec))
-        throw Error(
-            ErrorKind::usage,
-            fmt::format("mirror '{}': not a directory nor an http(s) URL (from --mirror or FACEQ_MIRROR)", mirror));
-}
 
 std::string human_size(std::uint64_t bytes) {
     if (bytes == 0) return "?";
@@ -132,21 +107,10 @@ int install(const Context& ctx, const ModelsOptions& opt) {
     const std::vector<DownloadResult> results = install_models(manifest, models_dir, options);
     end_progress(ctx);
 
-    // A role counts as done when any of its entries is in place; with --only,
-    // each named model is its own "role".
-    std::map<std::string, bool> wanted;
     std::vector<std::vector<std::string>> rows{{"NAME", "ROLE", "STATUS", "VERSION", "SOURCE / MESSAGE"}};
     const bool as_table = opt.format == "table";
     for (const auto& r : results) {
-        const std::string key = opt.only.empty() ? r.role : r.name;
-        const bool ok = r.status == "installed" || r.status == "already installed";
-        wanted[key] = wanted[key] || ok;
-
-        std::optional<InstalledModel> installed;
-        if (ok)
-            if (const ModelEntry* e = manifest.find(r.name)) installed = read_installed(models_dir, *e);
-        const std::string version = installed ? installed->version() : "";
-
+        const std::string version = r.installed ? r.installed->version() : "";
         if (r.status == "installed")
             ctx.info(fmt::format("{}: installed ({}) from {}", r.name, version, r.source));
         else if (r.status == "already installed")
@@ -159,8 +123,8 @@ int install(const Context& ctx, const ModelsOptions& opt) {
                 {r.name, r.role, r.status, version.empty() ? "-" : version, r.message.empty() ? r.source : r.message});
         } else {
             json j{{"name", r.name}, {"role", r.role}, {"status", r.status}, {"source", r.source}};
-            j["version"] = installed ? json(version) : json(nullptr);
-            j["path"] = installed ? json(installed->path.string()) : json(nullptr);
+            j["version"] = r.installed ? json(version) : json(nullptr);
+            j["path"] = r.installed ? json(r.installed->path.string()) : json(nullptr);
             if (!r.message.empty()) j["message"] = r.message;
             std::cout << j.dump() << '\n';
         }
@@ -170,17 +134,14 @@ int install(const Context& ctx, const ModelsOptions& opt) {
 
     // The error line stands on its own (the warnings above vanish under -q):
     // it names what is missing and the last reason each could not be had.
-    std::map<std::string, std::string> last_failure;
-    for (const auto& r : results)
-        if (r.status == "failed") last_failure[opt.only.empty() ? r.role : r.name] = r.message;
+    const auto unmet = unmet_requests(results, !opt.only.empty());
+    if (unmet.empty()) return 0;
     std::string names, why;
-    for (const auto& [key, ok] : wanted) {
-        if (ok) continue;
+    for (const auto& [key, reason] : unmet) {
         names += (names.empty() ? "'" : ", '") + key + "'";
-        why += (why.empty() ? "" : "; ") + last_failure[key];
+        why += (why.empty() ? "" : "; ") + reason;
     }
-    if (names.empty()) return 0;
-    const bool one = names.find(',') == std::string::npos;
+    const bool one = unmet.size() == 1;
     ctx.error(
         fmt::format("could not install {} {} into '{}': {}",
                     opt.only.empty() ? (one ? "a model for role" : "models for roles") : (one ? "model" : "models"),
@@ -207,59 +168,9 @@ std::pair<CLI::App*, Runner> register_download_models(CLI::App& download, Contex
     return {sub, [opt, &ctx]() { return opt->list ? list_models(ctx, *opt) : install(ctx, *opt); }};
 }
 
-struct DatasetOptions {
-    std::string name;
-    std::string from;
-    std::string mirror;
-    std::size_t limit = 0;
-    std::uint64_t seed = 1;
-    bool force = false;
-};
-
-int install_dataset(const Context& ctx, const DatasetOptions& opt) {
-    const DatasetEntry entry = find_dataset_entry(ctx.data_dir / "datasets.json", opt.name);
-    DatasetDownloadOptions options;
-    options.from = opt.from;
-    options.mirror = opt.mirror.empty() ? ctx.mirror : opt.mirror;
-    if (options.from.empty()) check_mirror(options.mirror);
-    options.limit = opt.limit;
-    options.seed = opt.seed;
-    options.force = opt.force;
-    options.fetch.progress = [&ctx](const Progress& p) { draw_progress(ctx, p.label, p.done, p.total); };
-    options.log = log_to(ctx);
-    const DatasetDownloadResult r = download_dataset(ctx.home, entry, options);
-    end_progress(ctx);
-    ctx.info(fmt::format("{}: {} ({} of {} images{}) in '{}'", entry.name, r.status, r.images, r.images_in_archive,
-                         r.verified ? ", sha256 verified" : "", (r.dir / "images").string()));
-    json j{{"dataset", entry.name},
-           {"status", r.status},
-           {"images", r.images},
-           {"images_in_archive", r.images_in_archive},
-           {"limit", opt.limit},
-           {"source", r.source},
-           {"sha256", r.sha256},
-           {"verified", r.verified},
-           {"path", (r.dir / "images").string()},
-           {"license", entry.license}};
-    std::cout << j.dump() << std::endl;
-    return 0;
-}
-
-std::pair<CLI::App*, Runner> register_download_dataset(CLI::App& download, Context& ctx) {
-    auto opt = std::make_shared<DatasetOptions>();
-    CLI::App* sub = download.add_subcommand("dataset", "Fetch and unpack a training dataset into <home>/datasets");
-    sub->fallthrough();
-    sub->add_option("name", opt->name, "Dataset name (see data/datasets.json): utkface")->required();
-    sub->add_option("--from", opt->from, "Archive URL or local file (default: the mirror, else upstream)");
-    sub->add_option("--mirror", opt->mirror, "Directory or base URL holding the archive (default: $FACEQ_MIRROR)");
-    sub->add_option("--limit", opt->limit, "Unpack only N images (a fixed pseudo-random subset; 0 = all)")
-        ->check(CLI::NonNegativeNumber);
-    sub->add_option("--seed", opt->seed, "Seed choosing the --limit subset");
-    sub->add_flag("--force", opt->force, "Fetch and unpack again even when present");
-    return {sub, [opt, &ctx]() { return install_dataset(ctx, *opt); }};
-}
-
 }  // namespace
+
+std::pair<CLI::App*, Runner> register_download_dataset(CLI::App& download, Context& ctx);
 
 std::pair<CLI::App*, Runner> register_download(CLI::App& app, Context& ctx) {
     CLI::App* download = app.add_subcommand("download", "Fetch what faceq needs (models, datasets)");

@@ -27,7 +27,7 @@
 #include "faceq/pipeline/analyzer.hpp"
 #include "faceq/pipeline/compute.hpp"
 #include "faceq/training/datasets.hpp"
-#include "interrupt.hpp"
+#include "signals.hpp"
 
 namespace faceq::cli {
 namespace {
@@ -55,14 +55,15 @@ PrepareOptions make_options(const Context& ctx, const PrepareCmd& cmd) {
     o.analyze.upsample = cmd.upsample;
     o.progress = [&ctx](const Progress& p) { draw_progress(ctx, p.label, p.done, p.total); };
     o.log = log_to(ctx, /*warnings_as_debug=*/true);  // per-file skips: counted in the summary
-    o.cancelled = [] { return interrupted(); };
+    o.cancelled = [] { return StopSignals::received(); };
     return o;
 }
 
-// Runs a prepare under an interrupt guard; turns an interruption into 130.
+// Runs a prepare that stops between images on SIGINT/SIGTERM; an
+// interruption exits 128 + signal.
 template <typename Fn>
 int guarded(const Context& ctx, Fn fn) {
-    InterruptGuard guard;
+    StopSignals signals(stop_between_steps);
     set_compute_threads(1);  // parallelism is across images
     try {
         nlohmann::json manifest = fn();
@@ -76,12 +77,12 @@ int guarded(const Context& ctx, Fn fn) {
         end_progress(ctx);
         if (e.kind() != ErrorKind::interrupted) throw;
         ctx.error(e.what());
-        return 128 + (interrupt_signal() ? interrupt_signal() : 2);
+        return StopSignals::exit_code();
     }
 }
 
 int prepare_utkface_cmd(const Context& ctx, const PrepareCmd& cmd) {
-    const fs::path data = cmd.data.empty() ? ctx.home.datasets_dir() / "utkface" : fs::path(cmd.data);
+    const fs::path data = cmd.data.empty() ? utkface_dir(ctx.home) : fs::path(cmd.data);
     const fs::path out = cmd.out.empty() ? data / "prepared" : fs::path(cmd.out);
     const Manifest manifest = load_manifest(ctx.manifest_path());
     const ModelSet models = installed_models(ctx.home.models_dir(), manifest, cmd.detector == "cnn");
@@ -107,7 +108,7 @@ int prepare_identities_cmd(const Context& ctx, const PrepareCmd& cmd) {
     if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
         throw Error(ErrorKind::usage,
                     fmt::format("cannot name the prepared set after '{}'; give --name", source.string()));
-    const fs::path out = cmd.out.empty() ? ctx.home.datasets_dir() / "identities" / name : fs::path(cmd.out);
+    const fs::path out = cmd.out.empty() ? identities_dir(ctx.home, name) : fs::path(cmd.out);
     const Manifest manifest = load_manifest(ctx.manifest_path());
     const ModelSet models = installed_models(ctx.home.models_dir(), manifest, cmd.detector == "cnn");
     PrepareCmd c = cmd;

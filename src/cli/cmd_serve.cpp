@@ -28,6 +28,7 @@
 #include "faceq/identity/gallery.hpp"
 #include "faceq/pipeline/analyzer.hpp"
 #include "gallery_support.hpp"
+#include "signals.hpp"
 
 namespace faceq::cli {
 namespace {
@@ -43,74 +44,6 @@ struct ServeCommand {
     AnalyzeOptions options;
     std::uint64_t max_pixels = ImageLimits{}.max_pixels;
     CalibrationChoice calibration;
-};
-
-// ---------------------------------------------------------------- signals
-// The handler only writes the signal number to a pipe (async-signal-safe);
-// a watcher thread reads it and stops the server.
-
-int g_signal_pipe[2] = {-1, -1};
-volatile std::sig_atomic_t g_signals = 0;
-
-extern "C" void on_stop_signal(int sig) {
-    if (g_signals++ > 0) {
-        ::signal(sig, SIG_DFL);  // second signal: stop at once
-        ::raise(sig);
-        return;
-    }
-    const int saved = errno;
-    const char c = static_cast<char>(sig);
-    (void)!::write(g_signal_pipe[1], &c, 1);
-    errno = saved;
-}
-
-class StopSignals {
-public:
-    StopSignals() {
-        if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0)
-            throw Error(ErrorKind::io, fmt::format("cannot create a pipe: {}", std::strerror(errno)));
-        g_signals = 0;
-        struct sigaction sa {};
-        sa.sa_handler = on_stop_signal;
-        sigemptyset(&sa.sa_mask);
-        sa.sa_flags = SA_RESTART;
-        sigaction(SIGINT, &sa, &old_int_);
-        sigaction(SIGTERM, &sa, &old_term_);
-        // A client that goes away mid-response must not kill the server.
-        struct sigaction ignore {};
-        ignore.sa_handler = SIG_IGN;
-        sigemptyset(&ignore.sa_mask);
-        sigaction(SIGPIPE, &ignore, &old_pipe_);
-    }
-    ~StopSignals() {
-        sigaction(SIGINT, &old_int_, nullptr);
-        sigaction(SIGTERM, &old_term_, nullptr);
-        sigaction(SIGPIPE, &old_pipe_, nullptr);
-        ::close(g_signal_pipe[0]);
-        ::close(g_signal_pipe[1]);
-        g_signal_pipe[0] = g_signal_pipe[1] = -1;
-    }
-    StopSignals(const StopSignals&) = delete;
-    StopSignals& operator=(const StopSignals&) = delete;
-
-    // Blocks until a signal arrives (returns its number) or wake() (returns 0).
-    static int wait() {
-        char c = 0;
-        while (true) {
-            const ssize_t n = ::read(g_signal_pipe[0], &c, 1);
-            if (n == 1) return static_cast<unsigned char>(c);
-            if (n < 0 && errno == EINTR) continue;
-            return 0;
-        }
-    }
-    static void wake() {
-        const char c = 0;
-        (void)!::write(g_signal_pipe[1], &c, 1);
-    }
-
-private:
-    struct sigaction old_int_ {
-    }, old_term_{}, old_pipe_{};
 };
 
 // ---------------------------------------------------------------- the key
@@ -191,7 +124,7 @@ int run_serve(ServeCommand& cmd, Context& ctx) {
     ApiService service(std::move(info));
 
     HttpServer http(service, cmd.http);
-    StopSignals signals;
+    StopSignals signals(stop_server);
     const int port = http.bind();
     const std::string host = cmd.http.host.find(':') != std::string::npos ? "[" + cmd.http.host + "]" : cmd.http.host;
     ctx.info(fmt::format("listening on http://{}:{} ({} HTTP threads{})", host, port, cmd.http.threads,

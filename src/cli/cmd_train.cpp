@@ -1,6 +1,7 @@
 // cmd_train.cpp — `faceq train age-gender|recognition|smoke`: train on a
 // prepared dataset and record the run (params, step metrics, artifacts,
-// final metrics) in the registry.
+// final metrics) in the registry; the experiments themselves are
+// faceq/training/experiments.hpp's.
 //
 //   faceq train age-gender [--data PREPARED] [--gamma G]... [--lambda L]...
 //                          [--max-train N] [--seed N]
@@ -23,21 +24,17 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "context.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "faceq/models/models.hpp"
 #include "faceq/models/registry.hpp"
 #include "faceq/models/resolve.hpp"
-#include "faceq/pipeline/analyzer.hpp"
-#include "faceq/pipeline/compute.hpp"
-#include "faceq/training/age_gender.hpp"
 #include "faceq/training/datasets.hpp"
-#include "faceq/training/training.hpp"
-#include "interrupt.hpp"
+#include "faceq/training/experiments.hpp"
+#include "faceq/training/runs.hpp"
+#include "signals.hpp"
 #include "table.hpp"
 
 namespace faceq::cli {
@@ -57,72 +54,14 @@ struct TrainCmd {
     int jobs = 0;
 };
 
-// `git describe --always --dirty` of the source tree this binary's data/
-// directory belongs to; "" for an installed binary (no .git beside data/).
-std::string git_version(const Context& ctx) {
-    std::error_code ec;
-    const fs::path tree = fs::weakly_canonical(ctx.data_dir, ec).parent_path();
-    if (ec || !fs::exists(tree / ".git", ec)) return "";
-    std::string quoted = "'";
-    for (char c : tree.string()) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    quoted += "'";
-    const std::string command = "git -C " + quoted + " describe --always --dirty --abbrev=12 2>/dev/null";
-    std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
-    if (!pipe) return "";
-    char buf[128] = {};
-    std::string out;
-    while (std::fgets(buf, sizeof buf, pipe.get())) out += buf;
-    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-    return out;
+// The installed embedder; Error{model} naming `faceq download models` when none is.
+EmbedderIdentity required_embedder(const Context& ctx) {
+    return embedder_identity(
+        require_installed(ctx.home.models_dir(), load_manifest(ctx.manifest_path()), role::embedder));
 }
 
-std::string installed_embedder_version(const Context& ctx) {
-    const Manifest manifest = load_manifest(ctx.manifest_path());
-    return require_installed(ctx.home.models_dir(), manifest, role::embedder).version();
-}
-
-// Features mean something only to the network that computed them.
-void check_prepared_embedder(const Context& ctx, const PreparedDataset& data) {
-    const std::string prepared = data.manifest.value("pipeline", json::object()).value("embedder", "");
-    const std::string installed = installed_embedder_version(ctx);
-    if (prepared != installed)
-        throw Error(ErrorKind::invalid_input,
-                    fmt::format("'{}' was prepared with embedder {}, but {} is installed; prepare it again",
-                                data.dir.string(), prepared, installed));
-}
-
-void print_run(const RunInfo& r) {
-    json j{{"run_id", r.id},       {"experiment", r.experiment}, {"status", to_string(r.status)},
-           {"metrics", r.metrics}, {"artifacts", r.artifacts},   {"path", r.dir.string()}};
-    std::cout << j.dump() << std::endl;
-}
-
-// Runs `body` as a registry run: RUNNING until it returns (FINISHED) or
-// throws (FAILED with the error); an interrupt gives exit code 130.
-template <typename Body>
-int as_run(const Context& ctx, const std::string& experiment, const json& params, const json& tags, Body body) {
-    Registry registry(ctx.home);
-    InterruptGuard interrupts;
-    const RunInfo started = registry.create_run(experiment, params, tags, git_version(ctx));
-    RunGuard guard(registry, started.id);
-    ctx.info(fmt::format("run {} ({}) started", started.id, experiment));
-    try {
-        body(registry, started);
-        guard.finish();
-    } catch (const Error& e) {
-        end_progress(ctx);
-        guard.fail(e.what());
-        if (e.kind() != ErrorKind::interrupted) throw;
-        ctx.error(fmt::format("run {} interrupted: marked FAILED", started.id));
-        return 128 + (interrupt_signal() ? interrupt_signal() : 2);
-    } catch (const std::exception& e) {
-        guard.fail(e.what());
-        throw;
-    }
-    const RunInfo done = registry.run(started.id);
-    ctx.info(fmt::format("run {} finished; artifacts in '{}'", done.id, done.artifacts_dir().string()));
-    print_run(done);
-    return 0;
+ExperimentContext experiment_context(const Context& ctx) {
+    return {source_version(ctx.data_dir), log_to(ctx), [] { return StopSignals::received(); }};
 }
 
 std::string pct(const json& m, const std::string& key) {
@@ -145,160 +84,87 @@ void print_age_gender_report(const Context& ctx, const AgeGenderTrainResult& r) 
     print_table(rows, std::cerr);
 }
 
-AgeGenderTrainOptions age_gender_options(const Context& ctx, const TrainCmd& cmd) {
+void print_recognition_report(const Context& ctx, const TrainCmd& cmd, const RecognitionTrainResult& r) {
+    const auto& m = r.metrics;
+    ctx.info(fmt::format(
+        "threshold {:.4f}, margin {:.4f} for FAR {} at {} people; train EER {:.2f}%{}", m["threshold"].get<double>(),
+        m["margin"].get<double>(), cmd.far, cmd.persons, 100 * m["train_eer"].get<double>(),
+        m.contains("test_eer")
+            ? fmt::format(", test EER {:.2f}%, test TAR {:.2f}% at pair FAR {}", 100 * m["test_eer"].get<double>(),
+                          100 * m["test_tar_at_far"].get<double>(), cmd.report_far)
+            : std::string()));
+}
+
+// Runs an experiment while SIGINT/SIGTERM stop it between steps; prints its
+// report (when it finished) and the run, and turns an interruption into exit
+// code 128 + signal. `experiment` returns {outcome, trained result}.
+template <typename Experiment, typename Report>
+int run_and_print(const Context& ctx, Experiment experiment, Report report) {
+    StopSignals signals(stop_between_steps);
+    try {
+        const auto result = experiment();
+        end_progress(ctx);
+        const RunInfo& run = result.outcome.run;
+        if (result.outcome.interrupted) {
+            ctx.error(fmt::format("run {} interrupted: marked FAILED", run.id));
+            return StopSignals::exit_code();
+        }
+        if (result.trained) report(*result.trained);
+        ctx.info(fmt::format("run {} finished; artifacts in '{}'", run.id, run.artifacts_dir().string()));
+        std::cout << json{{"run_id", run.id},       {"experiment", run.experiment}, {"status", to_string(run.status)},
+                          {"metrics", run.metrics}, {"artifacts", run.artifacts},   {"path", run.dir.string()}}
+                         .dump()
+                  << std::endl;
+        return 0;
+    } catch (...) {
+        end_progress(ctx);
+        throw;
+    }
+}
+
+int train_age_gender_cmd(const Context& ctx, const TrainCmd& cmd) {
+    const PreparedDataset data =
+        load_prepared(cmd.data.empty() ? utkface_dir(ctx.home) / "prepared" : fs::path(cmd.data));
     AgeGenderTrainOptions o;
     if (!cmd.gammas.empty()) o.gammas = cmd.gammas;
     if (!cmd.lambdas.empty()) o.lambdas = cmd.lambdas;
     o.max_train = cmd.max_train;
     o.seed = cmd.seed;
-    o.cancelled = [] { return interrupted(); };
-    o.log = [&ctx](const std::string& line) { ctx.info(line); };
-    return o;
-}
-
-json age_gender_tags(const PreparedDataset& data, const std::string& model_name) {
-    const json pipeline = data.manifest.value("pipeline", json::object());
-    return json{{"model_name", model_name},
-                {"embedder", pipeline.value("embedder", "")},
-                {"embedder_sha256", pipeline.value("embedder_sha256", "")},
-                {"primary_metric", "val_age_mae"},
-                {"primary_mode", "min"},
-                {"headline_metrics",
-                 {"val_age_mae", "test_age_mae", "test_gender_acc", "test_gender_acc_13plus", "test_age_mae_0-12",
-                  "test_gender_acc_0-12"}}};
-}
-
-// Trains, logs every candidate as a step, saves the head and a metrics
-// summary as artifacts. Returns the result for callers that check more.
-AgeGenderTrainResult train_and_record(const Context& ctx, Registry& registry, const RunInfo& run,
-                                      const PreparedDataset& data, AgeGenderTrainOptions o) {
-    o.on_step = [&registry, &run](const json& m, std::int64_t step) {
-        json numbers = json::object();
-        for (const auto& [k, v] : m.items())
-            if (k != "gamma" && k != "lambda") numbers[k] = v;
-        registry.log_metrics(run.id, numbers, step);
-    };
-    set_compute_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-    AgeGenderTrainResult r = train_age_gender(data, o);
-    r.head.save(run.artifacts_dir());
-    write_file_atomic(run.artifacts_dir() / "metrics.json",
-                      json{{"metrics", r.metrics}, {"params", r.params}, {"report", r.report}}.dump(2) + "\n");
-    registry.update_run(run.id, r.params, json::object(), r.metrics);
-    print_age_gender_report(ctx, r);
-    return r;
-}
-
-fs::path utk_prepared_dir(const Context& ctx, const TrainCmd& cmd) {
-    return cmd.data.empty() ? ctx.home.datasets_dir() / "utkface" / "prepared" : fs::path(cmd.data);
-}
-
-int train_age_gender_cmd(const Context& ctx, const TrainCmd& cmd) {
-    const PreparedDataset data = load_prepared(utk_prepared_dir(ctx, cmd));
-    check_prepared_embedder(ctx, data);
-    const AgeGenderTrainOptions o = age_gender_options(ctx, cmd);
-    const json params{{"data", data.dir.string()}, {"samples", data.samples.size()},
-                      {"feature_dim", data.dim},   {"split_seed", data.manifest.value("seed", 0)},
-                      {"gammas", o.gammas},        {"lambdas", o.lambdas},
-                      {"max_train", o.max_train}};
-    return as_run(ctx, "age-gender", params, age_gender_tags(data, "age-gender"),
-                  [&](Registry& registry, const RunInfo& run) { train_and_record(ctx, registry, run, data, o); });
+    Registry registry(ctx.home);
+    return run_and_print(
+        ctx, [&] { return run_age_gender(registry, data, required_embedder(ctx), o, experiment_context(ctx)); },
+        [&](const AgeGenderTrainResult& r) { print_age_gender_report(ctx, r); });
 }
 
 int train_recognition_cmd(const Context& ctx, const TrainCmd& cmd) {
     if (cmd.data.empty())
         throw Error(ErrorKind::usage, "give --data: a folder written by `faceq prepare identities`, or its name");
-    fs::path dir = cmd.data;
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec) && cmd.data.find('/') == std::string::npos)
-        dir = ctx.home.datasets_dir() / "identities" / cmd.data;
-    const PreparedDataset data = load_prepared(dir);
-    check_prepared_embedder(ctx, data);
+    const PreparedDataset data = load_prepared(find_identities(ctx.home, cmd.data));
     RecognitionTrainOptions o;
     o.far_target = cmd.far;
     o.reference_persons = cmd.persons;
     o.report_far = cmd.report_far;
     o.max_impostor_pairs = cmd.max_impostor_pairs;
     o.seed = cmd.seed;
-    o.cancelled = [] { return interrupted(); };
-    const json pipeline = data.manifest.value("pipeline", json::object());
-    const json params{{"data", data.dir.string()},
-                      {"samples", data.samples.size()},
-                      {"far_target", cmd.far},
-                      {"reference_persons", cmd.persons},
-                      {"report_far", cmd.report_far}};
-    const json tags{{"model_name", "face-recognition"},
-                    {"embedder", pipeline.value("embedder", "")},
-                    {"embedder_sha256", pipeline.value("embedder_sha256", "")},
-                    {"primary_metric", "test_tar_at_far"},
-                    {"primary_mode", "max"},
-                    {"headline_metrics",
-                     {"threshold", "margin", "train_eer", "test_eer", "test_tar_at_far", "test_tar_at_threshold",
-                      "test_pair_far_at_threshold"}}};
-    return as_run(ctx, "recognition", params, tags, [&](Registry& registry, const RunInfo& run) {
-        const RecognitionTrainResult r = train_recognition(data, o);
-        write_file_atomic(run.artifacts_dir() / "calibration.json", r.calibration.dump(2) + "\n");
-        write_file_atomic(run.artifacts_dir() / "roc.json", r.roc.dump() + "\n");
-        registry.log_metrics(run.id, r.metrics, 0);
-        registry.update_run(run.id, r.params, json::object(), r.metrics);
-        const auto& m = r.metrics;
-        ctx.info(fmt::format(
-            "threshold {:.4f}, margin {:.4f} for FAR {} at {} people; train EER {:.2f}%{}",
-            m["threshold"].get<double>(), m["margin"].get<double>(), cmd.far, cmd.persons,
-            100 * m["train_eer"].get<double>(),
-            m.contains("test_eer")
-                ? fmt::format(", test EER {:.2f}%, test TAR {:.2f}% at pair FAR {}", 100 * m["test_eer"].get<double>(),
-                              100 * m["test_tar_at_far"].get<double>(), cmd.report_far)
-                : std::string()));
-    });
+    Registry registry(ctx.home);
+    return run_and_print(
+        ctx, [&] { return run_recognition(registry, data, required_embedder(ctx), o, experiment_context(ctx)); },
+        [&](const RecognitionTrainResult& r) { print_recognition_report(ctx, cmd, r); });
 }
 
 int train_smoke_cmd(const Context& ctx, const TrainCmd& cmd) {
-    const fs::path dataset = cmd.data.empty() ? ctx.home.datasets_dir() / "utkface" : fs::path(cmd.data);
-    std::error_code ec;
-    if (!fs::is_directory(dataset / "images", ec))
-        throw Error(ErrorKind::not_found,
-                    fmt::format("no images in '{}'; run: faceq download dataset utkface --limit 100",
-                                (dataset / "images").string()));
-    const fs::path prepared = ctx.home.datasets_dir() / "smoke" / "prepared";
+    SmokeOptions o;
+    o.dataset_dir = cmd.data.empty() ? utkface_dir(ctx.home) : fs::path(cmd.data);
+    o.prepared_dir = ctx.home.datasets_dir() / "smoke" / "prepared";
+    o.images = cmd.images;
+    o.seed = cmd.seed;
+    o.jobs = jobs_or_cores(cmd.jobs);
+    o.progress = [&ctx](const Progress& p) { draw_progress(ctx, p.label, p.done, p.total); };
     const Manifest manifest = load_manifest(ctx.manifest_path());
-    const ModelSet models = installed_models(ctx.home.models_dir(), manifest, false);
-    PrepareOptions p;
-    p.jobs = cmd.jobs > 0 ? cmd.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    p.limit = cmd.images;
-    p.seed = cmd.seed;
-    p.val_fraction = 0.2;
-    p.test_fraction = 0.2;
-    p.analyze.upsample = 0;
-    p.progress = [&ctx](const Progress& pr) { draw_progress(ctx, pr.label, pr.done, pr.total); };
-    p.cancelled = [] { return interrupted(); };
-
-    const json params{{"dataset", dataset.string()}, {"images", cmd.images}, {"prepared", prepared.string()}};
-    const json tags{{"model_name", "smoke"},
-                    {"embedder", models.embedder.version()},
-                    {"embedder_sha256", models.embedder.sha256},
-                    {"primary_metric", "val_age_mae"},
-                    {"primary_mode", "min"},
-                    {"headline_metrics", {"val_age_mae", "test_age_mae", "test_gender_acc"}}};
-    return as_run(ctx, "smoke", params, tags, [&](Registry& registry, const RunInfo& run) {
-        set_compute_threads(1);
-        const json m = prepare_utkface(dataset, prepared, models, p);
-        end_progress(ctx);
-        registry.log_metrics(run.id, json{{"prepared_images", m["usable"]}, {"no_face", m["no_face"]}}, 0);
-        const PreparedDataset data = load_prepared(prepared);
-        AgeGenderTrainOptions o = age_gender_options(ctx, cmd);
-        if (cmd.gammas.empty()) o.gammas = {1.0};
-        if (cmd.lambdas.empty()) o.lambdas = {0.1, 1.0};
-        const AgeGenderTrainResult r = train_and_record(ctx, registry, run, data, o);
-        // The pipeline end to end: the saved head loads back and agrees with
-        // the one in memory.
-        const AgeGenderHead loaded = AgeGenderHead::load(run.artifacts_dir());
-        const std::vector<float> row(data.row(0), data.row(0) + data.dim);
-        const double a = r.head.predict(row).age, b = loaded.predict(row).age;
-        if (std::abs(a - b) > 1e-3)
-            throw Error(ErrorKind::internal,
-                        fmt::format("smoke: the saved head predicts {} where training had {}", b, a));
-        registry.update_run(run.id, json::object(), json::object(), json{{"reload_age_difference", std::abs(a - b)}});
-    });
+    Registry registry(ctx.home);
+    return run_and_print(
+        ctx, [&] { return run_smoke(registry, ctx.home.models_dir(), manifest, o, experiment_context(ctx)); },
+        [&](const AgeGenderTrainResult& r) { print_age_gender_report(ctx, r); });
 }
 
 }  // namespace

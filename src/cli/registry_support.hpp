@@ -1,38 +1,26 @@
-// registry_support.hpp — what register-model, deploy and models share: the
-// installed embedder (heads and calibrations are only valid for the embedder
-// they were trained on, tag "embedder") and the JSON shape of an alias move.
+// registry_support.hpp — what deploy and the models subcommands share: the
+// installed embedder that the deploy rules compare versions against
+// (faceq/models/deploy.hpp), the JSON shape of an alias move, and the
+// `models` group's --name (cmd_models.cpp binds it, the subcommands of
+// cmd_models_production.cpp read it).
 #pragma once
 
-#include <fmt/format.h>
-
+#include <CLI/CLI.hpp>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "context.hpp"
-#include "faceq/models/models.hpp"
+#include "faceq/models/deploy.hpp"
 #include "faceq/models/registry.hpp"
 
 namespace faceq::cli {
 
-// The installed embedder's version ("name@sha12"), or "" when none is.
-inline std::string installed_embedder(const Context& ctx) {
-    try {
-        const Manifest manifest = load_manifest(ctx.manifest_path());
-        if (const auto e = find_installed(ctx.home.models_dir(), manifest, role::embedder)) return e->version();
-    } catch (const std::exception&) {
-        // No manifest or models: nothing to compare against.
-    }
-    return "";
-}
-
-// Why `v` cannot serve the installed embedder, or "" when it can (or when the
-// version does not depend on an embedder).
-inline std::string embedder_mismatch(const ModelVersion& v, const std::string& installed) {
-    const std::string trained = v.tags.value("embedder", "");
-    if (trained.empty() || installed.empty() || trained == installed) return "";
-    return fmt::format("version {} of '{}' was trained for embedder {}, but {} is installed", v.version, v.name,
-                       trained, installed);
+// The embedder installed in the home, or std::nullopt when none is.
+inline std::optional<EmbedderIdentity> installed_embedder(const Context& ctx) {
+    return find_installed_embedder(ctx.home.models_dir(), ctx.manifest_path());
 }
 
 inline nlohmann::json move_to_json(const AliasMove& m) {
@@ -43,5 +31,14 @@ inline nlohmann::json move_to_json(const AliasMove& m) {
                 {"production_before", m.production_before ? json(*m.production_before) : json(nullptr)},
                 {"changed", m.changed}};
 }
+
+// `models --name`, shared by the group's subcommands; empty when not given.
+using ModelName = std::shared_ptr<const std::string>;
+
+inline std::string model_or_default(const std::string& name) { return name.empty() ? "age-gender" : name; }
+
+std::pair<CLI::App*, Runner> register_models_rollback(CLI::App& models, Context& ctx, ModelName name);
+std::pair<CLI::App*, Runner> register_models_clean(CLI::App& models, Context& ctx, ModelName name);
+std::pair<CLI::App*, Runner> register_models_check(CLI::App& models, Context& ctx, ModelName name);
 
 }  // namespace faceq::cli

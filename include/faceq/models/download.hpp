@@ -5,7 +5,7 @@
 // or copies it from a local path / file: URL. install_models() walks the
 // manifest role by role: for each wanted entry it finds the source (a mirror —
 // a directory or base URL holding upstream files under their own names — else
-// the entry's upstream URL), verifies size and sha256 (a mismatch is refused and
+// the entry's upstream URL; see source.hpp), verifies size and sha256 (a mismatch is refused and
 // the bad file removed), unpacks it and renames the result into
 // <home>/models atomically, then writes the sidecar (see models.hpp).
 //
@@ -24,6 +24,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,9 +58,10 @@ struct DownloadOptions {
 struct DownloadResult {
     std::string name;
     std::string role;
-    std::string status;   // "installed" | "already installed" | "failed" | "skipped"
-    std::string source;   // where it came from
-    std::string message;  // why it failed or was skipped
+    std::string status;                       // "installed" | "already installed" | "failed" | "skipped"
+    std::string source;                       // where it came from
+    std::string message;                      // why it failed or was skipped
+    std::optional<InstalledModel> installed;  // what is in place: set for "installed" and "already installed"
 };
 
 // Installs the wanted models into `models_dir`. Within a role, an entry that
@@ -66,5 +69,11 @@ struct DownloadResult {
 // role fails only when none can be had. Returns one result per entry tried.
 std::vector<DownloadResult> install_models(const Manifest& manifest, const std::filesystem::path& models_dir,
                                            const DownloadOptions& options);
+
+// What was asked for and is not in place after install_models(): each role
+// (with `by_model`, i.e. --only, each model) none of whose entries installed,
+// mapped to the last reason one of them failed. A role counts as done when
+// any of its entries is in place. Empty when everything asked for is there.
+std::map<std::string, std::string> unmet_requests(const std::vector<DownloadResult>& results, bool by_model);
 
 }  // namespace faceq

@@ -105,6 +105,11 @@ struct ModelVersion {
     std::filesystem::path artifacts_dir() const { return dir / "artifacts"; }
 };
 
+// The metrics worth a column when showing `versions` side by side: the
+// headline_metrics their runs named (tag, in order, each once), else every
+// numeric final metric any of them has.
+std::vector<std::string> headline_metrics(const std::vector<ModelVersion>& versions);
+
 struct AliasMove {
     std::string name;
     std::optional<int> production_before;
@@ -179,8 +184,10 @@ public:
     // Sets (or with version 0, removes) any alias.
     void set_alias(const std::string& name, const std::string& alias, int version);
     // Deletes all but the newest `keep` versions, never an aliased one.
-    // Returns the deleted version numbers.
+    // Returns the deleted version numbers. Throws Error{usage} for keep < 1.
     std::vector<int> clean(const std::string& name, int keep);
+    // The versions clean(name, keep) would delete now, deleting nothing.
+    std::vector<int> versions_to_clean(const std::string& name, int keep) const;
 
 private:
     Home home_;

@@ -54,6 +54,8 @@ ModelSet resolve_models(const Home& home, const Manifest& manifest, bool need_cn
 
 // The embedder a ModelSet computes descriptors with.
 EmbedderIdentity embedder_identity(const ModelSet& models);
+// The identity of an installed embedder model.
+EmbedderIdentity embedder_identity(const InstalledModel& embedder);
 
 // What the user asked for on the command line (or the HTTP server's options).
 struct CalibrationChoice {

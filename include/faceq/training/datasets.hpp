@@ -46,6 +46,18 @@
 
 namespace faceq {
 
+// ------------------------------------------------------------------ where
+
+// <home>/datasets/utkface: `download dataset utkface` unpacks into images/,
+// `prepare utkface` writes prepared/ beside them.
+std::filesystem::path utkface_dir(const Home& home);
+// <home>/datasets/identities/<name>: `prepare identities` writes a set there
+// by default; `train recognition --data NAME` reads it.
+std::filesystem::path identities_dir(const Home& home, const std::string& name);
+// A prepared identities set as given on the command line: `folder_or_name`
+// when it is a directory or a path (holds a '/'), else identities_dir().
+std::filesystem::path find_identities(const Home& home, const std::string& folder_or_name);
+
 // ------------------------------------------------------------------ labels
 
 struct UtkLabel {

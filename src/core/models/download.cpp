@@ -1,10 +1,10 @@
 // download.cpp — fetching (libcurl, npm, local copies), verifying, unpacking
 // (libarchive) and installing models; see faceq/download.hpp.
 //
-// Where a model comes from, in order: `<mirror>/<source_file>` when a mirror is
-// set (a directory that lacks the file is skipped without any I/O), then the
-// entry's upstream URL. Each source is verified on its own, so a corrupt mirror
-// copy falls through to upstream rather than being installed.
+// Where a model comes from, in order (models/source.hpp): `<mirror>/<source_file>`
+// when a mirror is set, then the entry's upstream URL. Each source is verified
+// on its own, so a corrupt mirror copy falls through to upstream rather than
+// being installed.
 //
 // Nothing half-done reaches the models directory under its final name: each
 // entry is fetched and unpacked inside a private staging directory in
@@ -19,8 +19,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,19 +28,22 @@
 #include <cstring>
 #include <exception>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <system_error>
 #include <thread>
+#include <tuple>
 
+#include "base/subprocess.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
 #include "faceq/base/home.hpp"
 #include "faceq/base/time.hpp"
+#include "faceq/models/source.hpp"
 #include "pipeline/convert_resnet.hpp"
-
-extern char** environ;
 
 namespace faceq {
 namespace {
@@ -54,14 +55,6 @@ namespace fs = std::filesystem;
 constexpr std::int64_t max_extracted_bytes = 256LL << 20;
 
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
-bool is_http_url(const std::string& s) { return starts_with(s, "http://") || starts_with(s, "https://"); }
-
-// "file:///a/b" and "file:/a/b" both name /a/b.
-fs::path file_url_path(const std::string& url) {
-    std::string rest = url.substr(5);
-    if (starts_with(rest, "//")) rest = rest.substr(2);
-    return rest;
-}
 
 // ---------------------------------------------------------------- RAII handles
 
@@ -76,14 +69,6 @@ struct ArchiveDeleter {
     void operator()(struct archive* a) const { archive_read_free(a); }
 };
 using ArchiveReader = std::unique_ptr<struct archive, ArchiveDeleter>;
-
-struct SpawnActions {
-    posix_spawn_file_actions_t actions;
-    SpawnActions() { posix_spawn_file_actions_init(&actions); }
-    ~SpawnActions() { posix_spawn_file_actions_destroy(&actions); }
-    SpawnActions(const SpawnActions&) = delete;
-    SpawnActions& operator=(const SpawnActions&) = delete;
-};
 
 // A directory removed with everything in it when the scope ends.
 class TempDir {
@@ -217,8 +202,8 @@ void copy_local(const fs::path& src, const fs::path& dest, const FetchOptions& o
 // What npm said about its failure: its first "npm error" lines that carry a
 // message (not a stack frame, errno detail or log-file pointer), else the last
 // lines of its output.
-std::string npm_failure(const fs::path& log) {
-    std::ifstream in(log);
+std::string npm_failure(const std::string& output) {
+    std::istringstream in(output);
     std::vector<std::string> all, errors;
     for (std::string line; std::getline(in, line);) {
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -245,45 +230,26 @@ std::string npm_failure(const fs::path& log) {
 void fetch_npm(const std::string& url, const fs::path& dest, const FetchOptions& options) {
     const std::string spec = url.substr(4);
     TempDir tmp(temp_path_beside(dest));
-    const fs::path log = tmp.path() / "npm.log";
-
-    SpawnActions sa;
-    // npm prints the tarball name on stdout, which is ours for data: send both
-    // streams to a log we quote from on failure.
-    posix_spawn_file_actions_addopen(&sa.actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&sa.actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&sa.actions, STDOUT_FILENO, STDERR_FILENO);
-
-    const std::string dest_dir = tmp.path().string();
-    std::vector<std::string> args{"npm", "pack", spec, "--pack-destination", dest_dir, "--no-fund", "--no-audit"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    pid_t pid = -1;
-    const int rc = posix_spawnp(&pid, "npm", &sa.actions, nullptr, argv.data(), environ);
-    if (rc != 0)
-        throw Error(ErrorKind::network,
-                    fmt::format("cannot fetch '{}': cannot run npm: {}{}", url, std::strerror(rc),
-                                rc == ENOENT ? " (npm is not installed; install it or use --mirror)" : ""));
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) throw Error(ErrorKind::internal, fmt::format("waiting for npm: {}", std::strerror(errno)));
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        const std::string how = WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status))
-                                                  : fmt::format("signal {}", WTERMSIG(status));
-        throw Error(ErrorKind::network,
-                    fmt::format("cannot fetch '{}': `npm pack {}` failed ({}): {}", url, spec, how, npm_failure(log)));
-    }
+    // npm prints the tarball name on stdout, which is ours for data: both of
+    // its streams are captured, to quote from on failure.
+    const ProgramResult npm =
+        run_program({"npm", "pack", spec, "--pack-destination", tmp.path().string(), "--no-fund", "--no-audit"}, true);
+    if (!npm.ran())
+        throw Error(
+            ErrorKind::network,
+            fmt::format("cannot fetch '{}': cannot run npm: {}{}", url, std::strerror(npm.spawn_error),
+                        npm.spawn_error == ENOENT ? " (npm is not installed; install it or use --mirror)" : ""));
+    if (!npm.succeeded())
+        throw Error(ErrorKind::network, fmt::format("cannot fetch '{}': `npm pack {}` failed ({}): {}", url, spec,
+                                                    npm.how(), npm_failure(npm.output)));
 
     fs::path tarball;
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(tmp.path(), ec))
         if (e.path().extension() == ".tgz") tarball = e.path();
     if (tarball.empty())
-        throw Error(ErrorKind::network,
-                    fmt::format("cannot fetch '{}': `npm pack {}` wrote no .tgz: {}", url, spec, npm_failure(log)));
+        throw Error(ErrorKind::network, fmt::format("cannot fetch '{}': `npm pack {}` wrote no .tgz: {}", url, spec,
+                                                    npm_failure(npm.output)));
     fsync_file(tarball);
     rename_durable(tarball, dest);
     if (options.progress) {
@@ -573,33 +539,6 @@ void sweep_stale_temps(const fs::path& models_dir) {
     }
 }
 
-struct Source {
-    std::string location;  // URL or path handed to fetch_file
-    bool from_mirror = false;
-};
-
-std::vector<Source> sources_for(const ModelEntry& entry, const std::string& mirror, const LogFn& log) {
-    std::vector<Source> out;
-    // A file: source is already local; a mirror only stands in for the network.
-    if (!mirror.empty() && !starts_with(entry.url, "file:")) {
-        if (is_http_url(mirror)) {
-            std::string base = mirror;
-            while (!base.empty() && base.back() == '/') base.pop_back();
-            out.push_back({base + "/" + entry.source_file, true});
-        } else {
-            const fs::path dir = starts_with(mirror, "file:") ? file_url_path(mirror) : fs::path(mirror);
-            const fs::path candidate = dir / entry.source_file;
-            std::error_code ec;
-            if (fs::is_regular_file(candidate, ec))
-                out.push_back({candidate.string(), true});
-            else if (log)
-                log(fmt::format("{}: '{}' is not in the mirror '{}'", entry.name, entry.source_file, dir.string()));
-        }
-    }
-    out.push_back({entry.url, false});
-    return out;
-}
-
 // Checks the fetched file against the manifest; returns its sha256. A file
 // that does not match is deleted before the error is thrown.
 std::string verify_fetched(const fs::path& fetched, const ModelEntry& entry, const std::string& source,
@@ -631,15 +570,17 @@ bool is_current(const InstalledModel& installed, const ModelEntry& entry) {
     return entry.sha256.empty() || installed.entry.sha256.empty() || installed.entry.sha256 == entry.sha256;
 }
 
-// Fetches, verifies, unpacks and installs one entry; returns where it came from.
-std::string install_one(const ModelEntry& entry, const fs::path& models_dir, const DownloadOptions& options) {
+// Fetches, verifies, unpacks and installs one entry; returns where it came
+// from and what is installed now.
+std::pair<std::string, InstalledModel> install_one(const ModelEntry& entry, const fs::path& models_dir,
+                                                   const DownloadOptions& options) {
     const LogFn& log = options.log;
     TempDir staging(temp_path_beside(models_dir / "download"));
     const fs::path fetched = staging.path() / entry.source_file;
 
     std::string used, fetched_sha;
     std::vector<Error> failures;
-    for (const Source& src : sources_for(entry, options.mirror, log)) {
+    for (const Source& src : sources_for(entry.name, entry.source_file, entry.url, options.mirror, log)) {
         try {
             if (log) log(fmt::format("{}: fetching {}", entry.name, src.location));
             fetch_file(src.location, fetched, options.fetch);
@@ -694,18 +635,25 @@ std::string install_one(const ModelEntry& entry, const fs::path& models_dir, con
     installed.sha256 = installed_sha;
     installed.installed_at = utc_now_iso8601();
     write_installed(models_dir, installed);
-    return used;
+    return {used, installed};
 }
 
 }  // namespace
 
 void fetch_file(const std::string& url, const fs::path& dest, const FetchOptions& options) {
-    if (is_http_url(url)) return fetch_http(url, dest, options);
-    if (starts_with(url, "npm:")) return fetch_npm(url, dest, options);
-    if (starts_with(url, "file:")) return copy_local(file_url_path(url), dest, options);
-    if (url.find("://") != std::string::npos)
-        throw Error(ErrorKind::network, fmt::format("cannot download '{}': unsupported URL scheme", url));
-    copy_local(url, dest, options);
+    switch (location_kind(url)) {
+        case LocationKind::http:
+            return fetch_http(url, dest, options);
+        case LocationKind::npm:
+            return fetch_npm(url, dest, options);
+        case LocationKind::file_url:
+            return copy_local(file_url_path(url), dest, options);
+        case LocationKind::local_path:
+            return copy_local(url, dest, options);
+        case LocationKind::unsupported:
+            break;
+    }
+    throw Error(ErrorKind::network, fmt::format("cannot download '{}': unsupported URL scheme", url));
 }
 
 std::vector<DownloadResult> install_models(const Manifest& manifest, const fs::path& models_dir,
@@ -745,7 +693,7 @@ std::vector<DownloadResult> install_models(const Manifest& manifest, const fs::p
             for (const ModelEntry* e : group) {
                 const auto installed = read_installed(models_dir, *e);
                 if (installed && is_current(*installed, *e)) {
-                    results.push_back({e->name, e->role, "already installed", installed->path.string(), ""});
+                    results.push_back({e->name, e->role, "already installed", installed->path.string(), "", installed});
                     done = true;
                     break;
                 }
@@ -753,9 +701,9 @@ std::vector<DownloadResult> install_models(const Manifest& manifest, const fs::p
         }
         for (auto it = group.begin(); !done && it != group.end(); ++it) {
             const ModelEntry& e = **it;
-            DownloadResult r{e.name, e.role, "", "", ""};
+            DownloadResult r{e.name, e.role, "", "", "", std::nullopt};
             try {
-                r.source = install_one(e, models_dir, options);
+                std::tie(r.source, r.installed) = install_one(e, models_dir, options);
                 r.status = "installed";
                 done = true;
             } catch (const std::exception& err) {
@@ -768,6 +716,20 @@ std::vector<DownloadResult> install_models(const Manifest& manifest, const fs::p
         }
     }
     return results;
+}
+
+std::map<std::string, std::string> unmet_requests(const std::vector<DownloadResult>& results, bool by_model) {
+    std::map<std::string, bool> done;
+    std::map<std::string, std::string> last_failure;
+    for (const auto& r : results) {
+        const std::string& key = by_model ? r.name : r.role;
+        done[key] = done[key] || r.installed.has_value();
+        if (r.status == "failed") last_failure[key] = r.message;
+    }
+    std::map<std::string, std::string> unmet;
+    for (const auto& [key, ok] : done)
+        if (!ok) unmet[key] = last_failure[key];
+    return unmet;
 }
 
 }  // namespace faceq

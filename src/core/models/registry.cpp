@@ -261,6 +261,20 @@ ModelVersion version_from_json(const json& j, const fs::path& dir) {
     return v;
 }
 
+void check_keep(int keep) {
+    if (keep < 1) throw Error(ErrorKind::usage, fmt::format("--keep {}: keep at least one version", keep));
+}
+
+// What clean() deletes of `numbers` (ascending): all but the newest `keep`,
+// never an aliased one.
+std::vector<int> removable_versions(const std::vector<int>& numbers, const std::set<int>& aliased, int keep) {
+    std::vector<int> out;
+    const std::size_t kept_newest = std::min(numbers.size(), static_cast<std::size_t>(keep));
+    for (std::size_t i = 0; i + kept_newest < numbers.size(); ++i)
+        if (!aliased.count(numbers[i])) out.push_back(numbers[i]);
+    return out;
+}
+
 std::optional<double> metric_value(const json& metrics, const std::string& key) {
     if (!metrics.contains(key) || !metrics[key].is_number()) return std::nullopt;
     const double v = metrics[key].get<double>();
@@ -325,6 +339,19 @@ MetricCondition parse_metric_condition(const std::string& text) {
         throw Error(ErrorKind::usage, fmt::format("metric filter '{}': '{}' is not a number", text, text.substr(end)));
     }
     return c;
+}
+
+std::vector<std::string> headline_metrics(const std::vector<ModelVersion>& versions) {
+    std::vector<std::string> keys;
+    std::set<std::string> seen;
+    for (const auto& v : versions)
+        for (const auto& k : v.tags.value("headline_metrics", std::vector<std::string>{}))
+            if (seen.insert(k).second) keys.push_back(k);
+    if (keys.empty())
+        for (const auto& v : versions)
+            for (const auto& [k, val] : v.metrics.items())
+                if (val.is_number() && seen.insert(k).second) keys.push_back(k);
+    return keys;
 }
 
 // ====================================================================== find_deployed
@@ -692,9 +719,20 @@ void Registry::set_alias(const std::string& name, const std::string& alias, int 
     write_json(model_dir(home_, name) / "model.json", model);
 }
 
+std::vector<int> Registry::versions_to_clean(const std::string& name, int keep) const {
+    check_keep(keep);
+    std::vector<int> numbers;
+    std::set<int> aliased;
+    for (const auto& v : versions(name)) {
+        numbers.push_back(v.version);
+        if (!v.aliases.empty()) aliased.insert(v.version);
+    }
+    return removable_versions(numbers, aliased, keep);
+}
+
 std::vector<int> Registry::clean(const std::string& name, int keep) {
     check_name("model", name);
-    if (keep < 1) throw Error(ErrorKind::usage, fmt::format("--keep {}: keep at least one version", keep));
+    check_keep(keep);
     RegistryLock lock(root());
     if (!fs::exists(model_dir(home_, name) / "model.json"))
         throw Error(ErrorKind::not_found, fmt::format("no registered model '{}'", name));
@@ -703,19 +741,14 @@ std::vector<int> Registry::clean(const std::string& name, int keep) {
     std::set<int> aliased;
     for (const auto& [alias, v] : model["aliases"].items())
         if (v.is_number_integer()) aliased.insert(v.get<int>());
-    std::vector<int> numbers = version_numbers(home_, name);
-    std::vector<int> deleted;
-    const std::size_t kept_newest = std::min(numbers.size(), static_cast<std::size_t>(keep));
-    for (std::size_t i = 0; i + kept_newest < numbers.size(); ++i) {
-        const int n = numbers[i];
-        if (aliased.count(n)) continue;
+    const std::vector<int> deleted = removable_versions(version_numbers(home_, name), aliased, keep);
+    for (const int n : deleted) {
         // Rename first: a version folder is either complete or gone.
         const fs::path dir = version_dir(home_, name, n);
         const fs::path trash = dir.parent_path() / fmt::format(".trash-{}-{}", n, ::getpid());
         rename_durable(dir, trash);
         std::error_code ec;
         fs::remove_all(trash, ec);
-        deleted.push_back(n);
     }
     return deleted;
 }

@@ -76,9 +76,9 @@ ModelSet resolve_models(const Home& home, const Manifest& manifest, bool need_cn
     return set;
 }
 
-EmbedderIdentity embedder_identity(const ModelSet& models) {
-    return {models.embedder.version(), models.embedder.sha256};
-}
+EmbedderIdentity embedder_identity(const ModelSet& models) { return embedder_identity(models.embedder); }
+
+EmbedderIdentity embedder_identity(const InstalledModel& embedder) { return {embedder.version(), embedder.sha256}; }
 
 Calibration resolve_calibration(const Home& home, const EmbedderIdentity& embedder, const CalibrationChoice& choice,
                                 std::size_t gallery_persons, const LogFn& log) {

@@ -24,6 +24,7 @@
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
 #include "faceq/base/time.hpp"
+#include "faceq/models/source.hpp"
 #include "faceq/pipeline/image_io.hpp"
 
 namespace faceq {
@@ -48,8 +49,6 @@ std::string lower(std::string s) {
 bool all_digits(const std::string& s) {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
 }
-
-bool is_http_url(const std::string& s) { return s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0; }
 
 // ---------------------------------------------------------------- libarchive
 
@@ -370,6 +369,18 @@ void check_fractions(const PrepareOptions& o) {
 
 }  // namespace
 
+// ====================================================================== where
+
+fs::path utkface_dir(const Home& home) { return home.datasets_dir() / "utkface"; }
+
+fs::path identities_dir(const Home& home, const std::string& name) { return home.datasets_dir() / "identities" / name; }
+
+fs::path find_identities(const Home& home, const std::string& folder_or_name) {
+    std::error_code ec;
+    if (fs::is_directory(folder_or_name, ec) || folder_or_name.find('/') != std::string::npos) return folder_or_name;
+    return identities_dir(home, folder_or_name);
+}
+
 // ====================================================================== labels
 
 std::optional<UtkLabel> parse_utkface_name(const std::string& file_name, std::string* why) {
@@ -483,31 +494,19 @@ DatasetDownloadResult download_dataset(const Home& home, const DatasetEntry& ent
     result.dir = home.datasets_dir() / entry.name;
 
     // Where the archive comes from: --from, else the mirror, else upstream.
+    // Only the first is tried: unlike a model, a dataset does not fall back to
+    // upstream when the mirror's copy fails.
     std::string source = options.from;
-    if (source.empty() && !options.mirror.empty()) {
-        if (is_http_url(options.mirror)) {
-            std::string base = options.mirror;
-            while (!base.empty() && base.back() == '/') base.pop_back();
-            source = base + "/" + entry.source_file;
-        } else {
-            const std::string dir = options.mirror.rfind("file:", 0) == 0
-                                        ? options.mirror.substr(options.mirror.rfind("file://", 0) == 0 ? 7 : 5)
-                                        : options.mirror;
-            const fs::path candidate = fs::path(dir) / entry.source_file;
-            std::error_code ec;
-            if (fs::is_regular_file(candidate, ec))
-                source = candidate.string();
-            else if (log)
-                log(fmt::format("{}: '{}' is not in the mirror '{}'", entry.name, entry.source_file, dir));
-        }
+    if (source.empty()) {
+        const auto sources = sources_for(entry.name, entry.source_file, entry.url, options.mirror, log);
+        if (!sources.empty()) source = sources.front().location;
     }
-    if (source.empty()) source = entry.url;
     if (source.empty())
         throw Error(ErrorKind::not_found,
                     fmt::format("no source for dataset '{}': it has no public URL; give --from URL|FILE, or a mirror "
                                 "holding '{}' (--mirror or FACEQ_MIRROR)",
                                 entry.name, entry.source_file));
-    if (!is_http_url(source) && source.rfind("file:", 0) != 0) {
+    if (const auto kind = location_kind(source); kind != LocationKind::http && kind != LocationKind::file_url) {
         std::error_code ec;
         if (!fs::is_regular_file(source, ec))
             throw Error(ErrorKind::not_found, fmt::format("dataset archive '{}' not found", source));
