@@ -225,7 +225,7 @@ TEST_CASE("SqliteStore: transactions, sample conflicts and search as store.hpp s
         CHECK(r.find_persons("").size() == 2);
         CHECK(r.find_persons("lic").size() == 1);
         CHECK(r.find_persons("unknown_1").size() == 1);
-        CHECK(r.find_persons("%").empty());    // no wildcards
+        CHECK(r.find_persons("%").empty());  // no wildcards
         CHECK(r.find_person("x", "alice")->person.id == alice);
         CHECK(r.find_person("unknown_1_0002", "")->samples == 1);
         CHECK(r.known_owner("sha-a", emb, std::nullopt)->id == alice);

@@ -42,7 +42,7 @@ int run_cluster(const ClusterCommand& cmd, Context& ctx) {
                            {"persons_removed", r.persons_removed},
                            {"reassigned", r.reassigned},
                            {"threshold", std::round(c.threshold * 1e4) / 1e4}};
-    RecordWriter(std::cout, RecordFormat::jsonl).write("cluster", j);
+    print_record("cluster", j);
     return 0;
 }
 

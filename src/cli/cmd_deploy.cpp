@@ -41,7 +41,7 @@ int deploy_cmd(const Context& ctx, const DeployCmd& cmd) {
                              move.previous ? fmt::format("; previous = {}", *move.previous) : ""));
     else
         ctx.info(fmt::format("'{}': version {} is already in production ({})", cmd.name, move.production, d.why));
-    std::cout << move_to_json(move).dump() << std::endl;
+    print_record("deployment", move_to_json(move));
     return 0;
 }
 

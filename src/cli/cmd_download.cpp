@@ -82,14 +82,13 @@ int list_models(const Context& ctx, const ModelsOptions& opt) {
                    {"installed", installed.has_value()}};
             j["version"] = installed ? json(installed->version()) : json(nullptr);
             j["path"] = installed ? json(installed->path.string()) : json(nullptr);
-            std::cout << j.dump() << '\n';
+            print_record("model_file", std::move(j));
         } else {
             rows.push_back({e->name, e->role, std::to_string(e->priority), human_size(e->size), e->license,
                             installed ? installed->version() : "no", e->url});
         }
     }
     if (!as_json) print_table(rows);
-    std::cout.flush();
     return 0;
 }
 
@@ -126,11 +125,10 @@ int install(const Context& ctx, const ModelsOptions& opt) {
             j["version"] = r.installed ? json(version) : json(nullptr);
             j["path"] = r.installed ? json(r.installed->path.string()) : json(nullptr);
             if (!r.message.empty()) j["message"] = r.message;
-            std::cout << j.dump() << '\n';
+            print_record("model_install", std::move(j));
         }
     }
     if (as_table) print_table(rows);
-    std::cout.flush();
 
     // The error line stands on its own (the warnings above vanish under -q):
     // it names what is missing and the last reason each could not be had.

@@ -57,7 +57,7 @@ int install_dataset(const Context& ctx, const DatasetOptions& opt) {
            {"verified", r.verified},
            {"path", (r.dir / "images").string()},
            {"license", entry.license}};
-    std::cout << j.dump() << std::endl;
+    print_record("dataset", std::move(j));
     return 0;
 }
 

@@ -64,7 +64,7 @@ int list_cmd(const Context& ctx, const ModelsCmd& cmd) {
     for (const auto& name : names) {
         for (const auto& v : registry.versions(name)) {
             if (cmd.format == "json") {
-                std::cout << version_json(v).dump() << '\n';
+                print_record("model_version", version_json(v));
                 continue;
             }
             const std::string key = v.tags.value("primary_metric", "");
@@ -73,10 +73,7 @@ int list_cmd(const Context& ctx, const ModelsCmd& cmd) {
                             key.empty() ? "-" : key + "=" + metric_cell(v.metrics, key)});
         }
     }
-    if (cmd.format == "json")
-        std::cout.flush();
-    else
-        print_table(rows);
+    if (cmd.format != "json") print_table(rows);
     if (names.empty()) ctx.info(fmt::format("no registered models in '{}'", registry.root().string()));
     return 0;
 }
@@ -89,10 +86,9 @@ int performance_cmd(const Context& ctx, const ModelsCmd& cmd) {
         for (const auto& v : versions) {
             json m = json::object();
             for (const auto& k : keys) m[k] = v.metrics.contains(k) ? v.metrics[k] : json(nullptr);
-            std::cout << json{{"name", v.name}, {"version", v.version}, {"aliases", v.aliases}, {"metrics", m}}.dump()
-                      << '\n';
+            print_record("model_metrics",
+                         {{"name", v.name}, {"version", v.version}, {"aliases", v.aliases}, {"metrics", m}});
         }
-        std::cout.flush();
         return 0;
     }
     std::vector<std::string> header{"VERSION", "ALIASES"};
@@ -112,12 +108,10 @@ int compare_cmd(const Context& ctx, const ModelsCmd& cmd) {
     const std::string name = cmd.name_or_default();
     const ModelVersion a = registry.version(name, cmd.a), b = registry.version(name, cmd.b);
     if (cmd.format == "json") {
-        std::cout << json{{"name", name},
-                          {"a", version_json(a)},
-                          {"b", version_json(b)},
-                          {"params", {{"a", a.params}, {"b", b.params}}}}
-                         .dump()
-                  << std::endl;
+        print_record("model_comparison", {{"name", name},
+                                          {"a", version_json(a)},
+                                          {"b", version_json(b)},
+                                          {"params", {{"a", a.params}, {"b", b.params}}}});
         return 0;
     }
     std::vector<std::vector<std::string>> rows{

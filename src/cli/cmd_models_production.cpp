@@ -43,7 +43,7 @@ int rollback_cmd(const Context& ctx, const std::string& name, const ProductionCm
     ctx.info(move.changed ? fmt::format("'{}': rolled back production to version {} (previous = {})", name,
                                         move.production, move.previous ? std::to_string(*move.previous) : "none")
                           : fmt::format("'{}': version {} is already in production", name, move.production));
-    std::cout << move_to_json(move).dump() << std::endl;
+    print_record("deployment", move_to_json(move));
     return 0;
 }
 
@@ -54,8 +54,7 @@ int clean_cmd(const Context& ctx, const std::string& name, const ProductionCmd& 
     ctx.info(fmt::format("'{}': {} {} version{}{}", name, cmd.dry_run ? "would delete" : "deleted", deleted.size(),
                          deleted.size() == 1 ? "" : "s",
                          deleted.empty() ? "" : fmt::format(" ({})", fmt::join(deleted, ", "))));
-    std::cout << json{{"name", name}, {"keep", cmd.keep}, {"dry_run", cmd.dry_run}, {"deleted", deleted}}.dump()
-              << std::endl;
+    print_record("model_clean", {{"name", name}, {"keep", cmd.keep}, {"dry_run", cmd.dry_run}, {"deleted", deleted}});
     return 0;
 }
 
@@ -65,7 +64,7 @@ int check_cmd(const Context& ctx, const std::string& name) {
         {"name", c.name}, {"production", c.production ? json(*c.production) : json(nullptr)}, {"usable", c.usable()}};
     if (c.production) j["embedder"] = c.embedder;
     if (!c.usable()) j["reason"] = c.reason;
-    std::cout << j.dump() << std::endl;
+    print_record("production_check", std::move(j));
     ctx.info(c.usable() ? fmt::format("'{}': version {} is in production", c.name, *c.production) : c.reason);
     return c.usable() ? 0 : 1;
 }

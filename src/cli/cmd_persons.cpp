@@ -31,7 +31,7 @@ struct PersonsCommand {
     std::string who, new_name, into;
 };
 
-void print(const nlohmann::json& j) { RecordWriter(std::cout, RecordFormat::jsonl).write("person", j); }
+void print(const nlohmann::json& j) { print_record("person", j); }
 
 std::unique_ptr<Gallery> require_gallery(const Context& ctx) {
     auto g = open_gallery(ctx.home, false);

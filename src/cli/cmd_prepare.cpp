@@ -71,7 +71,7 @@ int guarded(const Context& ctx, Fn fn) {
         // The per-file cache sizes are bookkeeping for the next prepare (one
         // entry per image: hundreds of kB for UTKFace); they stay in the file.
         manifest.erase("cache_sizes");
-        std::cout << manifest.dump() << std::endl;
+        print_record("prepared_dataset", std::move(manifest));
         return 0;
     } catch (const Error& e) {
         end_progress(ctx);

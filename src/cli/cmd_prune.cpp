@@ -58,7 +58,7 @@ int run_prune(const PruneCommand& cmd, Context& ctx) {
                            {"detections_deleted", r.detections},
                            {"strangers_deleted", r.strangers},
                            {"dry_run", cmd.dry_run}};
-    RecordWriter(std::cout, RecordFormat::jsonl).write("prune", j);
+    print_record("prune", j);
     return 0;
 }
 

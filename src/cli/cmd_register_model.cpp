@@ -41,7 +41,7 @@ int register_model_cmd(const Context& ctx, const RegisterCmd& cmd) {
                      {"created_at", v.created_at},
                      {"metrics", v.metrics},
                      {"path", v.dir.string()}};
-    std::cout << j.dump() << std::endl;
+    print_record("registered_model", std::move(j));
     return 0;
 }
 

@@ -62,8 +62,7 @@ int list_runs(const Context& ctx, const RunsCmd& cmd) {
     auto runs = registry.runs(filter);
     if (cmd.limit > 0 && runs.size() > cmd.limit) runs.resize(cmd.limit);
     if (cmd.format == "json") {
-        for (const auto& r : runs) std::cout << run_to_json(r).dump() << '\n';
-        std::cout.flush();
+        for (const auto& r : runs) print_record("run", run_to_json(r));
         return 0;
     }
     std::vector<std::vector<std::string>> rows{{"RUN", "EXPERIMENT", "STATUS", "STARTED", "ENDED", "METRIC"}};
@@ -91,7 +90,7 @@ int show_run(const Context& ctx, const RunsCmd& cmd) {
                          {"timestamp", p.timestamp}});
         j["history"] = std::move(h);
     }
-    std::cout << j.dump() << std::endl;
+    print_record("run", std::move(j));
     return 0;
 }
 

@@ -77,7 +77,7 @@ int run_stats(const StatsCommand& cmd, Context& ctx) {
     }
     const auto j = stats_json(s, ctx.home.gallery_path().string(), embedder);
     if (cmd.format == "json")
-        RecordWriter(std::cout, RecordFormat::jsonl).write("stats", j);
+        print_record("stats", j);
     else
         print_text(j);
     return 0;

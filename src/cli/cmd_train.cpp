@@ -111,10 +111,12 @@ int run_and_print(const Context& ctx, Experiment experiment, Report report) {
         }
         if (result.trained) report(*result.trained);
         ctx.info(fmt::format("run {} finished; artifacts in '{}'", run.id, run.artifacts_dir().string()));
-        std::cout << json{{"run_id", run.id},       {"experiment", run.experiment}, {"status", to_string(run.status)},
-                          {"metrics", run.metrics}, {"artifacts", run.artifacts},   {"path", run.dir.string()}}
-                         .dump()
-                  << std::endl;
+        print_record("training", {{"run_id", run.id},
+                                  {"experiment", run.experiment},
+                                  {"status", to_string(run.status)},
+                                  {"metrics", run.metrics},
+                                  {"artifacts", run.artifacts},
+                                  {"path", run.dir.string()}});
         return 0;
     } catch (...) {
         end_progress(ctx);

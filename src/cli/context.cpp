@@ -2,9 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <iostream>
 #include <thread>
 
 #include "faceq/pipeline/analyzer.hpp"
+#include "faceq/session/records.hpp"
 
 namespace faceq::cli {
 
@@ -49,6 +51,11 @@ void Context::info(const std::string& message) const {
 
 void Context::debug(const std::string& message) const {
     if (verbosity > 0) std::fprintf(stderr, "faceq: %s\n", message.c_str());
+}
+
+void print_record(std::string_view type, nlohmann::json record) {
+    RecordWriter(std::cout, RecordFormat::jsonl).write(type, std::move(record));
+    std::cout.flush();
 }
 
 void draw_progress(const Context& ctx, const std::string& label, std::uint64_t done, std::uint64_t total) {

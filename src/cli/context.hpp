@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -36,6 +38,11 @@ struct Context {
     void info(const std::string& message) const;   // suppressed by -q
     void debug(const std::string& message) const;  // shown with -v
 };
+
+// Prints one JSON record of kind `type` (docs/records.md) on stdout, as one
+// line, through the one RecordWriter, and flushes: for the commands that print
+// a few records, not a stream of analyses.
+void print_record(std::string_view type, nlohmann::json record);
 
 // --detector, --upsample, --max-side, --min-face: how `analyze`, `serve` and
 // `bench` find faces (one definition, so the three agree on names and ranges).

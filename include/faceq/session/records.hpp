@@ -51,10 +51,11 @@ public:
     // Writes one record of kind `type` (docs/records.md): JSON records get a
     // "type" field; CSV rows (analysis and error records only) do not.
     void write(std::string_view type, nlohmann::json record);
-    void write(const nlohmann::json& record);
     void finish();
 
 private:
+    void write_row(const nlohmann::json& record);
+
     std::ostream& out_;
     RecordFormat format_;
     bool first_ = true;

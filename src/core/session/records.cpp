@@ -121,10 +121,10 @@ RecordWriter::~RecordWriter() {
 
 void RecordWriter::write(std::string_view type, nlohmann::json record) {
     if (format_ != RecordFormat::csv) record["type"] = type;
-    write(record);
+    write_row(record);
 }
 
-void RecordWriter::write(const nlohmann::json& record) {
+void RecordWriter::write_row(const nlohmann::json& record) {
     switch (format_) {
         case RecordFormat::jsonl:
             out_ << record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
