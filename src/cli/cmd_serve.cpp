@@ -1,29 +1,21 @@
-// cmd_serve.cpp — `faceq serve`: the HTTP API (see faceq/server.hpp and
+// cmd_serve.cpp — `faceq serve`: the HTTP API (see faceq/http/server.hpp and
 // docs/api.md). This file binds the options, reads the API key, listens
 // first (so /health answers 503 while the models load), loads the models and
 // the gallery, and stops gracefully on SIGINT/SIGTERM: requests in flight are
 // answered, then faceq exits 0. A second signal ends the process at once.
 // Exit codes: 0 stopped by a signal, 1 cannot listen or load, 2 usage.
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <malloc.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <cctype>
-#include <cerrno>
 #include <csignal>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "context.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/time.hpp"
+#include "faceq/http/api_key.hpp"
 #include "faceq/http/server.hpp"
 #include "faceq/identity/gallery.hpp"
 #include "faceq/pipeline/analyzer.hpp"
@@ -45,38 +37,6 @@ struct ServeCommand {
     std::uint64_t max_pixels = ImageLimits{}.max_pixels;
     CalibrationChoice calibration;
 };
-
-// ---------------------------------------------------------------- the key
-
-std::optional<std::string> read_api_key(const ServeCommand& cmd, const Context& ctx) {
-    std::string key;
-    std::string source;
-    if (!cmd.api_key_file.empty()) {
-        source = fmt::format("--api-key-file '{}'", cmd.api_key_file);
-        std::ifstream in(cmd.api_key_file, std::ios::binary);
-        if (!in) throw Error(ErrorKind::usage, fmt::format("cannot read API key file '{}'", cmd.api_key_file));
-        std::ostringstream text;
-        text << in.rdbuf();
-        key = text.str();
-        struct stat st {};
-        if (::stat(cmd.api_key_file.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
-            ctx.warn(fmt::format("API key file '{}' can be read by other users (chmod 600 it)", cmd.api_key_file));
-    } else if (const char* env = std::getenv("FACEQ_API_KEY"); env && *env) {
-        source = "FACEQ_API_KEY";
-        key = env;
-    } else {
-        return std::nullopt;
-    }
-    while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
-    while (!key.empty() && std::isspace(static_cast<unsigned char>(key.front()))) key.erase(key.begin());
-    if (key.empty()) throw Error(ErrorKind::usage, fmt::format("the API key from {} is empty", source));
-    for (unsigned char c : key)
-        if (c < 0x21 || c > 0x7e)
-            throw Error(ErrorKind::usage,
-                        fmt::format("the API key from {} must be printable ASCII without spaces", source));
-    ctx.debug(fmt::format("API key from {}", source));
-    return key;
-}
 
 // ---------------------------------------------------------------- serve
 
@@ -114,7 +74,10 @@ int run_serve(ServeCommand& cmd, Context& ctx) {
     ServiceInfo info;
     info.version = faceq::version();
     info.gallery_path = ctx.home.gallery_path();
-    info.api_key = read_api_key(cmd, ctx);
+    if (auto key = read_api_key(cmd.api_key_file, log_to(ctx))) {
+        ctx.debug(fmt::format("API key from {}", key->source));
+        info.api_key = std::move(key->value);
+    }
     const bool keyed = info.api_key.has_value();
     const int jobs = jobs_or_cores(cmd.jobs);
     cmd.jobs = jobs;
