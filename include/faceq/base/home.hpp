@@ -5,6 +5,9 @@
 // resolves the home once (--home > FACEQ_HOME > $XDG_DATA_HOME/faceq >
 // ~/.local/share/faceq) and hands it to the core; the core never reads the
 // environment.
+//
+// Thread-safety: a Home is a plain value (paths); copies may be used from any
+// thread; it creates nothing (the commands that write create what they need).
 #pragma once
 
 #include <filesystem>

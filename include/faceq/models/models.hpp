@@ -16,6 +16,11 @@
 // Error{not_found} for a missing one. find_installed returns std::nullopt when
 // a role has no installed model; require_installed throws Error{model} with the
 // command that installs it.
+//
+// Thread-safety: Manifest, ModelEntry and InstalledModel are plain values;
+// the functions read files and keep no state, so any thread may call them.
+// Installing (download.hpp) is not coordinated with readers in other
+// processes beyond the sidecar-last rule above.
 #pragma once
 
 #include <cstdint>

@@ -26,6 +26,11 @@
 // --keep 0); Error{io} when the file system fails; Error{invalid_input} for a
 // registry file that does not parse. Reading is safe from any number of
 // processes while another writes.
+//
+// Thread-safety: a Registry holds only its root path; its methods may be
+// called from any thread, and threads are serialized like processes by the
+// registry/.lock flock (each call takes and releases it). Values it returns
+// (RunInfo, ModelVersion) are plain copies.
 #pragma once
 
 #include <cstdint>

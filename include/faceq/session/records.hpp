@@ -17,6 +17,10 @@
 // "unknown"), "person_id" (public id, null for a stranger not stored),
 // "decision" (known | unknown | ambiguous), "distance" (to the nearest
 // person), "margin" (to the runner-up), and "candidates" for ambiguous faces.
+//
+// Thread-safety: the record builders are pure functions. A RecordWriter is
+// NOT safe for concurrent calls: one thread writes (faceq delivers results in
+// input order on the main thread, base/batch.hpp).
 #pragma once
 
 #include <iosfwd>
