@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "test_models.hpp"
+#include "test_png.hpp"
 
 using namespace faceq;
 using namespace faceq::test;
@@ -129,44 +130,6 @@ std::vector<std::string> csv_fields(const std::string& line) {
 }
 
 bool is_integer(const std::string& s) { return std::regex_match(s, std::regex("-?[0-9]+")); }
-
-// ---------------------------------------------------------------- hand-made files
-
-std::uint32_t crc32(const std::uint8_t* data, std::size_t size) {
-    std::uint32_t crc = 0xFFFFFFFFu;
-    for (std::size_t i = 0; i < size; ++i) {
-        crc ^= data[i];
-        for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-    }
-    return crc ^ 0xFFFFFFFFu;
-}
-
-void put_u32be(std::vector<std::uint8_t>& out, std::uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
-}
-
-void put_chunk(std::vector<std::uint8_t>& out, const char* type, const std::vector<std::uint8_t>& data) {
-    put_u32be(out, static_cast<std::uint32_t>(data.size()));
-    std::vector<std::uint8_t> body(type, type + 4);
-    body.insert(body.end(), data.begin(), data.end());
-    out.insert(out.end(), body.begin(), body.end());
-    put_u32be(out, crc32(body.data(), body.size()));
-}
-
-// A well-formed PNG (valid CRCs, IEND) whose IHDR declares width x height
-// 8-bit RGB, with a tiny IDAT: the size in the header is all a decoder would
-// go by before allocating.
-std::vector<std::uint8_t> png_declaring(std::uint32_t width, std::uint32_t height) {
-    std::vector<std::uint8_t> out{0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-    std::vector<std::uint8_t> ihdr;
-    put_u32be(ihdr, width);
-    put_u32be(ihdr, height);
-    ihdr.insert(ihdr.end(), {8, 2, 0, 0, 0});  // depth 8, RGB, deflate, no filter, no interlace
-    put_chunk(out, "IHDR", ihdr);
-    put_chunk(out, "IDAT", {0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01});  // zlib of nothing
-    put_chunk(out, "IEND", {});
-    return out;
-}
 
 // Mean absolute difference (all channels) between two same-sized images
 // inside `rect`.

@@ -19,15 +19,17 @@
 #include "faceq/base/error.hpp"
 #include "faceq/base/fsutil.hpp"
 #include "faceq/pipeline/image_io.hpp"
+#include "test_png.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
 using faceq::ErrorKind;
+using faceq::test::Bytes;
 using faceq::test::data_dir;
+using faceq::test::png_declaring;
 using faceq::test::read_bytes;
 using faceq::test::TempDir;
 using faceq::test::write_bytes;
-using Bytes = std::vector<std::uint8_t>;
 
 namespace {
 
@@ -54,41 +56,6 @@ cv::Mat photo_crop() {
     const cv::Mat photo = cv::imread(sample_jpeg().string(), cv::IMREAD_COLOR);
     REQUIRE_FALSE(photo.empty());
     return photo(cv::Rect(37, 21, 161, 97)).clone();
-}
-
-void put_be32(Bytes& out, std::uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
-}
-
-std::uint32_t crc32(const std::uint8_t* p, std::size_t n) {
-    std::uint32_t c = 0xFFFFFFFFu;
-    for (std::size_t i = 0; i < n; ++i) {
-        c ^= p[i];
-        for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-    }
-    return ~c;
-}
-
-void png_chunk(Bytes& out, const char* type, const Bytes& data) {
-    put_be32(out, static_cast<std::uint32_t>(data.size()));
-    const std::size_t start = out.size();
-    out.insert(out.end(), type, type + 4);
-    out.insert(out.end(), data.begin(), data.end());
-    put_be32(out, crc32(out.data() + start, out.size() - start));
-}
-
-// A well-formed PNG declaring width x height RGB pixels whose IDAT holds an
-// empty zlib stream (one stored block): tiny, and a bomb if ever decoded.
-Bytes png_declaring(std::uint32_t width, std::uint32_t height) {
-    Bytes out = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-    Bytes ihdr;
-    put_be32(ihdr, width);
-    put_be32(ihdr, height);
-    ihdr.insert(ihdr.end(), {8, 2, 0, 0, 0});
-    png_chunk(out, "IHDR", ihdr);
-    png_chunk(out, "IDAT", {0x78, 0x01, 0x01, 0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x01});
-    png_chunk(out, "IEND", {});
-    return out;
 }
 
 // Offset of the first SOFn segment's marker in a JPEG.
