@@ -38,9 +38,10 @@
 #include "pipeline/convert_resnet.hpp"
 
 namespace faceq {
-namespace {
 
 using namespace download_impl;
+
+namespace {
 
 // Entries bigger than this inside the face-api.js tarball are not the files we
 // want; the cap keeps a hostile archive from filling the disk.

@@ -54,9 +54,9 @@ void remove_quietly(const fs::path& path) {
 
 }  // namespace download_impl
 
-namespace {
-
 using namespace download_impl;
+
+namespace {
 
 struct CurlDeleter {
     void operator()(CURL* c) const { curl_easy_cleanup(c); }

@@ -20,9 +20,10 @@
 #include "training/datasets_impl.hpp"
 
 namespace faceq {
-namespace {
 
 using namespace datasets_impl;
+
+namespace {
 
 constexpr std::int64_t max_image_entry_bytes = 32ll << 20;  // a face photo is far smaller
 

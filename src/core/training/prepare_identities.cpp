@@ -13,9 +13,10 @@
 #include "training/datasets_impl.hpp"
 
 namespace faceq {
-namespace {
 
 using namespace datasets_impl;
+
+namespace {
 
 // The images of every person (one folder per person, images anywhere below
 // it), people in name order; people_of[i] is the person of items[i].

@@ -12,9 +12,10 @@
 #include "training/datasets_impl.hpp"
 
 namespace faceq {
-namespace {
 
 using namespace datasets_impl;
+
+namespace {
 
 void check_fractions(const PrepareOptions& o) {
     if (o.val_fraction < 0 || o.test_fraction < 0 || o.val_fraction + o.test_fraction >= 1.0)
