@@ -362,7 +362,7 @@ struct AffineToConvMode {
 };
 
 }  // namespace
-
+// ~90 lines on purpose: one linear walk over the net's layers in weight order; splitting it would scatter that order.
 ConversionReport convert_faceapi_resnet(const std::filesystem::path& manifest_json,
                                         const std::filesystem::path& weights_bin,
                                         const std::filesystem::path& out_dat) {
