@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "faceq/training/datasets.hpp"
 #include "test_models.hpp"
 

@@ -23,8 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "faceq/models/download.hpp"
 #include "faceq/models/models.hpp"
 #include "test_support.hpp"

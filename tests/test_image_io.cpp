@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "faceq/pipeline/image_io.hpp"
 #include "test_png.hpp"
 #include "test_support.hpp"

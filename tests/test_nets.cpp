@@ -4,8 +4,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "pipeline/convert_resnet.hpp"
 #include "pipeline/dnn_nets.hpp"
 #include "test_models.hpp"

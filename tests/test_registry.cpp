@@ -11,8 +11,8 @@
 #include <set>
 #include <string>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "faceq/models/registry.hpp"
 #include "test_support.hpp"
 

@@ -1,4 +1,4 @@
-#include "faceq/base/fsutil.hpp"
+#include "base/fsutil.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>

@@ -10,8 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 
 extern char** environ;
 

@@ -17,9 +17,9 @@
 #include <mutex>
 #include <tuple>
 
+#include "base/fsutil.hpp"
 #include "base/sysinfo.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "faceq/base/time.hpp"
 #include "faceq/identity/gallery_json.hpp"
 #include "faceq/session/enroller.hpp"

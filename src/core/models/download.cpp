@@ -30,8 +30,8 @@
 #include <system_error>
 #include <tuple>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "faceq/base/time.hpp"
 #include "faceq/models/source.hpp"
 #include "models/download_impl.hpp"

@@ -14,8 +14,8 @@
 #include <system_error>
 #include <utility>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 
 namespace faceq::download_impl {
 

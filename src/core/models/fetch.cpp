@@ -18,9 +18,9 @@
 #include <system_error>
 #include <thread>
 
+#include "base/fsutil.hpp"
 #include "base/subprocess.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "faceq/base/home.hpp"  // version()
 #include "faceq/models/download.hpp"
 #include "faceq/models/source.hpp"

@@ -12,8 +12,8 @@
 #include <set>
 #include <system_error>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 
 namespace faceq {
 namespace {

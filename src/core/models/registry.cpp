@@ -23,8 +23,8 @@
 #include <set>
 #include <system_error>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "models/registry_impl.hpp"
 
 namespace faceq {

@@ -10,8 +10,8 @@
 #include <set>
 #include <system_error>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "faceq/base/time.hpp"
 #include "faceq/models/registry.hpp"
 #include "models/registry_impl.hpp"

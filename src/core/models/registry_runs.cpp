@@ -18,8 +18,8 @@
 #include <sstream>
 #include <system_error>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "faceq/base/time.hpp"
 #include "faceq/models/registry.hpp"
 #include "models/registry_impl.hpp"

@@ -10,8 +10,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "pipeline/attributes_impl.hpp"
 
 namespace faceq {

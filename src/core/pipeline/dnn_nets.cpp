@@ -20,8 +20,8 @@
 #include <sstream>
 #include <string>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "pipeline/convert_resnet.hpp"
 
 namespace faceq::detail {

@@ -7,8 +7,8 @@
 #include <opencv2/imgproc.hpp>
 #include <string>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 
 namespace faceq {
 

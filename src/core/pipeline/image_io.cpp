@@ -26,8 +26,8 @@
 #include <system_error>
 #include <utility>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 
 namespace faceq {
 namespace {

@@ -12,8 +12,8 @@
 #include <memory>
 #include <set>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "faceq/base/time.hpp"
 #include "faceq/models/source.hpp"
 #include "faceq/training/datasets.hpp"

@@ -9,8 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "faceq/models/resolve.hpp"
 #include "faceq/pipeline/compute.hpp"
 

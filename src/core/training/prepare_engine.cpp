@@ -10,9 +10,9 @@
 #include <cstring>
 #include <fstream>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/batch.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "faceq/base/time.hpp"
 #include "faceq/pipeline/image_io.hpp"
 #include "faceq/training/datasets.hpp"

@@ -8,8 +8,8 @@
 #include <cmath>
 #include <map>
 
+#include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
-#include "faceq/base/fsutil.hpp"
 #include "faceq/base/time.hpp"
 #include "faceq/identity/calibration.hpp"
 

@@ -1,4 +1,4 @@
-// faceq/base/fsutil.hpp — small file-system helpers shared by the core.
+// base/fsutil.hpp (private to the core and its tests) — small file-system helpers.
 //
 // sha256 of files and buffers (OpenSSL), atomic file writes (write a temp file
 // in the same directory, fsync, rename, fsync the directory) and reading a
