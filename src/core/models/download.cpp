@@ -30,6 +30,7 @@
 #include <system_error>
 #include <tuple>
 
+#include "base/archive.hpp"
 #include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/time.hpp"
@@ -47,17 +48,7 @@ namespace {
 // want; the cap keeps a hostile archive from filling the disk.
 constexpr std::int64_t max_extracted_bytes = 256LL << 20;
 
-struct ArchiveDeleter {
-    void operator()(struct archive* a) const { archive_read_free(a); }
-};
-using ArchiveReader = std::unique_ptr<struct archive, ArchiveDeleter>;
-
 // ---------------------------------------------------------------- unpacking
-
-std::string archive_why(struct archive* a) {
-    const char* s = archive_error_string(a);
-    return s ? s : "unknown libarchive error";
-}
 
 // Copies the current archive entry's data into a new file `out`.
 void extract_current(struct archive* a, const fs::path& source, const fs::path& out, std::int64_t max_bytes) {
@@ -69,9 +60,7 @@ void extract_current(struct archive* a, const fs::path& source, const fs::path& 
     for (;;) {
         const la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
         if (n == 0) break;
-        if (n < 0)
-            throw Error(ErrorKind::invalid_input,
-                        fmt::format("cannot unpack '{}': {}", source.string(), archive_why(a)));
+        if (n < 0) throw unpack_error(source, a);
         total += n;
         if (max_bytes > 0 && total > max_bytes)
             throw Error(ErrorKind::invalid_input, fmt::format("cannot unpack '{}': an entry is larger than {} bytes",
@@ -91,9 +80,7 @@ ArchiveReader open_archive(const fs::path& path, bool bzip2_raw) {
         archive_read_support_filter_gzip(a.get());
         archive_read_support_format_tar(a.get());
     }
-    if (archive_read_open_filename(a.get(), path.c_str(), 1 << 16) != ARCHIVE_OK)
-        throw Error(ErrorKind::invalid_input,
-                    fmt::format("cannot unpack '{}': {}", path.string(), archive_why(a.get())));
+    if (archive_read_open_filename(a.get(), path.c_str(), 1 << 16) != ARCHIVE_OK) throw unpack_error(path, a.get());
     return a;
 }
 
@@ -101,9 +88,7 @@ void unpack_bz2(const fs::path& source, const fs::path& out) {
     ArchiveReader a = open_archive(source, true);
     struct archive_entry* entry = nullptr;
     const int rc = archive_read_next_header(a.get(), &entry);
-    if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
-        throw Error(ErrorKind::invalid_input,
-                    fmt::format("cannot unpack '{}': {}", source.string(), archive_why(a.get())));
+    if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) throw unpack_error(source, a.get());
     // The raw format accepts any bytes; without this check an uncompressed
     // file would be "unpacked" into a copy of itself.
     if (archive_filter_code(a.get(), 0) != ARCHIVE_FILTER_BZIP2)
@@ -133,8 +118,7 @@ void unpack_faceapi_resnet(const fs::path& source, const fs::path& work_dir, con
                 extract_current(a.get(), source, weights, max_extracted_bytes);
                 got_weights = true;
             } else if (archive_read_data_skip(a.get()) != ARCHIVE_OK) {
-                throw Error(ErrorKind::invalid_input,
-                            fmt::format("cannot unpack '{}': {}", source.string(), archive_why(a.get())));
+                throw unpack_error(source, a.get());
             }
         }
         if (!got_manifest || !got_weights)

@@ -12,6 +12,7 @@
 #include <memory>
 #include <set>
 
+#include "base/archive.hpp"
 #include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/time.hpp"
@@ -29,25 +30,13 @@ constexpr std::int64_t max_image_entry_bytes = 32ll << 20;  // a face photo is f
 
 // ---------------------------------------------------------------- libarchive
 
-struct ArchiveDeleter {
-    void operator()(struct archive* a) const { archive_read_free(a); }
-};
-using ArchiveReader = std::unique_ptr<struct archive, ArchiveDeleter>;
-
-std::string archive_why(struct archive* a) {
-    const char* s = archive_error_string(a);
-    return s ? s : "unknown libarchive error";
-}
-
 ArchiveReader open_tar(const fs::path& path) {
     ArchiveReader a(archive_read_new());
     if (!a) throw Error(ErrorKind::internal, "libarchive: cannot create a reader");
     archive_read_support_filter_all(a.get());
     archive_read_support_format_tar(a.get());
     archive_read_support_format_zip(a.get());
-    if (archive_read_open_filename(a.get(), path.c_str(), 1 << 16) != ARCHIVE_OK)
-        throw Error(ErrorKind::invalid_input,
-                    fmt::format("cannot unpack '{}': {}", path.string(), archive_why(a.get())));
+    if (archive_read_open_filename(a.get(), path.c_str(), 1 << 16) != ARCHIVE_OK) throw unpack_error(path, a.get());
     return a;
 }
 
@@ -78,13 +67,10 @@ void for_each_image(const fs::path& archive_path, Visit visit) {
         if (!name.empty() && seen.insert(name).second) {
             visit(name, a.get());
         } else if (archive_read_data_skip(a.get()) != ARCHIVE_OK) {
-            throw Error(ErrorKind::invalid_input,
-                        fmt::format("cannot unpack '{}': {}", archive_path.string(), archive_why(a.get())));
+            throw unpack_error(archive_path, a.get());
         }
     }
-    if (rc != ARCHIVE_EOF)
-        throw Error(ErrorKind::invalid_input,
-                    fmt::format("cannot unpack '{}': {}", archive_path.string(), archive_why(a.get())));
+    if (rc != ARCHIVE_EOF) throw unpack_error(archive_path, a.get());
 }
 
 void extract_to(struct archive* a, const fs::path& archive_path, const fs::path& out) {
@@ -93,9 +79,7 @@ void extract_to(struct archive* a, const fs::path& archive_path, const fs::path&
     for (;;) {
         const la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
         if (n == 0) break;
-        if (n < 0)
-            throw Error(ErrorKind::invalid_input,
-                        fmt::format("cannot unpack '{}': {}", archive_path.string(), archive_why(a)));
+        if (n < 0) throw unpack_error(archive_path, a);
         data.append(buf.data(), static_cast<std::size_t>(n));
         if (static_cast<std::int64_t>(data.size()) > max_image_entry_bytes)
             throw Error(ErrorKind::invalid_input,
