@@ -5,8 +5,9 @@
 #   format   tools/format.sh --check: every tracked .cpp/.hpp clang-formatted
 #   release  build/ (Release, -DFACEQ_WERROR=ON): the whole suite, slow tests
 #            included, on the real photos in ../shared/data
-#   asan     build-asan/ (RelWithDebInfo, -DFACEQ_SANITIZE=ON: ASan + UBSan,
-#            -DFACEQ_WERROR=ON): the suite minus the slow tests ([.slow])
+#   asan     build-asan/ (-DFACEQ_SANITIZE=ON: ASan + UBSan, the core at -O1,
+#            CLI and tests at -O0, -DFACEQ_WERROR=ON): the suite minus the slow
+#            tests ([.slow], which the release part runs)
 # The same on a developer's machine as in CI (CI=true changes nothing). The
 # tests install their models once per build tree (test-home/) from the mirror.
 # Idempotent: a second run installs nothing and rebuilds only what changed.
@@ -14,16 +15,11 @@
 # Environment: FACEQ_REQUIRE_DATA (default 1: a test whose data — ../shared,
 # the model mirror — is missing fails, naming it; 0: such tests are skipped and
 # the run's summary says how many and why), FACEQ_TEST_PARTS (default
-# "format release"; "format release asan" adds the sanitizer part), and
-# setup.sh's.
+# "format release asan"; e.g. "release" runs one part), and setup.sh's.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 export FACEQ_REQUIRE_DATA="${FACEQ_REQUIRE_DATA:-1}"
-# The asan part is not in the default yet: from a clean clone on 2 cores its
-# build alone took 23.5 min after the 20 min release part (2026-11-30), which
-# with its tests passes CI's 60-minute budget. Run it with
-# FACEQ_TEST_PARTS="format release asan" (or just asan).
-parts="${FACEQ_TEST_PARTS:-format release}"
+parts="${FACEQ_TEST_PARTS:-format release asan}"
 tsay() { printf 'test: %s\n' "$*" >&2; }
 
 # Runs the test binary of build directory $1 with the test spec $2, its output
@@ -44,8 +40,9 @@ part_release() {
   run_tests "$FACEQ_BUILD_DIR" "~[.],[.slow]"
 }
 
-# RelWithDebInfo, not Debug: dlib's DNN code compiled at -O0 is far slower
-# still under ASan (measured: see the README), and -O2 keeps every check.
+# Its optimisation levels are set in cmake/options.cmake whatever the build
+# type says (compile time was what kept this part out of CI: 23.5 min at -O2
+# -g, 9 min so); dlib's compute kernels are built unsanitized (CMakeLists.txt).
 part_asan() {
   FACEQ_BUILD_DIR="$FACEQ_ROOT/build-asan" FACEQ_BUILD_TYPE=RelWithDebInfo \
     build_faceq -DFACEQ_BUILD_TESTS=ON -DFACEQ_SANITIZE=ON -DFACEQ_WERROR=ON || return
