@@ -100,51 +100,100 @@ std::vector<Pair> read_pairs(const std::filesystem::path& file) {
 
 }  // namespace
 
+namespace {
+
+// A detector's run over dlib's boxed testing.xml (at `on_boxes`) and over the
+// 56 clean negatives (at `on_negatives`).
+struct DlibSetsScore {
+    std::size_t faces = 0, found = 0, unmatched = 0;  // testing.xml
+    std::size_t negatives = 0, false_detections = 0;  // negatives/clean
+};
+
+DlibSetsScore score_on_dlib_sets(const AnalyzeOptions& on_boxes, const AnalyzeOptions& on_negatives) {
+    Analyzer analyzer(test_model_set(), on_boxes);
+    const auto truth = read_imglab(data_dir() / "dlib_faces" / "testing.xml");
+    REQUIRE(truth.size() == 5);
+    DlibSetsScore s;
+    for (const auto& [file, boxes] : truth) {
+        const auto r = analyze_file(analyzer, data_dir() / "dlib_faces" / file);
+        std::vector<bool> used(r.faces.size(), false);
+        for (const auto& t : boxes) {
+            ++s.faces;
+            for (std::size_t i = 0; i < r.faces.size(); ++i) {
+                if (!used[i] && iou(r.faces[i].bbox, t) >= 0.5) {
+                    used[i] = true;
+                    ++s.found;
+                    break;
+                }
+            }
+        }
+        s.unmatched += static_cast<std::size_t>(std::count(used.begin(), used.end(), false));
+    }
+    // Clean negatives: landscapes, objects, animals — no human face at all.
+    Analyzer plain(test_model_set(), on_negatives);
+    for (const auto& e : std::filesystem::directory_iterator(data_dir() / "negatives" / "clean")) {
+        if (!has_image_extension(e.path())) continue;
+        ++s.negatives;
+        s.false_detections += analyze_file(plain, e.path()).faces.size();
+    }
+    INFO("found " << s.found << "/" << s.faces << ", unmatched detections " << s.unmatched << "; " << s.false_detections
+                  << " detections on " << s.negatives << " clean negatives");
+    CHECK(s.faces == 25);
+    CHECK(s.negatives == 56);
+    return s;
+}
+
+}  // namespace
+
 TEST_CASE("HOG detection recall on dlib_faces/testing.xml and no faces on clean negatives", "[analyzer]") {
     REQUIRE_MODELS();
     AnalyzeOptions options;
     options.upsample = 1;
     options.min_face = 20;
     options.descriptors = false;
-    Analyzer analyzer(test_model_set(), options);
-
-    const auto truth = read_imglab(data_dir() / "dlib_faces" / "testing.xml");
-    REQUIRE(truth.size() == 5);
-    std::size_t total = 0, found = 0, false_pos = 0;
-    for (const auto& [file, boxes] : truth) {
-        const auto r = analyze_file(analyzer, data_dir() / "dlib_faces" / file);
-        std::vector<bool> used(r.faces.size(), false);
-        for (const auto& t : boxes) {
-            ++total;
-            for (std::size_t i = 0; i < r.faces.size(); ++i) {
-                if (!used[i] && iou(r.faces[i].bbox, t) >= 0.5) {
-                    used[i] = true;
-                    ++found;
-                    break;
-                }
-            }
-        }
-        false_pos += static_cast<std::size_t>(std::count(used.begin(), used.end(), false));
-    }
-    const double recall = static_cast<double>(found) / static_cast<double>(total);
-    INFO("recall " << found << "/" << total << ", unmatched detections " << false_pos);
-    CHECK(total == 25);
-    CHECK(recall == 1.0);   // measured: 25/25
-    CHECK(false_pos == 0);  // measured: 0
-
-    // Clean negatives: landscapes, objects, animals — no human face at all.
     AnalyzeOptions defaults;
     defaults.descriptors = false;
-    Analyzer plain(test_model_set(), defaults);
-    std::size_t images = 0, detections = 0;
-    for (const auto& e : std::filesystem::directory_iterator(data_dir() / "negatives" / "clean")) {
-        if (!has_image_extension(e.path())) continue;
-        ++images;
-        detections += analyze_file(plain, e.path()).faces.size();
+    const DlibSetsScore s = score_on_dlib_sets(options, defaults);
+    CHECK(s.found == 25);            // measured: 25/25
+    CHECK(s.unmatched == 0);         // measured: 0
+    CHECK(s.false_detections == 0);  // measured: 0
+}
+
+TEST_CASE("YuNet: every testing.xml face, 5 landmarks; few detections on clean negatives", "[analyzer][yunet]") {
+    REQUIRE_MODELS();
+    AnalyzeOptions options;
+    options.detector = "yunet";
+    options.min_face = 20;
+    options.descriptors = false;
+    AnalyzeOptions defaults;
+    defaults.detector = "yunet";
+    defaults.descriptors = false;
+    const DlibSetsScore s = score_on_dlib_sets(options, defaults);
+    CHECK(s.found == 25);     // measured: 25/25
+    CHECK(s.unmatched <= 1);  // measured: 1 (a face dlib's set does not box)
+    // Issue 10 asks for at most 1 at the default threshold: not reached. They
+    // are face-like objects scoring 0.59-0.81 (a galaxy, a motorcycle's
+    // headlight in a stereo pair, a coin-operated binocular viewer); a
+    // threshold of 0.75 would drop most of them and ~4 points of wider-dev recall.
+    CHECK(s.false_detections <= 3);  // measured: 3 at --min-face 40 (4 with no minimum)
+
+    // Its points are the face's: inside the box, eyes above the mouth.
+    Analyzer analyzer(test_model_set(), options);
+    const auto r = analyze_file(analyzer, data_dir() / "face_recognition_examples" / "examples" / "obama.jpg");
+    REQUIRE(r.faces.size() == 1);
+    const Face& f = r.faces[0];
+    REQUIRE(f.landmarks.size() == 5);
+    for (const auto& p : f.landmarks) {
+        CHECK(p.x >= f.bbox.x);
+        CHECK(p.x <= f.bbox.x + f.bbox.width);
+        CHECK(p.y >= f.bbox.y);
+        CHECK(p.y <= f.bbox.y + f.bbox.height);
     }
-    INFO("false detections on " << images << " clean negatives: " << detections);
-    CHECK(images == 56);
-    CHECK(detections == 0);  // measured: 0
+    CHECK(f.landmarks[0].x < f.landmarks[1].x);  // the person's right eye is on the image's left
+    CHECK(f.landmarks[0].y < f.landmarks[3].y);
+    CHECK(f.confidence >= 0.55);
+    CHECK(analyzer.versions().embedder.size() > 4);
+    CHECK(analyzer.versions().embedder.substr(analyzer.versions().embedder.size() - 4) == "+5pt");
 }
 
 TEST_CASE("Known detections and reference distances on face_recognition examples", "[analyzer]") {
@@ -229,8 +278,18 @@ TEST_CASE("Converted ResNet agrees with face-api.js's own descriptors", "[analyz
     CHECK(d12 > 0.6f);
 }
 
-TEST_CASE("LFW View 1: verification accuracy of the converted descriptor network", "[analyzer][.slow]") {
-    REQUIRE_MODELS();
+namespace {
+
+// LFW View 1 verification with the pipeline of `options`: the central face of
+// each photo, the threshold chosen on DevTrain, the accuracy on DevTest. A pair
+// with an undetected face counts as a wrong answer.
+struct LfwView1 {
+    std::size_t photos = 0, missing = 0;
+    float threshold = 0;
+    double train_accuracy = 0, test_accuracy = 0, test_accuracy_at_06 = 0;
+};
+
+LfwView1 lfw_view1(AnalyzeOptions options) {
     const auto lfw = data_dir() / "lfw-dev";
     const auto train = read_pairs(lfw / "pairsDevTrain.txt");
     const auto test = read_pairs(lfw / "pairsDevTest.txt");
@@ -242,11 +301,11 @@ TEST_CASE("LFW View 1: verification accuracy of the converted descriptor network
         for (const auto& p : *list) names.insert(p.a), names.insert(p.b);
     const std::vector<std::string> files(names.begin(), names.end());
 
-    AnalyzeOptions options;
     options.gender = false;
     const Analyzer prototype(test_model_set(), options);
     std::map<std::string, std::array<float, 128>> descs;
-    std::size_t missing = 0;
+    LfwView1 out;
+    out.photos = files.size();
     ordered_parallel<std::optional<std::array<float, 128>>>(
         files.size(), 2,
         [&] {
@@ -260,12 +319,8 @@ TEST_CASE("LFW View 1: verification accuracy of the converted descriptor network
             if (d)
                 descs[files[i]] = *d;
             else
-                ++missing;
+                ++out.missing;
         });
-    INFO("images without a detected face: " << missing << " of " << files.size());
-    CHECK(missing <= 40);  // measured: 33 (profile, occluded or tiny faces at HOG settings)
-
-    // A pair with an undetected face counts as a wrong answer.
     auto distance = [&](const Pair& p) {
         auto a = descs.find(p.a), b = descs.find(p.b);
         if (a == descs.end() || b == descs.end()) return p.same ? 10.0f : -1.0f;
@@ -276,20 +331,48 @@ TEST_CASE("LFW View 1: verification accuracy of the converted descriptor network
         for (const auto& p : pairs) right += ((distance(p) < threshold) == p.same) ? 1 : 0;
         return static_cast<double>(right) / static_cast<double>(pairs.size());
     };
-    float best_t = 0.6f;
-    double best_acc = 0;
+    out.threshold = 0.6f;
     for (float t = 0.30f; t <= 0.80f; t += 0.005f) {
         const double acc = accuracy(train, t);
-        if (acc > best_acc) best_acc = acc, best_t = t;
+        if (acc > out.train_accuracy) out.train_accuracy = acc, out.threshold = t;
     }
-    const double test_acc = accuracy(test, best_t);
-    INFO("threshold " << best_t << " (DevTrain accuracy " << best_acc << "), DevTest accuracy " << test_acc
-                      << ", at 0.6: " << accuracy(test, 0.6f));
-    CHECK(best_t > 0.5f);
-    CHECK(best_t < 0.7f);
-    CHECK(test_acc >= 0.98);
-    WARN("LFW DevTest accuracy " << test_acc << " at threshold " << best_t << " (chosen on DevTrain, accuracy "
-                                 << best_acc << ")");
+    out.test_accuracy = accuracy(test, out.threshold);
+    out.test_accuracy_at_06 = accuracy(test, 0.6f);
+    return out;
+}
+
+std::string describe(const LfwView1& v) {
+    std::ostringstream s;
+    s << v.missing << " of " << v.photos << " photos without a face; threshold " << v.threshold
+      << " (DevTrain accuracy " << v.train_accuracy << "), DevTest accuracy " << v.test_accuracy
+      << ", at 0.6: " << v.test_accuracy_at_06;
+    return s.str();
+}
+
+}  // namespace
+
+TEST_CASE("LFW View 1: verification accuracy of the converted descriptor network", "[analyzer][.slow]") {
+    REQUIRE_MODELS();
+    const LfwView1 v = lfw_view1(AnalyzeOptions{});
+    INFO(describe(v));
+    CHECK(v.missing <= 40);  // measured: 33 (profile, occluded or tiny faces at HOG settings)
+    CHECK(v.threshold > 0.5f);
+    CHECK(v.threshold < 0.7f);
+    CHECK(v.test_accuracy >= 0.98);
+    WARN("LFW DevTest: " << describe(v));
+}
+
+// The alignment measurement of issue 10 (docs/benchmarks.md): each detector
+// with 68-point alignment, and YuNet with its own 5 points.
+TEST_CASE("bench: LFW View 1 by detector and alignment", "[.bench][analyzer]") {
+    REQUIRE_MODELS();
+    for (const auto& [detector, landmarks] :
+         std::vector<std::pair<std::string, std::string>>{{"hog", "68"}, {"yunet", "68"}, {"yunet", "5"}}) {
+        AnalyzeOptions options;
+        options.detector = detector;
+        options.landmarks = landmarks;
+        WARN(detector << " + " << landmarks << " points: " << describe(lfw_view1(options)));
+    }
 }
 
 TEST_CASE("Gender on labelled faces", "[analyzer]") {

@@ -102,7 +102,11 @@ TEST_CASE("HOG and CNN boxes and scores are the pipeline's figures from before t
     const cv::Mat bgr = load_image_file(data_dir() / "dlib_faces" / "2008_002506.jpg").bgr;
     for (const auto& [name, expected] : {std::pair{"hog", hog}, std::pair{"cnn", cnn}}) {
         INFO("detector " << name);
-        const auto found = make_detector(name, test_model_set(true), DetectorOptions{})->detect(bgr);
+        // At the scale of those days: since the CNN's window is 80 px (issue
+        // 10), its default upsamples; the figures are its 1x ones.
+        DetectorOptions o;
+        if (std::string(name) == "cnn") o.upsample = 0;
+        const auto found = make_detector(name, test_model_set(true), o)->detect(bgr);
         REQUIRE(found.size() == expected.size());
         for (std::size_t i = 0; i < found.size(); ++i) {
             CHECK(same_box(found[i].box, expected[i].box));
@@ -137,15 +141,19 @@ TEST_CASE("the HOG detector's scale policy: powers of two from min_face, capped 
     CHECK(scale(o, 100, 100) == 3.0);
 }
 
-TEST_CASE("the CNN detector's factor comes from its 40 px window; the Analyzer reports it", "[detector]") {
+TEST_CASE("the CNN detector's factor comes from its 80 px window, as HOG's; the Analyzer reports it", "[detector]") {
     REQUIRE_MODELS();
     const ModelSet models = test_model_set(true);
     DetectorOptions o;
     const auto cnn = make_detector("cnn", models, o);
-    CHECK(cnn->native_face_sizes().smallest == 40);
-    CHECK(cnn->scale(500, 375) == 1.0);
+    // dlib's MMOD model finds few faces under ~80 px (wider-dev, docs/benchmarks.md):
+    // --min-face 40 upsamples once, as for HOG.
+    CHECK(cnn->native_face_sizes().smallest == 80);
+    CHECK(cnn->scale(500, 375) == 2.0);
+    o.min_face = 80;
+    CHECK(make_detector("cnn", models, o)->scale(500, 375) == 1.0);
     o.min_face = 20;
-    CHECK(make_detector("cnn", models, o)->scale(500, 375) == 2.0);
+    CHECK(make_detector("cnn", models, o)->scale(500, 375) == 4.0);
     CHECK(make_detector("hog", models, o)->native_face_sizes().smallest == 80);
 
     // The Analyzer reports its detector's factor.
@@ -154,15 +162,17 @@ TEST_CASE("the CNN detector's factor comes from its 40 px window; the Analyzer r
     a.descriptors = false;
     CHECK(Analyzer(models, a).detection_scale(500, 375) == 4.0);
     a.detector = "cnn";
-    CHECK(Analyzer(models, a).detection_scale(500, 375) == 2.0);
+    CHECK(Analyzer(models, a).detection_scale(500, 375) == 4.0);
     a.max_side = 700;
     CHECK(Analyzer(models, a).detection_scale(500, 375) == Approx(1.4));
 }
 
-TEST_CASE("unknown detectors are usage errors; a missing CNN model is a model error", "[detector]") {
-    CHECK(kind_of([] { make_detector("yunet", ModelSet{}, {}); }) == ErrorKind::usage);
-    CHECK_THROWS_WITH(make_detector("yunet", ModelSet{}, {}), Catch::Contains("hog or cnn"));
+TEST_CASE("unknown detectors are usage errors; a missing CNN or YuNet model is a model error", "[detector]") {
+    CHECK(kind_of([] { make_detector("nope", ModelSet{}, {}); }) == ErrorKind::usage);
+    CHECK_THROWS_WITH(make_detector("nope", ModelSet{}, {}), Catch::Contains("hog, cnn or yunet"));
     CHECK(kind_of([] { make_detector("cnn", ModelSet{}, {}); }) == ErrorKind::model);
+    CHECK(kind_of([] { make_detector("yunet", ModelSet{}, {}); }) == ErrorKind::model);
+    CHECK_THROWS_WITH(make_detector("yunet", ModelSet{}, {}), Catch::Contains("faceq download models"));
     AnalyzeOptions a;
     a.detector = "nope";
     CHECK(kind_of([&] { (void)Analyzer(ModelSet{}, a); }) == ErrorKind::usage);

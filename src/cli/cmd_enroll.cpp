@@ -75,7 +75,7 @@ std::pair<CLI::App*, Runner> register_enroll(CLI::App& app, Context& ctx) {
         ->capture_default_str();
     sub->add_option("-j,--jobs", cmd->jobs, "Worker threads (default: number of cores)")->check(CLI::Range(1, 256));
     sub->add_option("--detector", cmd->options.detector, "Face detector")
-        ->check(CLI::IsMember({"hog", "cnn"}))
+        ->check(CLI::IsMember({"hog", "cnn", "yunet"}))
         ->capture_default_str();
     sub->add_option("--min-face", cmd->options.min_face, "Smallest face (px) to find")
         ->check(CLI::Range(8, 10000))

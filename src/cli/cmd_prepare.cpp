@@ -131,7 +131,7 @@ int prepare_identities_cmd(const Context& ctx, const PrepareCmd& cmd) {
 void add_common(CLI::App* sub, PrepareCmd& cmd) {
     sub->add_option("--jobs,-j", cmd.jobs, "Worker threads (default: all cores)")->check(CLI::PositiveNumber);
     sub->add_option("--seed", cmd.seed, "Seed of the splits");
-    sub->add_option("--detector", cmd.detector, "Face detector")->check(CLI::IsMember({"hog", "cnn"}));
+    sub->add_option("--detector", cmd.detector, "Face detector")->check(CLI::IsMember({"hog", "cnn", "yunet"}));
     sub->add_option("--upsample", cmd.upsample,
                     "Detector upsampling (utkface default 0; identities: derived from the minimum face size)")
         ->check(CLI::Range(0, 4));

@@ -34,6 +34,7 @@ namespace faceq {
 // Roles a model can fill in the pipeline.
 namespace role {
 inline constexpr const char* detector_cnn = "detector_cnn";
+inline constexpr const char* detector_yunet = "detector_yunet";
 inline constexpr const char* landmarks = "landmarks";
 inline constexpr const char* embedder = "embedder";
 inline constexpr const char* gender = "gender";
@@ -101,5 +102,12 @@ struct EmbedderIdentity {
 // sha256) depends on none and is always valid. Otherwise returns a reason
 // for people: "trained for embedder <id>, but <id> is installed".
 std::string embedder_mismatch(const EmbedderIdentity& trained, const EmbedderIdentity& installed);
+
+// A descriptor depends on how its chip was aligned as well as on the network:
+// the identity of descriptors from chips aligned by `alignment` ("68": dlib's
+// 68-point shape, the network's id unchanged, as every gallery, head and
+// calibration before 5-point alignment recorded it; "5": a detector's 5
+// points, id + "+5pt"). Two alignments never compare.
+EmbedderIdentity with_alignment(EmbedderIdentity embedder, const std::string& alignment);
 
 }  // namespace faceq

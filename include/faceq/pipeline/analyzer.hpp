@@ -20,7 +20,7 @@
 // Detection scale: the detector owns it (detector.hpp). For HOG and the CNN
 // the image is resized by one factor f = 2^N: N = --upsample when given, else
 // the smallest N that makes a face of `min_face` pixels as large as the
-// detector's smallest window (80 px for HOG, 40 px for the CNN), capped so
+// detector's smallest window (80 px for HOG and the CNN), capped so
 // that the longest side stays within max_side. Boxes are mapped back to
 // original pixels and clipped to the image; landmarks and chips come from the
 // original pixels.
@@ -87,7 +87,8 @@ struct DeployedHead {
 
 // The model files an Analyzer uses, each with the version outputs name.
 struct ModelSet {
-    std::optional<InstalledModel> detector_cnn;  // needed only for the CNN detector
+    std::optional<InstalledModel> detector_cnn;    // needed only for the CNN detector
+    std::optional<InstalledModel> detector_yunet;  // needed only for YuNet
     InstalledModel landmarks;
     InstalledModel embedder;
     std::optional<InstalledModel> gender;
@@ -97,15 +98,16 @@ struct ModelSet {
 // (Which files: models/resolve.hpp, installed_models() and resolve_models().)
 
 struct AnalyzeOptions {
-    std::string detector = "hog";  // "hog" | "cnn"
-    int upsample = -1;             // -1 = derived from min_face (see above)
-    int max_side = 2048;           // longest side the detector sees
-    int min_face = 40;             // smallest face (px, original image) to find and report
-    int jitter = 0;                // descriptor jittering (0 = off)
-    bool descriptors = true;       // compute 128-D descriptors
-    bool gender = true;            // classify gender when a gender model is installed
-    bool features = false;         // fill Face::features (see attribute_feature_size())
-    int batch_size = 16;           // chips per forward pass
+    std::string detector = "hog";    // "hog" | "cnn" | "yunet"
+    std::string landmarks = "auto";  // "auto" | "68" | "5": see chip_alignment()
+    int upsample = -1;               // -1 = derived from min_face (see above)
+    int max_side = 2048;             // longest side the detector sees
+    int min_face = 40;               // smallest face (px, original image) to find and report
+    int jitter = 0;                  // descriptor jittering (0 = off)
+    bool descriptors = true;         // compute 128-D descriptors
+    bool gender = true;              // classify gender when a gender model is installed
+    bool features = false;           // fill Face::features (see attribute_feature_size())
+    int batch_size = 16;             // chips per forward pass
 };
 
 struct AnalysisResult {
@@ -113,6 +115,13 @@ struct AnalysisResult {
     std::vector<Face> faces;
     StageTimes times;
 };
+
+// How the chips of these options are aligned: "68" (dlib's 68-point model,
+// whose points the records then carry) or "5" (the detector's own 5 points,
+// no landmark model loaded). "auto" takes the detector's points when it gives
+// them (YuNet), else 68. Throws Error{usage} for landmarks "5" with a
+// detector that gives no points, or an unknown value.
+std::string chip_alignment(const AnalyzeOptions& options);
 
 // Model versions, named as in output records: {"detector": ..., "landmarks": ...}.
 struct ModelVersions {

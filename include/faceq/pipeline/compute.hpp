@@ -11,8 +11,9 @@
 
 namespace faceq {
 
-// Threads OpenBLAS (dlib's convolutions and training's matrix products) uses
-// per call. Returns false when the process does not run OpenBLAS.
+// Threads OpenBLAS (dlib's convolutions and training's matrix products) and
+// OpenCV (YuNet's network, resizing) use per call. Returns false when the
+// process does not run OpenBLAS.
 bool set_compute_threads(int threads);
 
 // The BLAS in use, e.g. "/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3

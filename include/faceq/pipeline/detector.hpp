@@ -14,7 +14,8 @@
 // The two dlib detectors share one policy (src/core/pipeline/dlib_detector.hpp):
 // one factor f = 2^N, N = `upsample` when given (>= 0), else the smallest N
 // that brings a face of `min_face` pixels up to the detector's window (80 px
-// for HOG, 40 px for the CNN); f = max_side / longest side instead when f
+// for HOG and for the CNN: dlib's MMOD model finds few faces under ~80 px,
+// measured on wider-dev); f = max_side / longest side instead when f
 // would make the longest side exceed `max_side`. scale() reports the factor
 // for an image size, so callers and tests can see it without running the
 // detector.
@@ -76,7 +77,7 @@ public:
     // The factor an image of this size is resized by before detection.
     virtual double scale(int width, int height) const = 0;
 
-    virtual const std::string& name() const = 0;     // as AnalyzeOptions::detector names it ("hog", "cnn")
+    virtual const std::string& name() const = 0;     // as AnalyzeOptions::detector names it ("hog", "cnn", "yunet")
     virtual const std::string& version() const = 0;  // the records' models.detector
     virtual FaceSizeRange native_face_sizes() const = 0;
 
@@ -84,9 +85,13 @@ public:
     virtual std::unique_ptr<Detector> clone() const = 0;
 };
 
-// The detector called `name` ("hog" | "cnn"), with its model file from
+// The detector called `name` ("hog" | "cnn" | "yunet"), with its model file from
 // `models` when it needs one.
 std::unique_ptr<Detector> make_detector(const std::string& name, const ModelSet& models,
                                         const DetectorOptions& options);
+
+// How many landmark points the detector `name` gives with each face (0 for
+// HOG and the CNN, 5 for YuNet). Throws Error{usage} for an unknown name.
+int detector_landmark_count(const std::string& name);
 
 }  // namespace faceq

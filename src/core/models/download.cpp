@@ -261,7 +261,8 @@ std::vector<DownloadResult> install_models(const Manifest& manifest, const fs::p
     // first; the first that installs wins) or one model named with --only.
     std::vector<std::vector<const ModelEntry*>> groups;
     if (options.only.empty()) {
-        std::vector<std::string> roles{role::detector_cnn, role::landmarks, role::embedder, role::gender};
+        std::vector<std::string> roles{role::detector_cnn, role::detector_yunet, role::landmarks, role::embedder,
+                                       role::gender};
         for (const auto& m : manifest.models)
             if (std::find(roles.begin(), roles.end(), m.role) == roles.end()) roles.push_back(m.role);
         for (const auto& r : roles)

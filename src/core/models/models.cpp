@@ -24,7 +24,8 @@ using json = nlohmann::json;
 constexpr int manifest_schema = 1;
 
 const std::set<std::string>& known_roles() {
-    static const std::set<std::string> roles{role::detector_cnn, role::landmarks, role::embedder, role::gender};
+    static const std::set<std::string> roles{role::detector_cnn, role::detector_yunet, role::landmarks, role::embedder,
+                                             role::gender};
     return roles;
 }
 
@@ -114,7 +115,8 @@ ModelEntry entry_from_json(const json& j, const std::string& where) {
     if (!known_roles().count(e.role))
         throw Error(
             ErrorKind::invalid_input,
-            fmt::format("{}: unknown role '{}' (expected detector_cnn, landmarks, embedder or gender)", where, e.role));
+            fmt::format("{}: unknown role '{}' (expected detector_cnn, detector_yunet, landmarks, embedder or gender)",
+                        where, e.role));
     if (!is_plain_file_name(e.file))
         throw Error(ErrorKind::invalid_input,
                     fmt::format("{}: field 'file' must be a plain file name, got '{}'", where, e.file));
@@ -199,6 +201,11 @@ Manifest load_manifest(const fs::path& models_json) {
 }
 
 std::string InstalledModel::version() const { return entry.name + "@" + sha256.substr(0, 12); }
+
+EmbedderIdentity with_alignment(EmbedderIdentity embedder, const std::string& alignment) {
+    if (alignment != "68") embedder.id += "+" + alignment + "pt";
+    return embedder;
+}
 
 std::string embedder_mismatch(const EmbedderIdentity& trained, const EmbedderIdentity& installed) {
     if (trained.id.empty() && trained.sha256.empty()) return "";

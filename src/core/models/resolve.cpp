@@ -56,6 +56,7 @@ ModelSet installed_models(const std::filesystem::path& models_dir, const Manifes
     set.detector_cnn = need_cnn
                            ? std::optional<InstalledModel>(require_installed(models_dir, manifest, role::detector_cnn))
                            : find_installed(models_dir, manifest, role::detector_cnn);
+    set.detector_yunet = find_installed(models_dir, manifest, role::detector_yunet);
     set.landmarks = require_installed(models_dir, manifest, role::landmarks);
     set.embedder = require_installed(models_dir, manifest, role::embedder);
     set.gender = find_installed(models_dir, manifest, role::gender);
@@ -76,9 +77,13 @@ ModelSet resolve_models(const Home& home, const Manifest& manifest, bool need_cn
     return set;
 }
 
-EmbedderIdentity embedder_identity(const ModelSet& models) { return embedder_identity(models.embedder); }
+EmbedderIdentity embedder_identity(const ModelSet& models, const AnalyzeOptions& options) {
+    return with_alignment({models.embedder.version(), models.embedder.sha256}, chip_alignment(options));
+}
 
-EmbedderIdentity embedder_identity(const InstalledModel& embedder) { return {embedder.version(), embedder.sha256}; }
+EmbedderIdentity embedder_identity(const InstalledModel& embedder) {
+    return with_alignment({embedder.version(), embedder.sha256}, chip_alignment(AnalyzeOptions{}));
+}
 
 Calibration resolve_calibration(const Home& home, const EmbedderIdentity& embedder, const CalibrationChoice& choice,
                                 std::size_t gallery_persons, const LogFn& log) {

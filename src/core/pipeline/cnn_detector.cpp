@@ -13,7 +13,7 @@ namespace {
 class CnnDetector final : public DlibDetector {
 public:
     CnnDetector(const InstalledModel& model, const DetectorOptions& options)
-        : DlibDetector("cnn", model.version(), 40, options), net_(model.path) {}
+        : DlibDetector("cnn", model.version(), 80, options), net_(model.path) {}
 
     std::unique_ptr<Detector> clone() const override { return std::make_unique<CnnDetector>(*this); }
 

@@ -11,6 +11,9 @@
 #include "pipeline/dlib_detector.hpp"
 
 namespace faceq {
+namespace detail {
+std::unique_ptr<Detector> make_yunet_detector(const ModelSet& models, const DetectorOptions& options);
+}
 namespace {
 
 using Factory = std::unique_ptr<Detector> (*)(const ModelSet&, const DetectorOptions&);
@@ -18,12 +21,14 @@ using Factory = std::unique_ptr<Detector> (*)(const ModelSet&, const DetectorOpt
 struct Entry {
     const char* name;
     Factory make;
+    int points;  // landmark points each detection carries
 };
 
 // A new detector is one line here (and its own file).
 constexpr Entry detectors[] = {
-    {"hog", detail::make_hog_detector},
-    {"cnn", detail::make_cnn_detector},
+    {"hog", detail::make_hog_detector, 0},
+    {"cnn", detail::make_cnn_detector, 0},
+    {"yunet", detail::make_yunet_detector, 5},
 };
 
 std::string known_names() {
@@ -34,13 +39,19 @@ std::string known_names() {
     return out;
 }
 
+const Entry& entry(const std::string& name) {
+    for (const auto& e : detectors)
+        if (name == e.name) return e;
+    throw Error(ErrorKind::usage, fmt::format("unknown detector '{}' ({})", name, known_names()));
+}
+
 }  // namespace
 
 std::unique_ptr<Detector> make_detector(const std::string& name, const ModelSet& models,
                                         const DetectorOptions& options) {
-    for (const auto& e : detectors)
-        if (name == e.name) return e.make(models, options);
-    throw Error(ErrorKind::usage, fmt::format("unknown detector '{}' ({})", name, known_names()));
+    return entry(name).make(models, options);
 }
+
+int detector_landmark_count(const std::string& name) { return entry(name).points; }
 
 }  // namespace faceq
