@@ -12,7 +12,12 @@ namespace faceq::cli {
 
 void add_detection_options(CLI::App* sub, AnalyzeOptions& options) {
     sub->add_option("--detector", options.detector, "Face detector")
-        ->check(CLI::IsMember({"hog", "cnn"}))
+        ->check(CLI::IsMember({"hog", "cnn", "yunet"}))
+        ->capture_default_str();
+    sub->add_option("--landmarks", options.landmarks,
+                    "Points the chips are aligned by and the records carry: 68 (dlib's model), 5 (the detector's, "
+                    "yunet), auto (the detector's when it gives them)")
+        ->check(CLI::IsMember({"auto", "68", "5"}))
         ->capture_default_str();
     sub->add_option("--upsample", options.upsample,
                     "Upsample the image 2^N times before detecting (default: derived from --min-face)")

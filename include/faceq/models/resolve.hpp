@@ -52,9 +52,11 @@ ModelSet installed_models(const std::filesystem::path& models_dir, const Manifes
 // "age-gender@<version>:<sha256[:12] of its weights>".
 ModelSet resolve_models(const Home& home, const Manifest& manifest, bool need_cnn);
 
-// The embedder a ModelSet computes descriptors with.
-EmbedderIdentity embedder_identity(const ModelSet& models);
-// The identity of an installed embedder model.
+// The identity of the descriptors a ModelSet computes with `options` (its
+// embedder and the options' chip alignment, with_alignment()).
+EmbedderIdentity embedder_identity(const ModelSet& models, const AnalyzeOptions& options = {});
+// The identity of an installed embedder model's descriptors in the default
+// pipeline (AnalyzeOptions{}'s alignment).
 EmbedderIdentity embedder_identity(const InstalledModel& embedder);
 
 // What the user asked for on the command line (or the HTTP server's options).

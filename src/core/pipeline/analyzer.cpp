@@ -44,7 +44,8 @@ struct Analyzer::Impl {
     AnalyzeOptions options;
     ModelVersions versions;
     std::unique_ptr<Detector> detector;
-    std::optional<detail::Landmarker> landmarks;
+    bool five_points = false;                     // chips from the detector's 5 points
+    std::optional<detail::Landmarker> landmarks;  // the 68-point model, unless five_points
     std::unique_ptr<Embedder> embedder;
     std::optional<detail::GenderClassifier> gender;
     std::optional<AgeGenderHead> head;  // immutable; copies share its weights
@@ -56,6 +57,7 @@ struct Analyzer::Impl {
         : options(o.options),
           versions(o.versions),
           detector(o.detector->clone()),
+          five_points(o.five_points),
           landmarks(o.landmarks),
           embedder(o.embedder->clone()),
           gender(o.gender),
@@ -68,16 +70,22 @@ Analyzer::Analyzer(const ModelSet& models, const AnalyzeOptions& options) : impl
     m.options = options;
     m.detector = make_detector(options.detector, models, {options.upsample, options.max_side, options.min_face});
     m.versions.detector = m.detector->version();
-    m.landmarks.emplace(models.landmarks);
-    m.versions.landmarks = models.landmarks.version();
+    m.five_points = chip_alignment(options) == "5";
+    if (m.five_points) {
+        m.versions.landmarks = m.detector->version();
+    } else {
+        m.landmarks.emplace(models.landmarks);
+        m.versions.landmarks = models.landmarks.version();
+    }
     m.embedder = make_embedder(models.embedder);
     if (m.embedder->dimension() != Descriptor().size())
         throw Error(ErrorKind::model, fmt::format("embedder {} gives {}-D descriptors; faceq stores {}-D ones",
                                                   m.embedder->id(), m.embedder->dimension(), Descriptor().size()));
-    m.versions.embedder = m.embedder->id();
+    const EmbedderIdentity identity = embedder_identity(models, options);
+    m.versions.embedder = identity.id;
     if (models.age_gender) {
         m.head = AgeGenderHead::load(models.age_gender->dir);
-        m.head->check_embedder(embedder_identity(models), models.age_gender->version);
+        m.head->check_embedder(identity, models.age_gender->version);
         m.versions.age = models.age_gender->version;
         m.head_gender = m.head->gives_gender() && options.gender;
         if (m.head_gender) m.versions.gender = models.age_gender->version;
@@ -115,8 +123,17 @@ AnalysisResult Analyzer::analyze(const cv::Mat& bgr) {
 
     t0 = Clock::now();
     const detail::OriginalImage original(bgr);
-    const auto shapes = m.landmarks->locate(original, detections);
-    for (std::size_t i = 0; i < shapes.size(); ++i) result.faces[i].landmarks = detail::landmark_points(shapes[i]);
+    detail::FaceShapes shapes;
+    if (m.five_points) {
+        for (std::size_t i = 0; i < detections.size(); ++i) {
+            shapes.points5.push_back(detections[i].landmarks);
+            result.faces[i].landmarks = detections[i].landmarks;
+        }
+    } else {
+        shapes.shapes68 = m.landmarks->locate(original, detections);
+        for (std::size_t i = 0; i < detections.size(); ++i)
+            result.faces[i].landmarks = detail::landmark_points(shapes.shapes68[i]);
+    }
     result.times.landmarks = ms_since(t0);
 
     const bool features = m.options.features || m.head.has_value();
@@ -137,6 +154,20 @@ AnalysisResult Analyzer::analyze(const cv::Mat& bgr) {
         result.times.gender = ms_since(t0);
     }
     return result;
+}
+
+std::string chip_alignment(const AnalyzeOptions& options) {
+    const int points = detector_landmark_count(options.detector);
+    if (options.landmarks == "68") return "68";
+    if (options.landmarks == "5") {
+        if (points != 5)
+            throw Error(ErrorKind::usage, fmt::format("--landmarks 5 needs a detector that gives 5 points (yunet), "
+                                                      "not '{}'",
+                                                      options.detector));
+        return "5";
+    }
+    if (options.landmarks == "auto") return points == 5 ? "5" : "68";
+    throw Error(ErrorKind::usage, fmt::format("unknown --landmarks '{}' (auto, 68 or 5)", options.landmarks));
 }
 
 std::size_t attribute_feature_size() { return 128 + detail::EmbedderNet::feature_size(); }

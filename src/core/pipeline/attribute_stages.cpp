@@ -17,8 +17,7 @@ void apply_head(const AgeGenderHead& head, bool head_gender, bool keep_features,
     }
 }
 
-void GenderClassifier::classify(const OriginalImage& image, const std::vector<dlib::full_object_detection>& shapes,
-                                std::vector<Face>& faces) {
+void GenderClassifier::classify(const OriginalImage& image, const FaceShapes& shapes, std::vector<Face>& faces) {
     // dlib-models' gender CNN: 32x32 chips with get_face_chip_details'
     // default padding, as it was trained.
     const auto p = net_.p_male(cut_chips(image, shapes, ChipGeometry{GenderNet::chip_size, 0.2}));

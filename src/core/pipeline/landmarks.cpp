@@ -39,18 +39,33 @@ std::vector<Point> landmark_points(const dlib::full_object_detection& shape) {
     return points;
 }
 
-std::vector<RgbImage> cut_chips(const OriginalImage& image, const std::vector<dlib::full_object_detection>& shapes,
-                                const ChipGeometry& geometry) {
+dlib::chip_details five_point_chip(const std::vector<Point>& points, const ChipGeometry& geometry) {
+    // As get_face_chip_details() places the mean face: padded, then scaled.
+    std::vector<dlib::dpoint> from, to;
+    const double pad = geometry.padding, size = static_cast<double>(geometry.size);
+    for (std::size_t i = 0; i < 5; ++i) {
+        from.emplace_back((pad + five_point_template[i][0]) / (2 * pad + 1) * size,
+                          (pad + five_point_template[i][1]) / (2 * pad + 1) * size);
+        to.emplace_back(points.at(i).x, points.at(i).y);
+    }
+    return dlib::chip_details(from, to, dlib::chip_dims(geometry.size, geometry.size));
+}
+
+std::vector<dlib::chip_details> FaceShapes::details(const ChipGeometry& geometry) const {
     std::vector<dlib::chip_details> details;
-    details.reserve(shapes.size());
-    for (const auto& s : shapes) details.push_back(dlib::get_face_chip_details(s, geometry.size, geometry.padding));
+    details.reserve(size());
+    for (const auto& s : shapes68) details.push_back(dlib::get_face_chip_details(s, geometry.size, geometry.padding));
+    for (const auto& p : points5) details.push_back(five_point_chip(p, geometry));
+    return details;
+}
+
+std::vector<RgbImage> cut_chips(const OriginalImage& image, const FaceShapes& shapes, const ChipGeometry& geometry) {
     dlib::array<RgbImage> cut;
-    dlib::extract_image_chips(image, details, cut);
+    dlib::extract_image_chips(image, shapes.details(geometry), cut);
     return std::vector<RgbImage>(cut.begin(), cut.end());
 }
 
-std::vector<cv::Mat> extract_chips(const OriginalImage& image, const std::vector<dlib::full_object_detection>& shapes,
-                                   const ChipGeometry& geometry) {
+std::vector<cv::Mat> extract_chips(const OriginalImage& image, const FaceShapes& shapes, const ChipGeometry& geometry) {
     auto cut = cut_chips(image, shapes, geometry);
     // A lossless channel swap: BGR like every other image in faceq.
     std::vector<cv::Mat> chips(cut.size());

@@ -7,9 +7,10 @@
 //              ─► apply_head (attribute_stages.cpp): age (and gender) from the head
 //              ─► GenderClassifier (attribute_stages.cpp): the CC0 gender CNN
 //
-// Alignment is dlib's: get_face_chip_details() maps a 68- or 5-point shape
-// onto its chip template (a similarity transform), so a detector that gives
-// 5 points of its own can feed the same chips.
+// Alignment: dlib's get_face_chip_details() maps a 68-point shape onto its
+// chip template (a similarity transform); a detector's own 5 points (YuNet)
+// are mapped by the same kind of transform onto those points' place in that
+// template (FaceShapes), so both feed the networks the same chips.
 //
 // Errors: constructors throw Error{model} for missing or broken model files.
 // Thread-safety: as the Analyzer's: a Landmarker is immutable (copies share
@@ -19,6 +20,7 @@
 
 #include <dlib/image_processing/full_object_detection.h>
 #include <dlib/image_processing/shape_predictor.h>
+#include <dlib/image_transforms/interpolation.h>
 #include <dlib/opencv/cv_image.h>
 
 #include <memory>
@@ -55,12 +57,35 @@ private:
 
 std::vector<Point> landmark_points(const dlib::full_object_detection& shape);
 
-// One aligned chip per shape, geometry.size square: RGB as dlib's networks
+// YuNet's 5 points (right eye, left eye, nose tip, right and left mouth
+// corner; "right" is the person's) in the frame of dlib's mean face, the
+// template get_face_chip_details() maps 68-point shapes onto (0..1 across the
+// face, before padding). Derived on lfw-dev as the mean position of YuNet's
+// points in the chips the 68-point alignment cuts (tests/test_alignment.cpp
+// re-derives and checks them).
+inline constexpr float five_point_template[5][2] = {
+    {0.2170f, 0.1965f}, {0.7853f, 0.2067f}, {0.4970f, 0.5249f}, {0.2566f, 0.7704f}, {0.7404f, 0.7765f}};
+
+// How each face's chips are placed: from its 68-point shape (dlib's
+// get_face_chip_details), or from its detector's 5 points by a similarity
+// transform onto five_point_template (the same transform family, so both
+// cut chips of the geometry the networks were trained on). Exactly one of
+// the two vectors is filled, one entry per face.
+struct FaceShapes {
+    std::vector<dlib::full_object_detection> shapes68;
+    std::vector<std::vector<Point>> points5;
+
+    std::size_t size() const { return shapes68.empty() ? points5.size() : shapes68.size(); }
+    std::vector<dlib::chip_details> details(const ChipGeometry& geometry) const;
+};
+
+// The chip of 5 points (in the order of five_point_template).
+dlib::chip_details five_point_chip(const std::vector<Point>& points, const ChipGeometry& geometry);
+
+// One aligned chip per face, geometry.size square: RGB as dlib's networks
 // read them (cut_chips), or CV_8UC3 BGR for the Embedder seam (extract_chips).
-std::vector<RgbImage> cut_chips(const OriginalImage& image, const std::vector<dlib::full_object_detection>& shapes,
-                                const ChipGeometry& geometry);
-std::vector<cv::Mat> extract_chips(const OriginalImage& image, const std::vector<dlib::full_object_detection>& shapes,
-                                   const ChipGeometry& geometry);
+std::vector<RgbImage> cut_chips(const OriginalImage& image, const FaceShapes& shapes, const ChipGeometry& geometry);
+std::vector<cv::Mat> extract_chips(const OriginalImage& image, const FaceShapes& shapes, const ChipGeometry& geometry);
 
 // Fills the faces' descriptors (when options.descriptors) and attribute
 // features (when `features`) from their chips (one per face, in order).
@@ -76,8 +101,7 @@ public:
     explicit GenderClassifier(const InstalledModel& model) : net_(model.path) {}
 
     // Gender and its confidence for each face (one shape per face, in order).
-    void classify(const OriginalImage& image, const std::vector<dlib::full_object_detection>& shapes,
-                  std::vector<Face>& faces);
+    void classify(const OriginalImage& image, const FaceShapes& shapes, std::vector<Face>& faces);
 
 private:
     GenderNet net_;

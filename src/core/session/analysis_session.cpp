@@ -49,7 +49,7 @@ AnalysisSession::AnalysisSession(const Home& home, const Manifest& manifest, con
     m.models_json = models_to_json(m.prototype->versions());
     m.models_key = m.models_json.dump();
     if (options.identify) {
-        m.identification = open_identification(home, embedder_identity(m.models), options.calibration,
+        m.identification = open_identification(home, embedder_identity(m.models, options.analyze), options.calibration,
                                                options.store || options.create_gallery, log);
         m.identification_json = m.identification.summary();
     }
