@@ -102,7 +102,7 @@ int bench_cmd(BenchCommand& cmd, Context& ctx) {
 std::pair<CLI::App*, Runner> register_bench(CLI::App& app, Context& ctx) {
     auto cmd = std::make_shared<BenchCommand>();
     auto* sub = app.add_subcommand("bench", "Measure pipeline throughput and memory on a folder of photos");
-    sub->add_option("paths", cmd->paths, "Image files or folders")->required();
+    sub->add_option("paths", cmd->paths, "Image files or folders");
     sub->add_flag("-r,--recursive", cmd->recursive, "Descend into subfolders");
     sub->add_option("--jobs", cmd->jobs, "Worker counts to measure (default: 1 and all cores)")
         ->delimiter(',')
@@ -112,7 +112,14 @@ std::pair<CLI::App*, Runner> register_bench(CLI::App& app, Context& ctx) {
         ->check(CLI::Range(1, 1000));
     add_detection_options(sub, cmd->options);
     sub->add_option("--format", cmd->format, "table or jsonl")->check(CLI::IsMember({"table", "jsonl"}));
-    return {sub, [cmd, &ctx] { return bench_cmd(*cmd, ctx); }};
+    const auto [detection, detection_runner] = register_bench_detection(*sub, ctx);
+    return {sub, [cmd, &ctx, detection = detection, detection_runner = detection_runner] {
+                if (detection->parsed()) return detection_runner();
+                if (cmd->paths.empty())
+                    throw Error(ErrorKind::usage,
+                                "bench: give image files or folders (or: bench detection DIR --boxes F)");
+                return bench_cmd(*cmd, ctx);
+            }};
 }
 
 }  // namespace faceq::cli
