@@ -71,6 +71,7 @@ std::pair<CLI::App*, Runner> register_stats(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_persons(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_prune(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_cluster(CLI::App& app, Context& ctx);
+std::pair<CLI::App*, Runner> register_gallery(CLI::App& app, Context& ctx);
 // The HTTP API (issue 5): cmd_serve.
 std::pair<CLI::App*, Runner> register_serve(CLI::App& app, Context& ctx);
 

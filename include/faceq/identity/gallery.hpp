@@ -173,6 +173,25 @@ struct ClusterResult {
     std::int64_t reassigned = 0;       // detections whose person changed
 };
 
+// A stored descriptor and the photo it was computed from, for re-describing
+// it with another pipeline (faceq gallery reindex).
+struct StoredDescriptor {
+    bool sample = true;    // a person's sample, else a detection
+    std::int64_t id = 0;   // the sample's or the detection's
+    std::string path;      // the photo as recorded (sample: its source; detection: its image)
+    std::string sha256;    // of the photo's bytes when it was recorded
+    Box box;               // the face in it
+    std::string embedder;  // what computed the descriptor
+};
+
+// A new descriptor for a StoredDescriptor.
+struct Redescription {
+    StoredDescriptor which;
+    std::string embedder;
+    Descriptor descriptor{};
+    Box box;  // the face as the new pipeline found it
+};
+
 class GalleryStore;
 
 class Gallery {
@@ -250,6 +269,15 @@ public:
     // detections had.
     ClusterResult cluster(const std::string& embedder, float threshold);
     GalleryStats stats(std::int64_t now);
+
+    // ---- re-describing (faceq gallery reindex)
+    // Samples and detections with a descriptor computed by another embedder
+    // than `embedder`, grouped by photo (path, then id).
+    std::vector<StoredDescriptor> stale_descriptors(const std::string& embedder);
+    // Gives each its new descriptor, embedder and box, in one transaction. A
+    // sample whose new form its person already has (enrolled again with the
+    // new pipeline) is deleted instead: nothing a person had is lost.
+    void redescribe(const std::vector<Redescription>& batch);
 
 private:
     struct Impl;

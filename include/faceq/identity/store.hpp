@@ -191,6 +191,9 @@ public:
     // Detections with a descriptor from `embedder` that belong to a stranger,
     // or that have no person and were decided unknown; by detection id.
     virtual std::vector<ClusterDetection> cluster_detections(const std::string& embedder) = 0;
+    // Samples, then detections, whose descriptor another embedder computed;
+    // each group ordered by path, then id.
+    virtual std::vector<StoredDescriptor> stale_descriptors(const std::string& embedder) = 0;
 
     // ---- stats
     // GalleryStats with the counts and last_detection set, the rest left as is.
@@ -227,6 +230,10 @@ public:
     // Gives every sample of `from` to `into`; one `into` already has stays
     // with `from` (and goes when `from` is deleted).
     virtual void move_samples(std::int64_t from, std::int64_t into) = 0;
+    // Replaces the descriptor, embedder and box of a sample or detection. For
+    // a sample that would then equal another of its person's (the unique
+    // key), deletes it instead and returns false.
+    virtual bool redescribe(const Redescription& r) = 0;
 
     // ---- images and detections
     virtual std::int64_t add_image(const ImageFacts& image, std::int64_t now) = 0;

@@ -375,6 +375,21 @@ PruneResult Gallery::prune(std::int64_t before, bool strangers, bool dry_run) {
     return out;
 }
 
+std::vector<StoredDescriptor> Gallery::stale_descriptors(const std::string& embedder) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    std::vector<StoredDescriptor> out;
+    impl_->store->read([&](StoreReader& r) { out = r.stale_descriptors(embedder); });
+    return out;
+}
+
+void Gallery::redescribe(const std::vector<Redescription>& batch) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->write([&](StoreWriter& w) {
+        for (const auto& r : batch) w.redescribe(r);
+    });
+    impl_->cache.invalidate();
+}
+
 GalleryStats Gallery::stats(std::int64_t now) {
     std::lock_guard<std::mutex> lock(impl_->mu);
     const std::int64_t today = now - now % 86400;

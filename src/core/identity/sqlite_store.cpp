@@ -282,6 +282,30 @@ public:
         return out;
     }
 
+    std::vector<StoredDescriptor> stale_descriptors(const std::string& embedder) override {
+        std::vector<StoredDescriptor> out;
+        Use s =
+            use("SELECT id, coalesce(source_path, ''), source_sha256, box_x, box_y, box_w, box_h, embedder FROM samples"
+                " WHERE embedder <> ? ORDER BY source_path, id");
+        s->bind(1, embedder);
+        while (s->step())
+            out.push_back({true, s->int64(0), s->text(1), s->text(2),
+                           Box{static_cast<int>(s->int64(3)), static_cast<int>(s->int64(4)),
+                               static_cast<int>(s->int64(5)), static_cast<int>(s->int64(6))},
+                           s->text(7)});
+        Use d =
+            use("SELECT d.id, i.path, i.sha256, d.box_x, d.box_y, d.box_w, d.box_h, d.embedder FROM detections d"
+                " JOIN images i ON i.id = d.image_id WHERE d.descriptor IS NOT NULL AND d.embedder <> ?"
+                " ORDER BY i.path, d.id");
+        d->bind(1, embedder);
+        while (d->step())
+            out.push_back({false, d->int64(0), d->text(1), d->text(2),
+                           Box{static_cast<int>(d->int64(3)), static_cast<int>(d->int64(4)),
+                               static_cast<int>(d->int64(5)), static_cast<int>(d->int64(6))},
+                           d->text(7)});
+        return out;
+    }
+
     GalleryStats counts() override {
         Use s =
             use("SELECT (SELECT count(*) FROM persons WHERE kind = 'known'),"
@@ -388,6 +412,21 @@ public:
     void move_samples(std::int64_t from, std::int64_t into) override {
         Use s = use("UPDATE OR IGNORE samples SET person_id = ? WHERE person_id = ?");
         s->bind(1, into).bind(2, from).run();
+    }
+
+    bool redescribe(const Redescription& r) override {
+        const auto blob = detail::floats_to_blob(r.descriptor.data(), r.descriptor.size());
+        Use s = use(r.which.sample ? "UPDATE OR IGNORE samples SET embedder = ?, descriptor = ?, box_x = ?, box_y = ?,"
+                                     " box_w = ?, box_h = ? WHERE id = ?"
+                                   : "UPDATE detections SET embedder = ?, descriptor = ?, box_x = ?, box_y = ?,"
+                                     " box_w = ?, box_h = ? WHERE id = ?");
+        s->bind(1, r.embedder).bind_blob(2, blob.data(), blob.size());
+        s->bind(3, r.box.x).bind(4, r.box.y).bind(5, r.box.width).bind(6, r.box.height).bind(7, r.which.id);
+        s->run();
+        if (db_.changes() > 0 || !r.which.sample) return true;
+        Use del = use("DELETE FROM samples WHERE id = ?");
+        del->bind(1, r.which.id).run();
+        return false;
     }
 
     // ---- writer: images and detections

@@ -33,7 +33,7 @@ void report_foreign_samples(Gallery& gallery, const std::string& embedder_id, co
         log(
             fmt::format("warning: the gallery holds {} samples of {} persons computed by embedder '{}', not the "
                         "installed '{}': they are not used (descriptors of different embedders are not comparable); "
-                        "enroll those persons again",
+                        "enroll those persons again, or move them with: faceq gallery reindex",
                         e.samples, e.persons, e.embedder, embedder_id));
     }
 }

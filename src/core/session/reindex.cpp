@@ -1,0 +1,138 @@
+// reindex.cpp — see faceq/session/reindex.hpp.
+#include "faceq/session/reindex.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <optional>
+
+#include "faceq/base/batch.hpp"
+#include "faceq/pipeline/compute.hpp"
+#include "faceq/pipeline/image_io.hpp"
+
+namespace faceq {
+namespace {
+
+double iou(const Box& a, const Box& b) {
+    const int x0 = std::max(a.x, b.x), y0 = std::max(a.y, b.y);
+    const int x1 = std::min(a.x + a.width, b.x + b.width), y1 = std::min(a.y + a.height, b.y + b.height);
+    if (x1 <= x0 || y1 <= y0) return 0;
+    const double inter = static_cast<double>(x1 - x0) * (y1 - y0);
+    return inter / (static_cast<double>(a.width) * a.height + static_cast<double>(b.width) * b.height - inter);
+}
+
+// One photo and the stale descriptors recorded from it.
+struct Photo {
+    std::string path, sha256;
+    std::vector<StoredDescriptor> faces;
+};
+
+std::vector<Photo> group_by_photo(const std::vector<StoredDescriptor>& stale) {
+    std::vector<Photo> photos;
+    std::map<std::pair<std::string, std::string>, std::size_t> index;
+    for (const auto& s : stale) {
+        const auto key = std::make_pair(s.path, s.sha256);
+        auto it = index.find(key);
+        if (it == index.end()) {
+            it = index.emplace(key, photos.size()).first;
+            photos.push_back({s.path, s.sha256, {}});
+        }
+        photos[it->second].faces.push_back(s);
+    }
+    return photos;
+}
+
+// What one worker made of one photo: new descriptors, or why not.
+struct Outcome {
+    std::vector<Redescription> done;
+    std::vector<ReindexSkip> skipped;
+};
+
+Outcome redescribe_photo(Analyzer& analyzer, const Photo& photo) {
+    Outcome out;
+    auto skip_all = [&](const std::string& why) {
+        for (const auto& f : photo.faces) out.skipped.push_back({f, why});
+        return out;
+    };
+    if (photo.path.empty()) return skip_all("no path was recorded");
+    std::error_code ec;
+    if (!std::filesystem::exists(photo.path, ec)) return skip_all("missing");
+    DecodedImage image;
+    try {
+        image = load_image_file(photo.path);
+    } catch (const std::exception& e) {
+        return skip_all(e.what());
+    }
+    if (image.sha256 != photo.sha256) return skip_all("changed since it was recorded");
+    const AnalysisResult result = analyzer.analyze(image.bgr);
+    const std::string& embedder = analyzer.versions().embedder;
+    for (const auto& f : photo.faces) {
+        const Face* best = nullptr;
+        double best_iou = 0.3;
+        for (const auto& face : result.faces) {
+            const double o = iou(face.bbox, f.box);
+            if (face.has_descriptor && o >= best_iou) best_iou = o, best = &face;
+        }
+        if (best)
+            out.done.push_back({f, embedder, best->descriptor, best->bbox});
+        else
+            out.skipped.push_back({f, "no face at the stored box"});
+    }
+    return out;
+}
+
+}  // namespace
+
+ReindexResult reindex_gallery(Gallery& gallery, const ModelSet& models, const AnalyzeOptions& options, int jobs,
+                              const std::function<bool()>& stop, const ProgressFn& progress,
+                              const std::function<void(const ReindexSkip&)>& on_skip) {
+    AnalyzeOptions o = options;
+    o.descriptors = true;
+    o.gender = false;
+    set_compute_threads(1);  // parallelism is across photos
+    const Analyzer prototype(models, o);
+    ReindexResult r;
+    r.embedder = prototype.versions().embedder;
+    const auto stale = gallery.stale_descriptors(r.embedder);
+    for (const auto& s : stale) (s.sample ? r.samples : r.detections) += 1;
+    const std::vector<Photo> photos = group_by_photo(stale);
+
+    // Commit every `batch` photos: an interrupted run keeps what it finished.
+    constexpr std::size_t batch = 16;
+    std::vector<Redescription> pending;
+    auto commit = [&] {
+        if (pending.empty()) return;
+        gallery.redescribe(pending);
+        for (const auto& p : pending) (p.which.sample ? r.samples_done : r.detections_done) += 1;
+        pending.clear();
+    };
+    std::size_t delivered = 0;
+    ordered_parallel<std::optional<Outcome>>(
+        photos.size(), jobs,
+        [&] {
+            return [&, analyzer = Analyzer(prototype)](std::size_t i) mutable -> std::optional<Outcome> {
+                if (stop && stop()) return std::nullopt;
+                return redescribe_photo(analyzer, photos[i]);
+            };
+        },
+        [&](std::size_t, std::optional<Outcome>&& outcome) {
+            if (!outcome || r.interrupted) {
+                r.interrupted = true;
+                return;
+            }
+            ++r.photos;
+            for (auto& d : outcome->done) pending.push_back(std::move(d));
+            for (const auto& s : outcome->skipped) {
+                ++r.skipped;
+                if (on_skip) on_skip(s);
+            }
+            if (++delivered % batch == 0) commit();
+            if (progress) progress({"reindex", delivered, photos.size()});
+        });
+    commit();
+    return r;
+}
+
+}  // namespace faceq

@@ -1,0 +1,96 @@
+// tests/test_cli_reindex.cpp — `faceq gallery reindex` end to end: a gallery
+// built with HOG + 68-point chips moves to YuNet + 5-point chips; a missing
+// photo is reported and its sample kept; a second run resumes; the moved
+// gallery names the person again.
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "test_models.hpp"
+#include "test_sqlite.hpp"
+
+using namespace faceq;
+using namespace faceq::test;
+using nlohmann::json;
+
+namespace {
+
+std::vector<json> records(const std::string& out) {
+    std::vector<json> all;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) all.push_back(json::parse(line));
+    return all;
+}
+
+}  // namespace
+
+TEST_CASE("gallery reindex: HOG+68 gallery to YuNet+5 points, a missing photo kept, resumable", "[cli][reindex]") {
+    REQUIRE_MODELS();
+    TempDir home;
+    std::filesystem::create_directory_symlink(test_home().models_dir(), home.path() / "models");
+    auto faceq = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {"--home", home.path().string()});
+        return run_faceq(args, {}, {}, std::chrono::minutes(3));
+    };
+    // Copies of four photos of one person: the gallery records their paths.
+    const auto lfw = data_dir() / "lfw-dev" / "lfw-deepfunneled" / "Alvaro_Uribe";
+    std::vector<std::string> photos;
+    // 0017 and 0026 are enrolled; 0010 (one face for HOG) is stored; 0007 (the
+    // person and somebody behind him) is the new photo.
+    for (const char* f :
+         {"Alvaro_Uribe_0017.jpg", "Alvaro_Uribe_0026.jpg", "Alvaro_Uribe_0010.jpg", "Alvaro_Uribe_0007.jpg"}) {
+        std::filesystem::copy_file(lfw / f, home.path() / f);
+        photos.push_back((home.path() / f).string());
+    }
+    const auto db = home.path() / "faceq.db";
+
+    REQUIRE(faceq({"enroll", "--name", "Alvaro", "--pick", "largest", photos[0], photos[1]}).exit_code == 0);
+    REQUIRE(faceq({"analyze", "--store", photos[2]}).exit_code == 0);
+    const std::string old_id = db_text(db, "SELECT embedder FROM samples LIMIT 1");
+    CHECK(db_int(db, "SELECT count(*) FROM samples") == 2);
+    CHECK(db_int(db, "SELECT count(*) FROM detections WHERE descriptor IS NOT NULL") == 1);
+
+    std::filesystem::remove(photos[1]);
+    const auto first = faceq({"gallery", "reindex", "--detector", "yunet", "--jobs", "2"});
+    INFO(first.err);
+    CHECK(first.exit_code == 1);  // one stored face left as it was
+    auto out = records(first.out);
+    REQUIRE(out.size() == 2);
+    CHECK(out[0]["type"] == "reindex_skipped");
+    CHECK(out[0]["kind"] == "sample");
+    CHECK(out[0]["file"] == photos[1]);
+    CHECK(out[0]["reason"] == "missing");
+    const json& summary = out[1];
+    CHECK(summary["type"] == "reindex");
+    const std::string new_id = summary["embedder"];
+    CHECK(new_id == old_id + "+5pt");
+    CHECK(summary["samples"] == json{{"stale", 2}, {"redescribed", 1}});
+    CHECK(summary["detections"] == json{{"stale", 1}, {"redescribed", 1}});
+    CHECK(summary["interrupted"] == false);
+    // Nothing lost: the missing photo's sample keeps its old descriptor.
+    CHECK(db_int(db, "SELECT count(*) FROM samples") == 2);
+    CHECK(db_int(db, "SELECT count(*) FROM samples WHERE embedder = '" + new_id + "'") == 1);
+    CHECK(db_int(db, "SELECT count(*) FROM detections WHERE embedder = '" + new_id + "'") == 1);
+
+    // The moved gallery names the person in a photo it has not seen.
+    const auto named = faceq({"analyze", "--detector", "yunet", photos[3]});
+    REQUIRE(named.exit_code == 0);
+    const auto analysis = records(named.out);
+    REQUIRE(analysis.size() == 1);
+    std::size_t alvaro = 0;
+    for (const auto& face : analysis[0]["faces"]) alvaro += face["identity"] == "Alvaro" ? 1 : 0;
+    CHECK(alvaro == 1);
+
+    // A second run resumes: only the face whose photo is still missing is left.
+    const auto again = faceq({"gallery", "reindex", "--detector", "yunet"});
+    CHECK(again.exit_code == 1);
+    out = records(again.out);
+    REQUIRE(out.size() == 2);
+    CHECK(out[1]["samples"] == json{{"stale", 1}, {"redescribed", 0}});
+    CHECK(out[1]["detections"] == json{{"stale", 0}, {"redescribed", 0}});
+
+    // Bad input: no gallery in another home, one line, non-zero exit.
+    TempDir empty;
+    const auto none = run_faceq({"--home", empty.path().string(), "gallery", "reindex"});
+    CHECK(none.exit_code != 0);
+    CHECK_THAT(none.err, Catch::Contains("no gallery at"));
+}
