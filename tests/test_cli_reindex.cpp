@@ -1,10 +1,12 @@
 // tests/test_cli_reindex.cpp — `faceq gallery reindex` end to end: a gallery
 // built with HOG + 68-point chips moves to YuNet + 5-point chips; a missing
 // photo is reported and its sample kept; a second run resumes; the moved
-// gallery names the person again.
+// gallery names the person again; an interrupted run keeps what it did.
+#include <atomic>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "faceq/session/reindex.hpp"
 #include "test_models.hpp"
 #include "test_sqlite.hpp"
 
@@ -93,4 +95,39 @@ TEST_CASE("gallery reindex: HOG+68 gallery to YuNet+5 points, a missing photo ke
     const auto none = run_faceq({"--home", empty.path().string(), "gallery", "reindex"});
     CHECK(none.exit_code != 0);
     CHECK_THAT(none.err, Catch::Contains("no gallery at"));
+}
+
+TEST_CASE("reindex_gallery: interrupted after 3 photos keeps them; the next run does the rest", "[reindex]") {
+    REQUIRE_MODELS();
+    TempDir home;
+    std::filesystem::create_directory_symlink(test_home().models_dir(), home.path() / "models");
+    const auto lfw = data_dir() / "lfw-dev" / "lfw-deepfunneled";
+    std::vector<std::string> args{"--home", home.path().string(), "enroll", "--pick", "largest", "--name", "Amelie"};
+    for (const auto& e : std::filesystem::directory_iterator(lfw / "Amelie_Mauresmo"))
+        args.push_back(e.path().string());  // 7 photos, one sample each
+    REQUIRE(run_faceq(args).exit_code == 0);
+
+    Gallery gallery(home.path() / "faceq.db");
+    AnalyzeOptions options;
+    options.detector = "yunet";
+    std::atomic<int> asked{0};
+    const auto stop_after_3 = [&] { return ++asked > 3; };
+    std::vector<ReindexSkip> skipped;
+    const auto first = reindex_gallery(gallery, test_model_set(), options, 1, stop_after_3, {},
+                                       [&](const ReindexSkip& s) { skipped.push_back(s); });
+    CHECK(first.interrupted);
+    CHECK(first.samples == 7);
+    CHECK(first.photos == 3);
+    CHECK(first.samples_done + skipped.size() == 3);
+    const auto db = home.path() / "faceq.db";
+    CHECK(db_int(db, "SELECT count(*) FROM samples") == 7);  // nothing lost
+    CHECK(db_int(db, "SELECT count(*) FROM samples WHERE embedder = '" + first.embedder + "'") ==
+          static_cast<std::int64_t>(first.samples_done));
+
+    const auto second = reindex_gallery(gallery, test_model_set(), options, 2, {}, {}, {});
+    CHECK_FALSE(second.interrupted);
+    CHECK(second.samples == 7 - first.samples_done);
+    CHECK(second.photos == second.samples);
+    CHECK(db_int(db, "SELECT count(*) FROM samples WHERE embedder = '" + first.embedder + "'") ==
+          static_cast<std::int64_t>(first.samples_done + second.samples_done));
 }
