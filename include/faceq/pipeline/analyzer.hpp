@@ -52,6 +52,9 @@ struct Box {
     int x = 0, y = 0, width = 0, height = 0;
 };
 
+// Intersection over union of two boxes (0 when they do not overlap).
+double iou(const Box& a, const Box& b);
+
 struct Point {
     float x = 0, y = 0;
 };

@@ -5,6 +5,7 @@
 #include <dlib/geometry/rectangle.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -154,6 +155,14 @@ AnalysisResult Analyzer::analyze(const cv::Mat& bgr) {
         result.times.gender = ms_since(t0);
     }
     return result;
+}
+
+double iou(const Box& a, const Box& b) {
+    const int x0 = std::max(a.x, b.x), y0 = std::max(a.y, b.y);
+    const int x1 = std::min(a.x + a.width, b.x + b.width), y1 = std::min(a.y + a.height, b.y + b.height);
+    if (x1 <= x0 || y1 <= y0) return 0;
+    const double inter = static_cast<double>(x1 - x0) * (y1 - y0);
+    return inter / (static_cast<double>(a.width) * a.height + static_cast<double>(b.width) * b.height - inter);
 }
 
 std::string chip_alignment(const AnalyzeOptions& options) {

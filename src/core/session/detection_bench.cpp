@@ -38,14 +38,6 @@ int to_int(const std::string& cell, const std::string& where) {
     throw Error(ErrorKind::invalid_input, fmt::format("{}: '{}' is not a whole number", where, cell));
 }
 
-double iou(const Box& a, const Box& b) {
-    const int x0 = std::max(a.x, b.x), y0 = std::max(a.y, b.y);
-    const int x1 = std::min(a.x + a.width, b.x + b.width), y1 = std::min(a.y + a.height, b.y + b.height);
-    if (x1 <= x0 || y1 <= y0) return 0;
-    const double inter = static_cast<double>(x1 - x0) * (y1 - y0);
-    return inter / (static_cast<double>(a.width) * a.height + static_cast<double>(b.width) * b.height - inter);
-}
-
 int band_of(int width) {
     for (int b = 0; b < 3; ++b)
         if (width >= detection_bands[b] && width < detection_bands[b + 1]) return b;

@@ -15,14 +15,6 @@
 namespace faceq {
 namespace {
 
-double iou(const Box& a, const Box& b) {
-    const int x0 = std::max(a.x, b.x), y0 = std::max(a.y, b.y);
-    const int x1 = std::min(a.x + a.width, b.x + b.width), y1 = std::min(a.y + a.height, b.y + b.height);
-    if (x1 <= x0 || y1 <= y0) return 0;
-    const double inter = static_cast<double>(x1 - x0) * (y1 - y0);
-    return inter / (static_cast<double>(a.width) * a.height + static_cast<double>(b.width) * b.height - inter);
-}
-
 // One photo and the stale descriptors recorded from it.
 struct Photo {
     std::string path, sha256;
