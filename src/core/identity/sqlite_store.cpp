@@ -283,26 +283,26 @@ public:
     }
 
     std::vector<StoredDescriptor> stale_descriptors(const std::string& embedder) override {
+        // Both queries give: id, path, sha256, box (x, y, w, h), embedder.
         std::vector<StoredDescriptor> out;
-        Use s =
-            use("SELECT id, coalesce(source_path, ''), source_sha256, box_x, box_y, box_w, box_h, embedder FROM samples"
-                " WHERE embedder <> ? ORDER BY source_path, id");
-        s->bind(1, embedder);
-        while (s->step())
-            out.push_back({true, s->int64(0), s->text(1), s->text(2),
-                           Box{static_cast<int>(s->int64(3)), static_cast<int>(s->int64(4)),
-                               static_cast<int>(s->int64(5)), static_cast<int>(s->int64(6))},
-                           s->text(7)});
-        Use d =
-            use("SELECT d.id, i.path, i.sha256, d.box_x, d.box_y, d.box_w, d.box_h, d.embedder FROM detections d"
-                " JOIN images i ON i.id = d.image_id WHERE d.descriptor IS NOT NULL AND d.embedder <> ?"
-                " ORDER BY i.path, d.id");
-        d->bind(1, embedder);
-        while (d->step())
-            out.push_back({false, d->int64(0), d->text(1), d->text(2),
-                           Box{static_cast<int>(d->int64(3)), static_cast<int>(d->int64(4)),
-                               static_cast<int>(d->int64(5)), static_cast<int>(d->int64(6))},
-                           d->text(7)});
+        auto collect = [&](const char* sql, bool sample) {
+            Use s = use(sql);
+            s->bind(1, embedder);
+            while (s->step())
+                out.push_back({sample, s->int64(0), s->text(1), s->text(2),
+                               Box{static_cast<int>(s->int64(3)), static_cast<int>(s->int64(4)),
+                                   static_cast<int>(s->int64(5)), static_cast<int>(s->int64(6))},
+                               s->text(7)});
+        };
+        collect(
+            "SELECT id, coalesce(source_path, ''), source_sha256, box_x, box_y, box_w, box_h, embedder FROM samples"
+            " WHERE embedder <> ? ORDER BY source_path, id",
+            true);
+        collect(
+            "SELECT d.id, i.path, i.sha256, d.box_x, d.box_y, d.box_w, d.box_h, d.embedder FROM detections d"
+            " JOIN images i ON i.id = d.image_id WHERE d.descriptor IS NOT NULL AND d.embedder <> ?"
+            " ORDER BY i.path, d.id",
+            false);
         return out;
     }
 

@@ -71,10 +71,6 @@ struct YunetOptions {
     // Second-pass faces narrower than this many main-pass pixels are dropped before the merge: the
     // main pass finds those better, and small second-pass hits are mostly false positives.
     float second_pass_min_face = 100;
-    // Faces narrower than this (original pixels) are dropped after NMS; 0 = keep all. YuNet's
-    // boxes are up to ~10% narrower than WIDER's boxes of the same face: to keep "faces of at
-    // least N px", use about 0.85 * N here.
-    float min_face = 0;
     // At most this many candidates (best scores first) enter NMS; 0 = no limit.
     int top_k = 5000;
 };
@@ -93,24 +89,15 @@ public:
     ~YunetDetector() = default;
 
     const YunetOptions& options() const noexcept { return options_; }
-    void set_options(const YunetOptions& options) { options_ = options; }
-    const std::string& model_path() const noexcept { return path_; }
 
-    // Full pipeline: shrink (options().max_side), main pass, optional second pass, NMS, min_face.
-    // Accepts 8-bit BGR, BGRA or grayscale; an empty image gives no faces. Result sorted by score,
-    // best first, in the input image's pixel coordinates.
+    // Full pipeline: shrink (options().max_side), main pass, optional second pass, NMS (the
+    // caller applies --min-face). Accepts 8-bit BGR, BGRA or grayscale; an empty image gives no
+    // faces. Result sorted by score, best first, in the input image's pixel coordinates.
     std::vector<YunetFace> detect(const cv::Mat& bgr, float score_threshold, float nms_iou);
-    std::vector<YunetFace> detect(const cv::Mat& bgr) {
-        return detect(bgr, kYunetDefaultScoreThreshold, kYunetDefaultNmsIou);
-    }
 
-    // Building blocks (used by the evaluation program; also handy for tests). detect() is exactly
-    // nms(candidates(bgr, t), t, iou, options().top_k) followed by the min_face filter.
     // All passes of the shrink policy, decoded candidates with score >= score_threshold, before
     // NMS, in `bgr`'s pixels, unsorted.
     std::vector<YunetFace> candidates(const cv::Mat& bgr, float score_threshold);
-    // One forward pass on `bgr` as is (no shrink, no second pass), same output convention.
-    std::vector<YunetFace> pass_candidates(const cv::Mat& bgr, float score_threshold);
     // Greedy NMS (cv::dnn::NMSBoxes), best scores first. top_k = 0: no limit.
     static std::vector<YunetFace> nms(const std::vector<YunetFace>& cands, float score_threshold, float nms_iou,
                                       int top_k = 0);
@@ -229,10 +216,6 @@ void YunetDetector::build_nets() {
     }
 }
 
-std::vector<YunetFace> YunetDetector::pass_candidates(const cv::Mat& image, float score_threshold) {
-    return run_pass(main_, image, score_threshold);
-}
-
 std::vector<YunetFace> YunetDetector::run_pass(Pass& pass, const cv::Mat& image, float score_threshold) {
     std::vector<YunetFace> faces;
     if (image.empty()) return faces;
@@ -316,7 +299,7 @@ std::vector<YunetFace> YunetDetector::candidates(const cv::Mat& image, float sco
     cv::Mat main_img = bgr;
     if (options_.max_side > 0 && longest > options_.max_side)
         main_img = scaled(bgr, static_cast<double>(options_.max_side) / longest, fx, fy);
-    std::vector<YunetFace> cands = pass_candidates(main_img, score_threshold);
+    std::vector<YunetFace> cands = run_pass(main_, main_img, score_threshold);
     map_back(cands, fx, fy);
 
     // Optional second pass on a smaller copy, for faces too large for the main pass.
@@ -337,12 +320,7 @@ std::vector<YunetFace> YunetDetector::candidates(const cv::Mat& image, float sco
 }
 
 std::vector<YunetFace> YunetDetector::detect(const cv::Mat& image, float score_threshold, float nms_iou) {
-    std::vector<YunetFace> faces = nms(candidates(image, score_threshold), score_threshold, nms_iou, options_.top_k);
-    if (options_.min_face > 0)
-        faces.erase(
-            std::remove_if(faces.begin(), faces.end(), [&](const YunetFace& f) { return f.w < options_.min_face; }),
-            faces.end());
-    return faces;
+    return nms(candidates(image, score_threshold), score_threshold, nms_iou, options_.top_k);
 }
 
 // ---------------------------------------------------------------- Detector
