@@ -50,7 +50,8 @@ TEST_CASE("5-point template: YuNet's points where dlib's 68-point chips put them
     const ModelSet models = test_model_set();
     REQUIRE(models.detector_yunet);
     auto hog = make_detector("hog", models, {});
-    const faceq::detail::Landmarker landmarker(models.landmarks);
+    REQUIRE(models.landmarks);
+    const faceq::detail::Landmarker landmarker(*models.landmarks);
     auto yunet = make_detector("yunet", models, {});
     const ChipGeometry unit{1000, 0.0};  // chip pixels / 1000 = the template's frame
 

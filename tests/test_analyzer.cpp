@@ -148,10 +148,12 @@ DlibSetsScore score_on_dlib_sets(const AnalyzeOptions& on_boxes, const AnalyzeOp
 TEST_CASE("HOG detection recall on dlib_faces/testing.xml and no faces on clean negatives", "[analyzer]") {
     REQUIRE_MODELS();
     AnalyzeOptions options;
+    options.detector = "hog";
     options.upsample = 1;
     options.min_face = 20;
     options.descriptors = false;
-    AnalyzeOptions defaults;
+    AnalyzeOptions defaults;  // HOG at its defaults
+    defaults.detector = "hog";
     defaults.descriptors = false;
     const DlibSetsScore s = score_on_dlib_sets(options, defaults);
     CHECK(s.found == 25);            // measured: 25/25
@@ -165,17 +167,17 @@ TEST_CASE("YuNet: every testing.xml face, 5 landmarks; few detections on clean n
     options.detector = "yunet";
     options.min_face = 20;
     options.descriptors = false;
-    AnalyzeOptions defaults;
-    defaults.detector = "yunet";
+    AnalyzeOptions defaults;  // the default pipeline: YuNet, --min-face 10
+    REQUIRE(defaults.detector == "yunet");
     defaults.descriptors = false;
     const DlibSetsScore s = score_on_dlib_sets(options, defaults);
     CHECK(s.found == 25);     // measured: 25/25
     CHECK(s.unmatched <= 1);  // measured: 1 (a face dlib's set does not box)
     // Issue 10 asks for at most 1 at the default threshold: not reached. They
     // are face-like objects scoring 0.59-0.81 (a galaxy, a motorcycle's
-    // headlight in a stereo pair, a coin-operated binocular viewer); a
+    // headlight in a stereo pair, a coin-operated binocular viewer, 26 px); a
     // threshold of 0.75 would drop most of them and ~4 points of wider-dev recall.
-    CHECK(s.false_detections <= 3);  // measured: 3 at --min-face 40 (4 with no minimum)
+    CHECK(s.false_detections <= 4);  // measured: 4 at the default --min-face 10 (3 at 40)
 
     // Its points are the face's: inside the box, eyes above the mouth.
     Analyzer analyzer(test_model_set(), options);
@@ -194,12 +196,20 @@ TEST_CASE("YuNet: every testing.xml face, 5 landmarks; few detections on clean n
     CHECK(f.confidence >= 0.55);
     CHECK(analyzer.versions().embedder.size() > 4);
     CHECK(analyzer.versions().embedder.substr(analyzer.versions().embedder.size() - 4) == "+5pt");
+
+    // A portrait before a painted lake: the 0.4x second pass scored two patches
+    // of the painting 0.64 and 0.69 until it asked for 0.7.
+    Analyzer at_defaults(test_model_set(), defaults);
+    const auto biden = analyze_file(at_defaults, data_dir() / "face_recognition_examples" / "examples" /
+                                                     "knn_examples" / "train" / "biden" / "biden2.jpg");
+    CHECK(biden.faces.size() == 1);
 }
 
 TEST_CASE("Known detections and reference distances on face_recognition examples", "[analyzer]") {
     REQUIRE_MODELS();
     // face_recognition's settings: HOG, one pyramid_up, no downscaling.
     AnalyzeOptions options;
+    options.detector = "hog";
     options.upsample = 1;
     options.max_side = 4096;
     Analyzer analyzer(test_model_set(), options);

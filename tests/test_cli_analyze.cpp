@@ -75,8 +75,9 @@ double iou(const json& a, const json& b) {
     return uni > 0 ? inter / uni : 0.0;
 }
 
-// One analysed face of a width x height image: box, landmarks, scores in range.
-void check_face(const json& face, int width, int height) {
+// One analysed face of a width x height image: box, landmarks (5 from YuNet,
+// the default; 68 from dlib's model), scores in range.
+void check_face(const json& face, int width, int height, std::size_t points = 5) {
     INFO("face: " << face.dump());
     const auto& box = face.at("bbox");
     REQUIRE(box.at("x").is_number_integer());
@@ -92,7 +93,7 @@ void check_face(const json& face, int width, int height) {
     CHECK(confidence > 0.5);
     CHECK(confidence <= 1.0);
     const auto& landmarks = face.at("landmarks");
-    REQUIRE(landmarks.size() == 68);
+    REQUIRE(landmarks.size() == points);
     for (const auto& p : landmarks) {
         REQUIRE(p.size() == 2);
         CHECK(p[0].get<int>() >= 0);
@@ -178,6 +179,11 @@ TEST_CASE("analyze: one record per image, in input order, with faces, landmarks,
             CHECK_FALSE(rec["models"][model].get<std::string>().empty());
         }
         CHECK(rec.at("elapsed_ms").get<double>() > 0);
+        // The default pipeline: YuNet's boxes and 5 points, chips aligned by them.
+        CHECK(rec["models"]["detector"].get<std::string>().rfind("face_detection_yunet_2023mar@", 0) == 0);
+        CHECK(rec["models"]["landmarks"] == rec["models"]["detector"]);
+        const std::string embedder = rec["models"]["embedder"];
+        CHECK(embedder.substr(embedder.size() - 4) == "+5pt");
     }
     // The LFW crop is centred on its subject.
     const auto& box = records[1]["faces"][0]["bbox"];
@@ -594,7 +600,7 @@ TEST_CASE("analyze without models says how to get them", "[cli]") {
 
 TEST_CASE("analyze --detector cnn finds the face the HOG detector finds", "[cli]") {
     REQUIRE_MODELS();
-    const auto hog = analyze({photo(obama_jpg)});
+    const auto hog = analyze({"--detector", "hog", photo(obama_jpg)});
     // The CNN is slow on big photos; at 320 px the face is still ~90 px, over
     // its 40 px window.
     const auto cnn = analyze({"--detector", "cnn", "--max-side", "320", photo(obama_jpg)});
@@ -607,7 +613,7 @@ TEST_CASE("analyze --detector cnn finds the face the HOG detector finds", "[cli]
     REQUIRE(h[0].at("faces").size() == 1);
     REQUIRE(c[0].at("faces").size() == 1);
     const auto& face = c[0]["faces"][0];
-    check_face(face, 910, 1137);
+    check_face(face, 910, 1137, 68);
     CHECK(face.at("gender") == "male");
     CHECK(iou(face.at("bbox"), h[0]["faces"][0].at("bbox")) > 0.5);
     CHECK(c[0].at("models").at("detector") != h[0].at("models").at("detector"));

@@ -45,14 +45,16 @@ TEST_CASE("gallery reindex: HOG+68 gallery to YuNet+5 points, a missing photo ke
     }
     const auto db = home.path() / "faceq.db";
 
-    REQUIRE(faceq({"enroll", "--name", "Alvaro", "--pick", "largest", photos[0], photos[1]}).exit_code == 0);
-    REQUIRE(faceq({"analyze", "--store", photos[2]}).exit_code == 0);
+    // A gallery of the old default pipeline (HOG + 68 points), moved to today's (YuNet + 5).
+    REQUIRE(faceq({"enroll", "--detector", "hog", "--name", "Alvaro", "--pick", "largest", photos[0], photos[1]})
+                .exit_code == 0);
+    REQUIRE(faceq({"analyze", "--detector", "hog", "--store", photos[2]}).exit_code == 0);
     const std::string old_id = db_text(db, "SELECT embedder FROM samples LIMIT 1");
     CHECK(db_int(db, "SELECT count(*) FROM samples") == 2);
     CHECK(db_int(db, "SELECT count(*) FROM detections WHERE descriptor IS NOT NULL") == 1);
 
     std::filesystem::remove(photos[1]);
-    const auto first = faceq({"gallery", "reindex", "--detector", "yunet", "--jobs", "2"});
+    const auto first = faceq({"gallery", "reindex", "--jobs", "2"});
     INFO(first.err);
     CHECK(first.exit_code == 1);  // one stored face left as it was
     auto out = records(first.out);
@@ -74,7 +76,7 @@ TEST_CASE("gallery reindex: HOG+68 gallery to YuNet+5 points, a missing photo ke
     CHECK(db_int(db, "SELECT count(*) FROM detections WHERE embedder = '" + new_id + "'") == 1);
 
     // The moved gallery names the person in a photo it has not seen.
-    const auto named = faceq({"analyze", "--detector", "yunet", photos[3]});
+    const auto named = faceq({"analyze", photos[3]});
     REQUIRE(named.exit_code == 0);
     const auto analysis = records(named.out);
     REQUIRE(analysis.size() == 1);
@@ -83,7 +85,7 @@ TEST_CASE("gallery reindex: HOG+68 gallery to YuNet+5 points, a missing photo ke
     CHECK(alvaro == 1);
 
     // A second run resumes: only the face whose photo is still missing is left.
-    const auto again = faceq({"gallery", "reindex", "--detector", "yunet"});
+    const auto again = faceq({"gallery", "reindex"});
     CHECK(again.exit_code == 1);
     out = records(again.out);
     REQUIRE(out.size() == 2);
@@ -102,14 +104,14 @@ TEST_CASE("reindex_gallery: interrupted after 3 photos keeps them; the next run 
     TempDir home;
     std::filesystem::create_directory_symlink(test_home().models_dir(), home.path() / "models");
     const auto lfw = data_dir() / "lfw-dev" / "lfw-deepfunneled";
-    std::vector<std::string> args{"--home", home.path().string(), "enroll", "--pick", "largest", "--name", "Amelie"};
+    std::vector<std::string> args{
+        "--home", home.path().string(), "enroll", "--detector", "hog", "--pick", "largest", "--name", "Amelie"};
     for (const auto& e : std::filesystem::directory_iterator(lfw / "Amelie_Mauresmo"))
         args.push_back(e.path().string());  // 7 photos, one sample each
     REQUIRE(run_faceq(args).exit_code == 0);
 
     Gallery gallery(home.path() / "faceq.db");
-    AnalyzeOptions options;
-    options.detector = "yunet";
+    const AnalyzeOptions options;  // the default pipeline: YuNet + 5 points
     std::atomic<int> asked{0};
     const auto stop_after_3 = [&] { return ++asked > 3; };
     std::vector<ReindexSkip> skipped;

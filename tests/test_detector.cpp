@@ -122,7 +122,7 @@ TEST_CASE("the HOG detector's scale policy: powers of two from min_face, capped 
     auto scale = [](const DetectorOptions& o, int w, int h) {
         return make_detector("hog", ModelSet{}, o)->scale(w, h);
     };
-    DetectorOptions o;  // upsample -1, max_side 2048, min_face 40: a 40 px face up to the 80 px window
+    DetectorOptions o;  // upsample -1, max_side 2048, min_face 0 = HOG's 40: a 40 px face up to the 80 px window
     CHECK(scale(o, 500, 375) == 2.0);
     CHECK(scale(o, 1986, 1545) == Approx(2048.0 / 1986));  // pyramid_up would exceed max_side
     CHECK(scale(o, 4000, 3000) == Approx(2048.0 / 4000));
@@ -139,6 +139,20 @@ TEST_CASE("the HOG detector's scale policy: powers of two from min_face, capped 
     CHECK(scale(o, 0, 0) == 1.0);  // an empty image is not resized
     o.max_side = 300;
     CHECK(scale(o, 100, 100) == 3.0);
+}
+
+TEST_CASE("--min-face defaults to the detector's smallest reliable face", "[detector]") {
+    CHECK(detector_default_min_face("hog") == 40);
+    CHECK(detector_default_min_face("cnn") == 40);
+    CHECK(detector_default_min_face("yunet") == 10);
+    CHECK_THROWS_AS(detector_default_min_face("sift"), Error);
+    CHECK(AnalyzeOptions{}.min_face == 0);  // 0 = the detector's
+    CHECK(AnalyzeOptions{}.detector == "yunet");
+    // HOG at 0 scales as at 40 px.
+    DetectorOptions zero, forty;
+    forty.min_face = 40;
+    CHECK(make_detector("hog", ModelSet{}, zero)->scale(500, 375) ==
+          make_detector("hog", ModelSet{}, forty)->scale(500, 375));
 }
 
 TEST_CASE("the CNN detector's factor comes from its 80 px window, as HOG's; the Analyzer reports it", "[detector]") {
@@ -158,6 +172,7 @@ TEST_CASE("the CNN detector's factor comes from its 80 px window, as HOG's; the 
 
     // The Analyzer reports its detector's factor.
     AnalyzeOptions a;
+    a.detector = "hog";
     a.min_face = 20;
     a.descriptors = false;
     CHECK(Analyzer(models, a).detection_scale(500, 375) == 4.0);

@@ -14,6 +14,7 @@
 #include "faceq/identity/gallery.hpp"
 #include "faceq/identity/gallery_json.hpp"
 #include "faceq/models/models.hpp"
+#include "faceq/models/resolve.hpp"
 #include "faceq/pipeline/analyzer.hpp"
 #include "faceq/session/identification.hpp"
 #include "faceq/session/records.hpp"
@@ -28,9 +29,10 @@ struct ClusterCommand {
 
 int run_cluster(const ClusterCommand& cmd, Context& ctx) {
     const auto manifest = load_manifest(ctx.manifest_path());
-    const auto embedder = require_installed(ctx.home.models_dir(), manifest, role::embedder);
-    const auto id =
-        open_identification(ctx.home, {embedder.version(), embedder.sha256}, cmd.calibration, false, log_to(ctx));
+    // The strangers the default pipeline stored (its embedder and alignment).
+    const auto id = open_identification(
+        ctx.home, embedder_identity(require_installed(ctx.home.models_dir(), manifest, role::embedder)),
+        cmd.calibration, false, log_to(ctx));
     if (!id.gallery)
         throw Error(ErrorKind::not_found, fmt::format("no gallery '{}'", ctx.home.gallery_path().string()));
     const auto& c = id.context.calibration;

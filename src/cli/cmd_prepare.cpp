@@ -2,7 +2,7 @@
 // pipeline once over a dataset and cache what training reads.
 //
 //   faceq prepare utkface [--data DIR] [--out DIR] [--jobs N] [--seed N]
-//                         [--val F] [--test F] [--detector hog|cnn]
+//                         [--val F] [--test F] [--detector yunet|hog|cnn]
 //   faceq prepare identities DIR [--name NAME] [--out DIR] [--min-images N]
 //                         [--test-fraction F] [--jobs N] [--seed N]
 //
@@ -35,7 +35,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct PrepareCmd {
-    std::string data, out, name, detector = "hog";
+    std::string data, out, name, detector = AnalyzeOptions{}.detector;
     int jobs = 0;
     std::uint64_t seed = 1;
     double val = 0.15, test = 0.15;

@@ -28,6 +28,7 @@ struct SearchCommand {
     int top = 5;
     std::string format = "jsonl";
     CalibrationChoice calibration;
+    AnalyzeOptions analyze;  // with --face: the pipeline that describes its faces
 };
 
 int search_by_name(const SearchCommand& cmd, Context& ctx, RecordWriter& writer) {
@@ -44,6 +45,7 @@ int search_by_name(const SearchCommand& cmd, Context& ctx, RecordWriter& writer)
 
 int search_by_face(const SearchCommand& cmd, Context& ctx, RecordWriter& writer) {
     SessionOptions options;
+    options.analyze = cmd.analyze;
     options.analyze.gender = false;
     options.deployed_head = false;
     options.calibration = cmd.calibration;
@@ -93,6 +95,7 @@ std::pair<CLI::App*, Runner> register_search(CLI::App& app, Context& ctx) {
     auto* sub = app.add_subcommand("search", "Find persons by name, or the persons nearest to the faces in a photo");
     sub->add_option("--name", cmd->name, "Case-insensitive part of a name or person id ('' lists everyone)");
     sub->add_option("--face", cmd->face, "A photo: list the nearest persons for each face in it");
+    add_detection_options(sub, cmd->analyze);
     sub->add_option("--top", cmd->top, "With --face: how many persons per face")
         ->check(CLI::Range(1, 1000))
         ->capture_default_str();

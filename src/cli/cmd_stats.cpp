@@ -14,6 +14,7 @@
 #include "faceq/base/time.hpp"
 #include "faceq/identity/gallery.hpp"
 #include "faceq/identity/gallery_json.hpp"
+#include "faceq/models/deploy.hpp"
 #include "faceq/models/models.hpp"
 #include "faceq/session/identification.hpp"
 #include "faceq/session/records.hpp"
@@ -58,9 +59,8 @@ void print_text(const nlohmann::json& j) {
 
 int run_stats(const StatsCommand& cmd, Context& ctx) {
     std::optional<std::string> embedder;
-    try {
-        const auto manifest = load_manifest(ctx.manifest_path());
-        if (auto m = find_installed(ctx.home.models_dir(), manifest, role::embedder)) embedder = m->version();
+    try {  // the descriptors the default pipeline computes (embedder + alignment)
+        if (auto e = find_installed_embedder(ctx.home.models_dir(), ctx.manifest_path())) embedder = e->id;
     } catch (const Error& e) {
         ctx.debug(fmt::format("no embedder: {}", e.what()));
     }

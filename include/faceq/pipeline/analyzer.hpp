@@ -1,7 +1,7 @@
 // faceq/pipeline/analyzer.hpp — the analysis pipeline: detect, align, describe and
 // classify the faces in one decoded image.
 //
-//   image ─► Detector (detector.hpp: HOG | CNN) ─► landmarks (on the original)
+//   image ─► Detector (detector.hpp: YuNet | HOG | CNN) ─► landmarks (YuNet's 5 or dlib's 68)
 //         ─► aligned chips ─► Embedder (embedder.hpp: ResNet descriptors, batched)
 //         ─► gender CNN          └─► attribute features ─► age/gender head
 //
@@ -92,7 +92,7 @@ struct DeployedHead {
 struct ModelSet {
     std::optional<InstalledModel> detector_cnn;    // needed only for the CNN detector
     std::optional<InstalledModel> detector_yunet;  // needed only for YuNet
-    InstalledModel landmarks;
+    std::optional<InstalledModel> landmarks;       // needed only for 68-point alignment
     InstalledModel embedder;
     std::optional<InstalledModel> gender;
     std::optional<DeployedHead> age_gender;  // the registry's production age/gender head
@@ -101,11 +101,12 @@ struct ModelSet {
 // (Which files: models/resolve.hpp, installed_models() and resolve_models().)
 
 struct AnalyzeOptions {
-    std::string detector = "hog";    // "hog" | "cnn" | "yunet"
+    std::string detector = "yunet";  // "yunet" | "hog" | "cnn" (yunet: docs/benchmarks.md, "Detection")
     std::string landmarks = "auto";  // "auto" | "68" | "5": see chip_alignment()
     int upsample = -1;               // -1 = derived from min_face (see above)
     int max_side = 2048;             // longest side the detector sees
-    int min_face = 40;               // smallest face (px, original image) to find and report
+    int min_face = 0;                // smallest face (px, original image) to find and report;
+                                     // 0 = the detector's default (detector_default_min_face())
     int jitter = 0;                  // descriptor jittering (0 = off)
     bool descriptors = true;         // compute 128-D descriptors
     bool gender = true;              // classify gender when a gender model is installed

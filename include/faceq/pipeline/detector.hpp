@@ -21,7 +21,8 @@
 // detector.
 //
 // Invariants: every Detection that detect() returns has a box whose longer
-// side is at least DetectorOptions::min_face (pixels of the original image);
+// side is at least DetectorOptions::min_face (pixels of the original image;
+// make_detector() replaces 0 by detector_default_min_face());
 // confidence is in 0..1; landmarks are empty or in original pixels.
 //
 // Adding a detector: one file under src/core/pipeline/ that implements this
@@ -57,7 +58,7 @@ struct Detection {
 struct DetectorOptions {
     int upsample = -1;    // -1 = the detector's choice from min_face (see the header comment)
     int max_side = 2048;  // longest side the detector's input may have
-    int min_face = 40;    // smallest face (px, original image) to report
+    int min_face = 0;     // smallest face (px, original image) to report; 0 = the detector's default
 };
 
 // The face sizes a detector finds natively, in pixels of its own input
@@ -93,5 +94,10 @@ std::unique_ptr<Detector> make_detector(const std::string& name, const ModelSet&
 // How many landmark points the detector `name` gives with each face (0 for
 // HOG and the CNN, 5 for YuNet). Throws Error{usage} for an unknown name.
 int detector_landmark_count(const std::string& name);
+
+// The smallest face (px) the detector `name` reports when --min-face is not
+// given: 40 for HOG and the CNN, 10 for YuNet (detector.cpp says why).
+// Throws Error{usage} for an unknown name.
+int detector_default_min_face(const std::string& name);
 
 }  // namespace faceq

@@ -57,7 +57,7 @@ ModelSet installed_models(const std::filesystem::path& models_dir, const Manifes
                            ? std::optional<InstalledModel>(require_installed(models_dir, manifest, role::detector_cnn))
                            : find_installed(models_dir, manifest, role::detector_cnn);
     set.detector_yunet = find_installed(models_dir, manifest, role::detector_yunet);
-    set.landmarks = require_installed(models_dir, manifest, role::landmarks);
+    set.landmarks = find_installed(models_dir, manifest, role::landmarks);
     set.embedder = require_installed(models_dir, manifest, role::embedder);
     set.gender = find_installed(models_dir, manifest, role::gender);
     return set;

@@ -75,8 +75,10 @@ Analyzer::Analyzer(const ModelSet& models, const AnalyzeOptions& options) : impl
     if (m.five_points) {
         m.versions.landmarks = m.detector->version();
     } else {
-        m.landmarks.emplace(models.landmarks);
-        m.versions.landmarks = models.landmarks.version();
+        if (!models.landmarks)
+            throw Error(ErrorKind::model, "the 68-point landmark model is not installed; run: faceq download models");
+        m.landmarks.emplace(*models.landmarks);
+        m.versions.landmarks = models.landmarks->version();
     }
     m.embedder = make_embedder(models.embedder);
     if (m.embedder->dimension() != Descriptor().size())

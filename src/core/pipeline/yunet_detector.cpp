@@ -71,6 +71,11 @@ struct YunetOptions {
     // Second-pass faces narrower than this many main-pass pixels are dropped before the merge: the
     // main pass finds those better, and small second-pass hits are mostly false positives.
     float second_pass_min_face = 100;
+    // Second-pass faces must score at least this (and the caller's threshold). Its hits between
+    // 0.55 and 0.7 are half false positives on wider-dev (3 faces, 3 false positives) and mostly
+    // false positives on portraits (painted or textured backgrounds: 7 on face_recognition's
+    // examples + celeba-dev, 2 on biden2.jpg, which a user then cannot enroll from).
+    float second_pass_score_threshold = 0.7f;
     // At most this many candidates (best scores first) enter NMS; 0 = no limit.
     int top_k = 5000;
 };
@@ -307,7 +312,8 @@ std::vector<YunetFace> YunetDetector::candidates(const cv::Mat& image, float sco
     if (s2 > 0.0f && s2 < 1.0f && std::max(main_img.cols, main_img.rows) >= options_.second_pass_min_side) {
         double gx = 1.0, gy = 1.0;
         const cv::Mat small = scaled(main_img, s2, gx, gy);
-        std::vector<YunetFace> more = run_pass(second_, small, score_threshold);
+        std::vector<YunetFace> more =
+            run_pass(second_, small, std::max(options_.second_pass_score_threshold, score_threshold));
         map_back(more, gx, gy);  // -> main-pass pixels
         if (options_.second_pass_min_face > 0)
             more.erase(std::remove_if(more.begin(), more.end(),

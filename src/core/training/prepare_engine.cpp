@@ -14,6 +14,8 @@
 #include "faceq/base/batch.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/time.hpp"
+#include "faceq/models/resolve.hpp"
+#include "faceq/pipeline/detector.hpp"
 #include "faceq/pipeline/image_io.hpp"
 #include "faceq/training/datasets.hpp"
 #include "training/datasets_impl.hpp"
@@ -51,14 +53,19 @@ std::vector<float> decode_rows(const std::vector<std::uint8_t>& bytes) {
 namespace datasets_impl {
 
 json pipeline_json(const ModelSet& models, const AnalyzeOptions& o, const std::string& kind) {
+    // The descriptors' identity: the embedder and the chips' alignment (a head
+    // trained on 5-point chips is not valid for 68-point ones).
+    const EmbedderIdentity embedder = embedder_identity(models, o);
+    const auto& points = chip_alignment(o) == "5" ? models.detector_yunet : models.landmarks;
     return json{{"kind", kind},
-                {"embedder", models.embedder.version()},
-                {"embedder_sha256", models.embedder.sha256},
-                {"landmarks", models.landmarks.version()},
+                {"embedder", embedder.id},
+                {"embedder_sha256", embedder.sha256},
+                {"alignment", chip_alignment(o)},
+                {"landmarks", points ? json(points->version()) : json(nullptr)},
                 {"gender_cnn", models.gender ? json(models.gender->version()) : json(nullptr)},
                 {"detector", o.detector},
                 {"upsample", o.upsample},
-                {"min_face", o.min_face},
+                {"min_face", o.min_face > 0 ? o.min_face : detector_default_min_face(o.detector)},
                 {"max_side", o.max_side}};
 }
 
