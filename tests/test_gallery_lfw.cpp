@@ -213,7 +213,9 @@ TEST_CASE("LFW closed set: rank-1 with one enrolled photo per person", "[gallery
     WARN("LFW closed set: " << pool.size() << " persons, " << a.size() << " probes, rank-1 " << rank1);
     CHECK(pool.size() >= 1100);
     CHECK(a.size() >= 1800);
-    CHECK(rank1 >= 0.92);  // measured: 0.9346
+    // Measured: 0.9014 on YuNet + 5-point chips (more probes: the ~30 photos
+    // HOG missed are in); 0.9346 on HOG + 68.
+    CHECK(rank1 >= 0.89);
 }
 
 TEST_CASE("LFW open set at the default calibration: FAR < 1% at 100 persons", "[gallery][.slow]") {
@@ -238,14 +240,15 @@ TEST_CASE("LFW open set at the default calibration: FAR < 1% at 100 persons", "[
                                     << line("100 persons x1", r100) << "\n"
                                     << line("1000 persons x1", r1000) << "\n"
                                     << line("100 persons x3", r100x3));
-    CHECK(r100.far < 0.01);      // measured 0.0029
-    CHECK(r100x3.far < 0.01);    // measured 0.0077
-    CHECK(r10.far < 0.002);      // measured 0.0006
-    CHECK(r1000.far < 0.01);     // measured 0.0051
-    CHECK(r10.tpir >= 0.66);     // measured 0.72
-    CHECK(r100.tpir >= 0.65);    // measured 0.70
-    CHECK(r1000.tpir >= 0.60);   // measured 0.65
-    CHECK(r100x3.tpir >= 0.92);  // measured 0.96
+    // Measured on YuNet + 5-point chips (HOG + 68 in brackets; docs/identification.md).
+    CHECK(r100.far < 0.01);      // 0.0030 (0.0029)
+    CHECK(r100x3.far < 0.01);    // 0.0077 (0.0077)
+    CHECK(r10.far < 0.002);      // 0.0006 (0.0006)
+    CHECK(r1000.far < 0.01);     // 0.0048 (0.0051)
+    CHECK(r10.tpir >= 0.66);     // 0.70 (0.72)
+    CHECK(r100.tpir >= 0.62);    // 0.645 (0.70)
+    CHECK(r1000.tpir >= 0.57);   // 0.59 (0.65)
+    CHECK(r100x3.tpir >= 0.92);  // 0.936 (0.96)
     CHECK(r100.misid <= 0.002);
     CHECK(r1000.misid <= 0.005);
 }
@@ -261,7 +264,8 @@ TEST_CASE("LFW open set: --far sets the threshold for the gallery's size", "[gal
         WARN("--far " << far << " at " << size << " persons: threshold " << t << ", measured FAR " << r.far
                       << ", named right " << r.tpir);
         CHECK(r.far <= far * 1.3);  // measured 0.0037, 0.0026, 0.00055: the margin keeps it under
-        CHECK(r.tpir >= (far >= 0.01 && size <= 100 ? 0.65 : 0.4));  // measured 0.72, 0.45, 0.48
+        // Measured 0.67, 0.42, 0.44 on YuNet + 5-point chips (0.72, 0.45, 0.48 on HOG + 68).
+        CHECK(r.tpir >= (far >= 0.01 && size <= 100 ? 0.62 : 0.37));
     }
 }
 

@@ -11,10 +11,13 @@
 namespace faceq {
 namespace {
 
-// Measured on lfw-dev with faceapi_face_recognition_resnet (docs/identification.md):
-// at 0.47 / 0.08, 0.3% of strangers are named in a gallery of 100 persons with
-// one photo each and 0.8% with three photos each (the mean of several photos
-// sits nearer to everyone), while 68% / 96% of known people are named right.
+// Measured on lfw-dev with faceapi_face_recognition_resnet on the default
+// pipeline's chips (YuNet's 5 points; docs/identification.md): 0.47 is the
+// highest threshold (0.01 grid) at which under 1% of strangers are named in a
+// gallery of 100 persons enrolled with one to three photos each (0.30% with one,
+// 0.77% with three; 0.48 gives 1.1% with three), while 65% / 94% of known
+// people are named right. calibrate() for 1% at 100 persons, one photo each,
+// gives 0.478 / 0.081.
 constexpr float default_threshold = 0.47f;
 // Asking the runner-up to be 0.08 further away rejects the strangers that fall
 // between two persons; at the same false-accept rate it names 80% of known
@@ -24,10 +27,10 @@ constexpr float default_margin = 0.08f;
 // Distances under which a fraction 10^-6, 10^-5.9, ..., 10^-1 of the 12.3
 // million impostor pairs of lfw-dev fall (what calibrate() computes from them).
 constexpr float lfw_impostor_tail[] = {
-    0.3734f, 0.3787f, 0.3866f, 0.3901f, 0.3965f, 0.4020f, 0.4050f, 0.4081f, 0.4122f, 0.4175f, 0.4224f, 0.4264f, 0.4322f,
-    0.4371f, 0.4420f, 0.4467f, 0.4517f, 0.4574f, 0.4624f, 0.4678f, 0.4746f, 0.4805f, 0.4861f, 0.4928f, 0.4994f, 0.5060f,
-    0.5133f, 0.5205f, 0.5278f, 0.5349f, 0.5421f, 0.5497f, 0.5572f, 0.5646f, 0.5721f, 0.5794f, 0.5870f, 0.5944f, 0.6021f,
-    0.6097f, 0.6174f, 0.6253f, 0.6333f, 0.6415f, 0.6500f, 0.6587f, 0.6677f, 0.6772f, 0.6871f, 0.6975f, 0.7085f,
+    0.3920f, 0.3957f, 0.3987f, 0.4008f, 0.4034f, 0.4076f, 0.4124f, 0.4180f, 0.4215f, 0.4243f, 0.4282f, 0.4325f, 0.4369f,
+    0.4427f, 0.4475f, 0.4530f, 0.4575f, 0.4622f, 0.4674f, 0.4724f, 0.4782f, 0.4839f, 0.4896f, 0.4958f, 0.5026f, 0.5091f,
+    0.5156f, 0.5223f, 0.5290f, 0.5356f, 0.5425f, 0.5493f, 0.5564f, 0.5634f, 0.5704f, 0.5775f, 0.5847f, 0.5920f, 0.5994f,
+    0.6068f, 0.6143f, 0.6220f, 0.6299f, 0.6379f, 0.6462f, 0.6549f, 0.6638f, 0.6732f, 0.6829f, 0.6933f, 0.7042f,
 };
 
 // Impostor pair rates the tail table keeps (log-spaced, 1e-7 .. 0.1).
