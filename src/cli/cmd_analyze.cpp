@@ -5,6 +5,7 @@
 #include <cctype>
 #include <chrono>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -99,10 +100,14 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
 
     RecordWriter writer(std::cout, format);
     std::size_t failures = 0;
+    // One worker (one photo, or --jobs 1) runs the prototype itself instead of a copy.
+    const int jobs = std::max(1, std::min<int>(jobs_or_cores(cmd.jobs), static_cast<int>(items.size())));
+    std::optional<Analyzer> only;
+    if (jobs == 1) only.emplace(session.take_prototype());
     ordered_parallel<ItemOutcome>(
-        items.size(), jobs_or_cores(cmd.jobs),
+        items.size(), jobs,
         [&] {
-            return [&, analyzer = Analyzer(session.prototype())](std::size_t i) mutable {
+            return [&, analyzer = only ? std::move(*only) : Analyzer(session.prototype())](std::size_t i) mutable {
                 ItemOutcome out;
                 const auto& item = items[i];
                 try {

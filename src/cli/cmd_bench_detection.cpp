@@ -9,6 +9,7 @@
 #include "context.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/models/resolve.hpp"
+#include "faceq/pipeline/detector.hpp"
 #include "faceq/session/detection_bench.hpp"
 
 namespace faceq::cli {
@@ -24,8 +25,9 @@ struct BenchDetectionCommand {
     std::string format = "table";
 };
 
-nlohmann::json to_json(const DetectionScore& s) {
+nlohmann::json to_json(const DetectionScore& s, int min_face) {
     return {{"detector", s.detector},
+            {"min_face", min_face > 0 ? min_face : detector_default_min_face(s.detector)},
             {"photos", s.photos},
             {"unreadable", s.unreadable},
             {"faces", s.faces},
@@ -63,11 +65,13 @@ int bench_detection_cmd(const BenchDetectionCommand& cmd, Context& ctx) {
                 s.photos, s.faces, s.recall, s.precision, s.fp_per_photo, s.average_precision, s.band_recall[0],
                 s.band_recall[1], s.band_recall[2], s.ms_per_photo);
         else
-            print_record("detection_bench", to_json(s));
+            print_record("detection_bench", to_json(s, cmd.options.min_face));
         std::cout.flush();
     }
     if (cmd.format == "table")
-        std::cout << fmt::format("IoU >= 0.5; min face {} px; {} workers, one thread each\n", cmd.options.min_face,
+        std::cout << fmt::format("IoU >= 0.5; min face {}; {} workers, one thread each\n",
+                                 cmd.options.min_face > 0 ? fmt::format("{} px", cmd.options.min_face)
+                                                          : std::string("each detector's default"),
                                  jobs);
     return 0;
 }
@@ -86,9 +90,9 @@ std::pair<CLI::App*, Runner> register_bench_detection(CLI::App& bench, Context& 
         ->delimiter(',')
         ->check(CLI::IsMember({"hog", "cnn", "yunet"}))
         ->capture_default_str();
-    sub->add_option("--min-face", cmd->options.min_face, "Smallest face (px) to report")
-        ->check(CLI::Range(8, 10000))
-        ->capture_default_str();
+    sub->add_option("--min-face", cmd->options.min_face,
+                    "Smallest face (px) to report (default: each detector's, 10 for yunet, 40 for hog and cnn)")
+        ->check(CLI::Range(8, 10000));
     sub->add_option("--max-side", cmd->options.max_side, "Longest side (px) the detector sees")
         ->check(CLI::Range(64, 32768))
         ->capture_default_str();

@@ -25,9 +25,9 @@ void add_detection_options(CLI::App* sub, AnalyzeOptions& options) {
     sub->add_option("--max-side", options.max_side, "Longest side (px) the detector sees; larger photos are downscaled")
         ->check(CLI::Range(64, 32768))
         ->capture_default_str();
-    sub->add_option("--min-face", options.min_face, "Smallest face (px) to find and report")
-        ->check(CLI::Range(8, 10000))
-        ->capture_default_str();
+    sub->add_option("--min-face", options.min_face,
+                    "Smallest face (px) to find and report (default: the detector's, 10 for yunet, 40 for hog and cnn)")
+        ->check(CLI::Range(8, 10000));
 }
 
 int jobs_or_cores(int jobs) {

@@ -138,6 +138,8 @@ public:
     Analyzer(const ModelSet& models, const AnalyzeOptions& options);
     Analyzer(const Analyzer& other);
     Analyzer& operator=(const Analyzer& other);
+    Analyzer(Analyzer&& other) noexcept;  // leaves `other` empty: only destroy or assign it
+    Analyzer& operator=(Analyzer&& other) noexcept;
     ~Analyzer();
 
     // `bgr` is CV_8UC3 (as image_io decodes it).

@@ -104,6 +104,8 @@ Analyzer& Analyzer::operator=(const Analyzer& other) {
     if (this != &other) impl_ = std::make_unique<Impl>(*other.impl_);
     return *this;
 }
+Analyzer::Analyzer(Analyzer&& other) noexcept = default;
+Analyzer& Analyzer::operator=(Analyzer&& other) noexcept = default;
 Analyzer::~Analyzer() = default;
 
 const AnalyzeOptions& Analyzer::options() const { return impl_->options; }

@@ -30,6 +30,7 @@ struct AnalysisSession::Impl {
     SessionOptions options;
     ModelSet models;
     std::unique_ptr<Analyzer> prototype;
+    ModelVersions versions;
     nlohmann::json models_json;
     std::string models_key;  // models_json.dump(): what a stored image is keyed by
     Identification identification;
@@ -46,7 +47,8 @@ AnalysisSession::AnalysisSession(const Home& home, const Manifest& manifest, con
                                      : installed_models(home.models_dir(), manifest, need_cnn);
     set_compute_threads(1);  // parallelism is across images: one BLAS thread per worker
     m.prototype = std::make_unique<Analyzer>(m.models, options.analyze);
-    m.models_json = models_to_json(m.prototype->versions());
+    m.versions = m.prototype->versions();
+    m.models_json = models_to_json(m.versions);
     m.models_key = m.models_json.dump();
     if (options.identify) {
         m.identification = open_identification(home, embedder_identity(m.models, options.analyze), options.calibration,
@@ -59,8 +61,17 @@ AnalysisSession::~AnalysisSession() = default;
 
 const SessionOptions& AnalysisSession::options() const { return impl_->options; }
 const ModelSet& AnalysisSession::models() const { return impl_->models; }
-const Analyzer& AnalysisSession::prototype() const { return *impl_->prototype; }
-const ModelVersions& AnalysisSession::versions() const { return impl_->prototype->versions(); }
+const Analyzer& AnalysisSession::prototype() const {
+    if (!impl_->prototype) throw Error(ErrorKind::internal, "the session's prototype Analyzer was taken");
+    return *impl_->prototype;
+}
+Analyzer AnalysisSession::take_prototype() {
+    prototype();  // throws when already taken
+    Analyzer taken(std::move(*impl_->prototype));
+    impl_->prototype.reset();
+    return taken;
+}
+const ModelVersions& AnalysisSession::versions() const { return impl_->versions; }
 const nlohmann::json& AnalysisSession::models_json() const { return impl_->models_json; }
 bool AnalysisSession::identifies() const { return impl_->identification.gallery != nullptr; }
 const Identification& AnalysisSession::identification() const { return impl_->identification; }
