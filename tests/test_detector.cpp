@@ -193,6 +193,23 @@ TEST_CASE("unknown detectors are usage errors; a missing CNN or YuNet model is a
     CHECK(kind_of([&] { (void)Analyzer(ModelSet{}, a); }) == ErrorKind::usage);
 }
 
+TEST_CASE("the default pipeline needs no 68-point model; 68-point alignment asks for it by name", "[detector]") {
+    REQUIRE_MODELS();
+    ModelSet models = test_model_set();
+    models.landmarks.reset();  // as on a machine without Debian's libdlib-data
+    AnalyzeOptions options;
+    options.gender = false;
+    Analyzer yunet(models, options);
+    const auto r =
+        yunet.analyze(load_image_file(data_dir() / "face_recognition_examples" / "examples" / "obama.jpg").bgr);
+    REQUIRE(r.faces.size() == 1);
+    CHECK(r.faces[0].landmarks.size() == 5);
+    options.detector = "hog";
+    CHECK(kind_of([&] { (void)Analyzer(models, options); }) == ErrorKind::model);
+    CHECK_THROWS_WITH(Analyzer(models, options),
+                      Catch::Contains("68-point") && Catch::Contains("faceq download models"));
+}
+
 TEST_CASE("make_embedder: the ResNet's geometry, id, and mirror-symmetric features", "[embedder]") {
     REQUIRE_MODELS();
     const ModelSet models = test_model_set();
