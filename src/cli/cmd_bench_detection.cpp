@@ -27,7 +27,7 @@ struct BenchDetectionCommand {
 
 nlohmann::json to_json(const DetectionScore& s, int min_face) {
     return {{"detector", s.detector},
-            {"min_face", min_face > 0 ? min_face : detector_default_min_face(s.detector)},
+            {"min_face", detector_min_face(s.detector, min_face)},
             {"photos", s.photos},
             {"unreadable", s.unreadable},
             {"faces", s.faces},
@@ -90,9 +90,7 @@ std::pair<CLI::App*, Runner> register_bench_detection(CLI::App& bench, Context& 
         ->delimiter(',')
         ->check(CLI::IsMember({"hog", "cnn", "yunet"}))
         ->capture_default_str();
-    sub->add_option("--min-face", cmd->options.min_face,
-                    "Smallest face (px) to report (default: each detector's, 10 for yunet, 40 for hog and cnn)")
-        ->check(CLI::Range(8, 10000));
+    add_min_face_option(sub, cmd->options.min_face);
     sub->add_option("--max-side", cmd->options.max_side, "Longest side (px) the detector sees")
         ->check(CLI::Range(64, 32768))
         ->capture_default_str();

@@ -77,9 +77,7 @@ std::pair<CLI::App*, Runner> register_enroll(CLI::App& app, Context& ctx) {
     sub->add_option("--detector", cmd->options.detector, "Face detector")
         ->check(CLI::IsMember({"hog", "cnn", "yunet"}))
         ->capture_default_str();
-    sub->add_option("--min-face", cmd->options.min_face,
-                    "Smallest face (px) to find and report (default: the detector's, 10 for yunet, 40 for hog and cnn)")
-        ->check(CLI::Range(8, 10000));
+    add_min_face_option(sub, cmd->options.min_face);
     return {sub, [cmd, &ctx] { return run_enroll(*cmd, ctx); }};
 }
 

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "faceq/pipeline/analyzer.hpp"
+#include "faceq/pipeline/detector.hpp"
 #include "faceq/session/records.hpp"
 
 namespace faceq::cli {
@@ -25,8 +26,14 @@ void add_detection_options(CLI::App* sub, AnalyzeOptions& options) {
     sub->add_option("--max-side", options.max_side, "Longest side (px) the detector sees; larger photos are downscaled")
         ->check(CLI::Range(64, 32768))
         ->capture_default_str();
-    sub->add_option("--min-face", options.min_face,
-                    "Smallest face (px) to find and report (default: the detector's, 10 for yunet, 40 for hog and cnn)")
+    add_min_face_option(sub, options.min_face);
+}
+
+void add_min_face_option(CLI::App* sub, int& min_face) {
+    sub->add_option("--min-face", min_face,
+                    fmt::format("Smallest face (px) to find and report (default: the detector's, {} for yunet, {} for "
+                                "hog and cnn)",
+                                detector_default_min_face("yunet"), detector_default_min_face("hog")))
         ->check(CLI::Range(8, 10000));
 }
 

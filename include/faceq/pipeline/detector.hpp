@@ -22,7 +22,7 @@
 //
 // Invariants: every Detection that detect() returns has a box whose longer
 // side is at least DetectorOptions::min_face (pixels of the original image;
-// make_detector() replaces 0 by detector_default_min_face());
+// make_detector() applies detector_min_face(), so 0 means the detector's default);
 // confidence is in 0..1; landmarks are empty or in original pixels.
 //
 // Adding a detector: one file under src/core/pipeline/ that implements this
@@ -99,5 +99,7 @@ int detector_landmark_count(const std::string& name);
 // given: 40 for HOG and the CNN, 10 for YuNet (detector.cpp says why).
 // Throws Error{usage} for an unknown name.
 int detector_default_min_face(const std::string& name);
+// The --min-face the detector `name` runs at: `requested` when > 0, else its default.
+int detector_min_face(const std::string& name, int requested);
 
 }  // namespace faceq

@@ -54,14 +54,17 @@ const Entry& entry(const std::string& name) {
 
 std::unique_ptr<Detector> make_detector(const std::string& name, const ModelSet& models,
                                         const DetectorOptions& options) {
-    const Entry& e = entry(name);
     DetectorOptions resolved = options;
-    if (resolved.min_face <= 0) resolved.min_face = e.min_face;
-    return e.make(models, resolved);
+    resolved.min_face = detector_min_face(name, options.min_face);
+    return entry(name).make(models, resolved);
 }
 
 int detector_landmark_count(const std::string& name) { return entry(name).points; }
 
 int detector_default_min_face(const std::string& name) { return entry(name).min_face; }
+
+int detector_min_face(const std::string& name, int requested) {
+    return requested > 0 ? requested : detector_default_min_face(name);
+}
 
 }  // namespace faceq

@@ -56,16 +56,17 @@ json pipeline_json(const ModelSet& models, const AnalyzeOptions& o, const std::s
     // The descriptors' identity: the embedder and the chips' alignment (a head
     // trained on 5-point chips is not valid for 68-point ones).
     const EmbedderIdentity embedder = embedder_identity(models, o);
-    const auto& points = chip_alignment(o) == "5" ? models.detector_yunet : models.landmarks;
+    const std::string alignment = chip_alignment(o);
+    const auto& points = alignment == "5" ? models.detector_yunet : models.landmarks;
     return json{{"kind", kind},
                 {"embedder", embedder.id},
                 {"embedder_sha256", embedder.sha256},
-                {"alignment", chip_alignment(o)},
+                {"alignment", alignment},
                 {"landmarks", points ? json(points->version()) : json(nullptr)},
                 {"gender_cnn", models.gender ? json(models.gender->version()) : json(nullptr)},
                 {"detector", o.detector},
                 {"upsample", o.upsample},
-                {"min_face", o.min_face > 0 ? o.min_face : detector_default_min_face(o.detector)},
+                {"min_face", detector_min_face(o.detector, o.min_face)},
                 {"max_side", o.max_side}};
 }
 
