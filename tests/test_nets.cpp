@@ -1,8 +1,10 @@
 // tests/test_nets.cpp — the face-api.js -> dlib ResNet conversion on its own:
 // the real npm tarball from the mirror converts, loads back, and describes a
 // face the same as the installed model; malformed inputs are refused.
+#include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
@@ -96,4 +98,55 @@ TEST_CASE("Malformed face-api.js weights are refused", "[nets]") {
         }
     }
     CHECK_FALSE(std::filesystem::exists(out));  // nothing half-written
+}
+
+TEST_CASE("A network read from its .dat is cached beside it and reads back the same", "[nets]") {
+    REQUIRE_MODELS();
+    namespace fs = std::filesystem;
+    TempDir tmp;
+    const auto dat = tmp.path() / "resnet.dat";
+    fs::copy_file(test_model_set().embedder.path, dat);
+    const auto cache = tmp.path() / ".resnet.dat.fastload";
+    std::vector<faceq::detail::RgbImage> chips(1, faceq::detail::RgbImage(150, 150));
+    long v = 0;
+    for (auto& p : chips[0]) {
+        p = dlib::rgb_pixel(static_cast<unsigned char>(v % 251), static_cast<unsigned char>(v % 83 + 60), 90);
+        ++v;
+    }
+
+    const auto first = faceq::detail::EmbedderNet(dat).embed(chips);
+    REQUIRE(fs::exists(cache));
+    // Weights (5.6 M floats) and a few kB of layer settings.
+    CHECK(fs::file_size(cache) > 22'000'000);
+    CHECK(fs::file_size(cache) < 23'000'000);
+
+    SECTION("the cache, not the .dat, is read while the .dat is unchanged") {
+        // Same size and time, other bytes: reading the .dat would fail.
+        const auto when = fs::last_write_time(dat);
+        write_bytes(dat, std::vector<std::uint8_t>(fs::file_size(dat), 0));
+        fs::last_write_time(dat, when);
+        CHECK(faceq::detail::EmbedderNet(dat).embed(chips) == first);
+    }
+    SECTION("a truncated cache is ignored and written again") {
+        fs::resize_file(cache, fs::file_size(cache) / 2);
+        CHECK(faceq::detail::EmbedderNet(dat).embed(chips) == first);
+        CHECK(fs::file_size(cache) > 22'000'000);
+        CHECK(faceq::detail::EmbedderNet(dat).embed(chips) == first);
+    }
+    SECTION("a cache of other bytes is ignored") {
+        auto bytes = read_bytes(cache);
+        for (std::size_t i = 0; i < 4096 && i < bytes.size(); ++i) bytes[i] ^= 0x5a;
+        write_bytes(cache, bytes);
+        CHECK(faceq::detail::EmbedderNet(dat).embed(chips) == first);
+    }
+    SECTION("a replaced .dat makes the cache stale") {
+        fs::last_write_time(dat, fs::last_write_time(dat) + std::chrono::seconds(5));
+        const auto before = fs::last_write_time(cache);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        CHECK(faceq::detail::EmbedderNet(dat).embed(chips) == first);
+        CHECK(fs::last_write_time(cache) != before);  // written again
+        // A broken .dat is reported, whatever the cache holds.
+        write_bytes(dat, std::vector<std::uint8_t>(100, 0));
+        CHECK_THROWS_AS(faceq::detail::EmbedderNet(dat), Error);
+    }
 }

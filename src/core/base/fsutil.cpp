@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -87,10 +89,30 @@ std::string sha256_file(const std::filesystem::path& path) {
 }
 
 std::vector<std::uint8_t> read_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(ErrorKind::io, fmt::format("cannot read '{}': {}", path.string(), std::strerror(errno)));
-    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad()) throw Error(ErrorKind::io, fmt::format("cannot read '{}'", path.string()));
+    // Sized from fstat and read in large blocks: photos and model files are
+    // megabytes, and a byte-wise stream read with a growing buffer cost ~30 ms
+    // for the ResNet's 22 MB. A file that grows meanwhile is read to its end.
+    const auto fail = [&path](int err) {
+        return Error(ErrorKind::io, fmt::format("cannot read '{}': {}", path.string(), std::strerror(err)));
+    };
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) throw fail(errno);
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) throw fail(errno);
+    if (S_ISDIR(st.st_mode)) throw fail(EISDIR);
+    std::vector<std::uint8_t> bytes(st.st_size > 0 ? static_cast<std::size_t>(st.st_size) : 0);
+    std::size_t got = 0;
+    for (;;) {
+        if (got == bytes.size()) bytes.resize(std::max<std::size_t>(bytes.size() * 2, 1 << 16));
+        const ssize_t n = ::read(fd.get(), bytes.data() + got, bytes.size() - got);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw fail(errno);
+        }
+        if (n == 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    bytes.resize(got);
     return bytes;
 }
 
