@@ -1,6 +1,7 @@
 // `faceq bench detection` (faceq/session/detection_bench.hpp): the boxes
 // file, the matching and average precision on hand-made cases, and the
 // command on wider-dev photos.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -121,4 +122,14 @@ TEST_CASE("faceq bench detection: YuNet and HOG on 40 wider-dev photos, one reco
     const auto bad = bench_detection({(wider / "images").string(), "--boxes", (wider / "SOURCE.md").string()});
     CHECK(bad.exit_code != 0);
     CHECK_THAT(bad.err, Catch::Contains("SOURCE.md") && Catch::Contains("no 'file' column"));
+
+    // The folder above the photos: every name in the CSV misses. An error
+    // that says so, not a table of zeros.
+    const auto wrong = bench_detection(
+        {wider.string(), "--boxes", (wider / "boxes.csv").string(), "--detector", "yunet", "--limit", "3"});
+    CHECK(wrong.exit_code != 0);
+    CHECK(wrong.out.find("yunet") == std::string::npos);
+    CHECK(std::count(wrong.err.begin(), wrong.err.end(), '\n') == 1);
+    CHECK_THAT(wrong.err, Catch::Contains("none of the 3 photos") && Catch::Contains("relative to that folder") &&
+                              Catch::Contains("first: no such file"));
 }

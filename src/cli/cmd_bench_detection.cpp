@@ -58,7 +58,15 @@ int bench_detection_cmd(const BenchDetectionCommand& cmd, Context& ctx) {
         };
         const DetectionScore s = bench_detection(name, models, cmd.options, cmd.dir, truth, jobs, progress);
         end_progress(ctx);
-        if (s.unreadable) ctx.warn(fmt::format("{} photos of '{}' could not be read", s.unreadable, cmd.dir));
+        // The CSV's names are relative to the folder: a wrong folder makes every photo unreadable.
+        if (s.unreadable == s.photos && s.photos > 0)
+            throw Error(ErrorKind::not_found,
+                        fmt::format("none of the {} photos named in '{}' could be read under '{}' (names in the CSV "
+                                    "are relative to that folder); first: {}",
+                                    s.photos, cmd.boxes, cmd.dir, s.first_unreadable));
+        if (s.unreadable)
+            ctx.warn(fmt::format("{} of {} photos could not be read; first: {}", s.unreadable, s.photos,
+                                 s.first_unreadable));
         if (cmd.format == "table")
             std::cout << fmt::format(
                 "{:<6} {:>6} {:>6} {:>7.4f} {:>7.4f} {:>7.3f} {:>7.4f} {:>8.4f} {:>8.4f} {:>8.4f} {:>8.1f}\n", name,

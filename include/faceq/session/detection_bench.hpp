@@ -55,7 +55,8 @@ inline constexpr std::array<int, 4> detection_bands = {20, 40, 80, 1 << 30};
 struct DetectionScore {
     std::string detector;
     std::size_t photos = 0, unreadable = 0;
-    std::size_t faces = 0;  // scored faces
+    std::string first_unreadable;  // the error of the first photo that could not be read
+    std::size_t faces = 0;         // scored faces
     std::size_t hits = 0, false_positives = 0, detections = 0;
     double recall = 0, precision = 0, fp_per_photo = 0, average_precision = 0;
     std::array<std::size_t, 3> band_faces{}, band_hits{};

@@ -171,10 +171,12 @@ DetectionScore bench_detection(const std::string& name, const ModelSet& models, 
         std::vector<Detection> found;
         double ms = 0;
         bool unreadable = false;
+        std::string error;
     };
     std::vector<std::vector<Detection>> found(files.size());
     double ms = 0;
     std::size_t unreadable = 0, done = 0;
+    std::string first_unreadable;
     set_compute_threads(1);  // one thread per worker, as the pipeline runs
     ordered_parallel<Result>(
         files.size(), jobs,
@@ -184,8 +186,9 @@ DetectionScore bench_detection(const std::string& name, const ModelSet& models, 
                 cv::Mat bgr;
                 try {
                     bgr = load_image_file(dir / files[i]).bgr;
-                } catch (const std::exception&) {
+                } catch (const std::exception& e) {
                     r.unreadable = true;
+                    r.error = e.what();
                     return r;
                 }
                 const auto t0 = std::chrono::steady_clock::now();
@@ -197,12 +200,13 @@ DetectionScore bench_detection(const std::string& name, const ModelSet& models, 
         [&](std::size_t i, Result&& r) {
             found[i] = std::move(r.found);
             ms += r.ms;
-            unreadable += r.unreadable ? 1 : 0;
+            if (r.unreadable && unreadable++ == 0) first_unreadable = r.error;
             if (progress) progress({name, ++done, files.size()});
         });
     DetectionScore s = score_detections(truth, found);
     s.detector = name;
     s.unreadable = unreadable;
+    s.first_unreadable = first_unreadable;
     s.ms_per_photo = files.size() > unreadable ? ms / static_cast<double>(files.size() - unreadable) : 0;
     return s;
 }
