@@ -426,6 +426,12 @@ TEST_CASE("enroll: one face per photo unless --pick largest; re-enrolling is a n
     CHECK(lines(other.out)[0]["skipped"][0]["reason"] == "already enrolled as 'Leonard'");
     CHECK(db_int(home.db(), "SELECT count(*) FROM samples") == 2);
     CHECK(home.run({"enroll", bbt_photo("leonard", 1).string()}).exit_code == 2);  // no --name nor --dir
+    // enroll takes analyze's detection options (the gallery's pipeline must be reachable).
+    const auto no5 = home.run(
+        {"enroll", "--name", "Penny", "--detector", "hog", "--landmarks", "5", bbt_photo("penny", 1).string()});
+    CHECK(no5.exit_code == 2);
+    CHECK_THAT(no5.err, Catch::Contains("--landmarks 5 needs a detector that gives 5 points"));
+    CHECK(db_int(home.db(), "SELECT count(*) FROM samples") == 2);
 }
 
 TEST_CASE("a deployed calibration is used when its embedder is installed; another embedder's gallery is reported",

@@ -74,10 +74,9 @@ std::pair<CLI::App*, Runner> register_enroll(CLI::App& app, Context& ctx) {
         ->check(CLI::IsMember({"one", "largest"}))
         ->capture_default_str();
     sub->add_option("-j,--jobs", cmd->jobs, "Worker threads (default: number of cores)")->check(CLI::Range(1, 256));
-    sub->add_option("--detector", cmd->options.detector, "Face detector")
-        ->check(CLI::IsMember({"hog", "cnn", "yunet"}))
-        ->capture_default_str();
-    add_min_face_option(sub, cmd->options.min_face);
+    // The same detection options as analyze: a gallery's descriptors depend on
+    // the detector and the alignment, so enrolling must be able to match them.
+    add_detection_options(sub, cmd->options);
     return {sub, [cmd, &ctx] { return run_enroll(*cmd, ctx); }};
 }
 

@@ -47,7 +47,7 @@ void print_record(std::string_view type, nlohmann::json record);
 // --detector, --upsample, --max-side, --min-face: how `analyze`, `serve` and
 // `bench` find faces (one definition, so the three agree on names and ranges).
 void add_detection_options(CLI::App* sub, AnalyzeOptions& options);
-// --min-face alone (enroll and bench detection take no other detection option),
+// --min-face alone (bench detection takes no other detection option),
 // its default named from the detector table.
 void add_min_face_option(CLI::App* sub, int& min_face);
 
