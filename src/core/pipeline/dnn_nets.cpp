@@ -12,16 +12,15 @@
 #include <dlib/image_transforms.h>
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
-#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -100,8 +99,8 @@ using gender_type =
 // .dat, it is cached beside it as ".<file>.fastload": a header naming the
 // .dat's size and modification time, dlib's own serialization of the network
 // with its weight tensors emptied (the layer settings, a few kB), then each
-// weight tensor's shape and its raw floats, read back with one memcpy per
-// tensor (~0.02 s for the ResNet). A cache that is stale (the .dat was
+// weight tensor's shape and its raw floats, read back straight into each
+// tensor (one read per tensor). A cache that is stale (the .dat was
 // replaced), truncated or not this network's is ignored and written again;
 // it is written atomically, and not at all when the directory is read-only
 // (the .dat is then read every time). The cache is derived data: deleting it
@@ -129,32 +128,34 @@ void put(std::string& out, T value) {
     out.append(reinterpret_cast<const char*>(&value), sizeof value);
 }
 
-// Reads from a buffer; every read is bounds-checked (a short cache is refused).
-class Reader {
+// Reads a file front to back; every read is checked against the file's size
+// (a short cache is refused, never read past).
+class FileReader {
 public:
-    Reader(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
+    FileReader(int fd, std::uint64_t size) : fd_(fd), size_(size) {}
     template <typename T>
     bool get(T& value) {
         return bytes(&value, sizeof value);
     }
-    bool bytes(void* dst, std::size_t n) {
+    bool bytes(void* dst, std::uint64_t n) {
         if (n > size_ - pos_) return false;
-        std::memcpy(dst, data_ + pos_, n);
-        pos_ += n;
-        return true;
-    }
-    bool view(const std::uint8_t*& p, std::size_t n) {
-        if (n > size_ - pos_) return false;
-        p = data_ + pos_;
-        pos_ += n;
+        auto* p = static_cast<char*>(dst);
+        while (n > 0) {
+            const ssize_t got = ::pread(fd_, p, n, static_cast<off_t>(pos_));
+            if (got < 0 && errno == EINTR) continue;
+            if (got <= 0) return false;
+            p += got;
+            pos_ += static_cast<std::uint64_t>(got);
+            n -= static_cast<std::uint64_t>(got);
+        }
         return true;
     }
     bool at_end() const { return pos_ == size_; }
 
 private:
-    const std::uint8_t* data_;
-    std::size_t size_;
-    std::size_t pos_ = 0;
+    int fd_;
+    std::uint64_t size_;
+    std::uint64_t pos_ = 0;
 };
 
 template <typename Net>
@@ -190,27 +191,24 @@ void write_fastload(Net& net, const std::filesystem::path& dat, const DatStamp& 
 // True when `net` was filled from a cache that matches `stamp`.
 template <typename Net>
 bool read_fastload(Net& net, const std::filesystem::path& dat, const DatStamp& stamp) {
-    // Mapped rather than read: the floats are copied once, into the tensors.
+    // The floats are read straight into the tensors: no second copy.
     const UniqueFd fd(::open(fastload_path(dat).c_str(), O_RDONLY | O_CLOEXEC));
     struct stat st {};
     if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0 || st.st_size <= 0) return false;
-    const auto size = static_cast<std::size_t>(st.st_size);
-    void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd.get(), 0);
-    if (map == MAP_FAILED) return false;
-    const std::unique_ptr<void, std::function<void(void*)>> unmap(map, [size](void* p) { ::munmap(p, size); });
-    Reader in(static_cast<const std::uint8_t*>(map), size);
+    FileReader in(fd.get(), static_cast<std::uint64_t>(st.st_size));
     char magic[sizeof fastload_magic];
     DatStamp cached;
     std::uint64_t layers_size = 0;
-    const std::uint8_t* layers = nullptr;
     if (!in.bytes(magic, sizeof magic) || std::memcmp(magic, fastload_magic, sizeof magic) != 0 ||
         !in.get(cached.size) || !in.get(cached.mtime_ns) || cached.size != stamp.size ||
-        cached.mtime_ns != stamp.mtime_ns || !in.get(layers_size) || !in.view(layers, layers_size))
+        cached.mtime_ns != stamp.mtime_ns || !in.get(layers_size) || layers_size > (1u << 24))
         return false;
+    std::string layers(layers_size, '\0');
+    if (!in.bytes(layers.data(), layers_size)) return false;
     // `net` is filled in place; when the cache turns out bad half-way, the
     // caller's deserialization of the .dat replaces all of it.
     try {
-        std::istringstream settings(std::string(reinterpret_cast<const char*>(layers), layers_size));
+        std::istringstream settings(std::move(layers));
         deserialize(net, settings);
     } catch (const std::exception&) {
         return false;
@@ -223,10 +221,9 @@ bool read_fastload(Net& net, const std::filesystem::path& dat, const DatStamp& s
         for (auto& d : shape)
             if (!in.get(d) || d < 0 || d > (1 << 26)) return false;
         const auto n = static_cast<std::uint64_t>(shape[0]) * shape[1] * shape[2] * shape[3];
-        const std::uint8_t* floats = nullptr;
-        if (n > (1u << 28) || !in.view(floats, n * sizeof(float))) return false;
+        if (n > (1u << 28)) return false;
         t->set_size(shape[0], shape[1], shape[2], shape[3]);
-        if (n > 0) std::memcpy(t->host_write_only(), floats, n * sizeof(float));
+        if (n > 0 && !in.bytes(t->host_write_only(), n * sizeof(float))) return false;
     }
     return in.at_end();
 }
