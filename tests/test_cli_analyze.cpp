@@ -479,6 +479,24 @@ TEST_CASE("analyze --format csv: a header, one row per face, empty face columns,
     CHECK(array[2].at("error").at("kind") == "not_found");
 }
 
+TEST_CASE("analyze reads a BMP and a WebP through OpenCV's imgcodecs, which the binary loads on demand", "[cli]") {
+    REQUIRE_MODELS();
+    TempDir tmp;
+    const cv::Mat original = cv::imread(photo(lfw_jpg), cv::IMREAD_COLOR);
+    REQUIRE(cv::imwrite((tmp / "a.bmp").string(), original));
+    REQUIRE(cv::imwrite((tmp / "b.webp").string(), original, {cv::IMWRITE_WEBP_QUALITY, 101}));
+    const auto r = analyze({(tmp / "a.bmp").string(), (tmp / "b.webp").string()});
+    INFO("stderr: " << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.err.empty());
+    const auto records = json_lines(r.out);
+    REQUIRE(records.size() == 2);
+    for (const auto& rec : records) {
+        CHECK(rec.at("width") == 250);
+        CHECK(rec.at("faces").size() == 1);
+    }
+}
+
 TEST_CASE("analyze --draw writes an annotated copy of each input", "[cli]") {
     REQUIRE_MODELS();
     TempDir tmp;

@@ -1,10 +1,18 @@
 // tests/test_image_io.cpp — image_io on real photos from ../shared/data, on
-// files OpenCV writes into a temp dir, and on hand-made headers: bombs,
-// truncations, EXIF orientation, and bounds of the header parsers.
+// files OpenCV, libjpeg and libpng write in memory or into a temp dir, and on
+// hand-made headers: bombs, truncations, EXIF orientation, bounds of the
+// header parsers; JPEG and PNG decoding compared with cv::imdecode's.
+#include <fcntl.h>
+#include <png.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -19,8 +27,12 @@
 #include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/pipeline/image_io.hpp"
+#include "pipeline/imgcodecs_lazy.hpp"
 #include "test_png.hpp"
 #include "test_support.hpp"
+
+// After <cstdio> above: jpeglib.h uses FILE and size_t without including them.
+#include <jpeglib.h>
 
 namespace fs = std::filesystem;
 using faceq::ErrorKind;
@@ -589,6 +601,396 @@ TEST_CASE("image file extensions", "[image_io]") {
         CHECK(faceq::has_image_extension(yes));
     for (const char* no : {"a.txt", "jpg", ".jpg", "a.jpg.bak", "a.", "a", "a.heic", "a.svg"})
         CHECK_FALSE(faceq::has_image_extension(no));
+}
+
+// ---------------------------------------------------------------- against cv::imdecode
+//
+// decode_image decodes JPEG and PNG with libjpeg and libpng itself; OpenCV
+// 4.6's cv::imdecode(IMREAD_COLOR) is the reference it must match exactly.
+
+namespace {
+
+cv::Mat opencv_decode(const Bytes& bytes) {
+    return cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<std::uint8_t*>(bytes.data())),
+                        cv::IMREAD_COLOR);
+}
+
+// Checks decode_image against cv::imdecode for one buffer: the same pixels, or
+// both refusing it.
+void check_like_opencv(const Bytes& bytes, const std::string& name) {
+    INFO(name);
+    const cv::Mat expected = opencv_decode(bytes);
+    if (expected.empty()) {
+        CHECK_THROWS_AS(faceq::decode_image(bytes, name), faceq::Error);
+        return;
+    }
+    const faceq::DecodedImage img = faceq::decode_image(bytes, name);
+    CHECK(same_pixels(img.bgr, expected));
+}
+
+// Every `step`-th JPEG/PNG under `dir` (sorted, so the pick is stable).
+std::vector<fs::path> photos_under(const fs::path& dir, std::size_t step) {
+    std::vector<fs::path> all;
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+        std::string ext = e.path().extension().string();
+        std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+        if (e.is_regular_file() && (ext == ".jpg" || ext == ".jpeg" || ext == ".png")) all.push_back(e.path());
+    }
+    std::sort(all.begin(), all.end());
+    std::vector<fs::path> picked;
+    for (std::size_t i = 0; i < all.size(); i += step) picked.push_back(all[i]);
+    return picked;
+}
+
+// A PNG written with libpng: `width` x `height` pixels of the given colour
+// type and bit depth, filled from a pattern, optionally Adam7-interlaced, with
+// a tRNS chunk, and with an eXIf chunk before or after the image data.
+struct PngSpec {
+    int color_type = PNG_COLOR_TYPE_RGB;
+    int bit_depth = 8;
+    bool interlaced = false;
+    bool trns = false;
+    Bytes exif_before, exif_after;
+};
+
+PngSpec png_spec(int color_type, int bit_depth, bool interlaced = false, bool trns = false) {
+    PngSpec s;
+    s.color_type = color_type;
+    s.bit_depth = bit_depth;
+    s.interlaced = interlaced;
+    s.trns = trns;
+    return s;
+}
+
+Bytes write_png(const PngSpec& s, int width = 37, int height = 23) {
+    Bytes out;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+    png_infop info = png_create_info_struct(png);
+    png_infop end_info = png_create_info_struct(png);
+    REQUIRE(end_info != nullptr);
+    png_set_write_fn(
+        png, &out,
+        [](png_structp p, png_bytep data, png_size_t n) {
+            auto* o = static_cast<Bytes*>(png_get_io_ptr(p));
+            o->insert(o->end(), data, data + n);
+        },
+        nullptr);
+    png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), s.bit_depth,
+                 s.color_type, s.interlaced ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    if (s.color_type == PNG_COLOR_TYPE_PALETTE) {
+        std::vector<png_color> palette(std::size_t{1} << s.bit_depth);
+        for (std::size_t i = 0; i < palette.size(); ++i)
+            palette[i] = {static_cast<png_byte>(i * 37), static_cast<png_byte>(255 - i * 11),
+                          static_cast<png_byte>(i * 91)};
+        png_set_PLTE(png, info, palette.data(), static_cast<int>(palette.size()));
+        if (s.trns) {
+            std::vector<png_byte> alpha(palette.size() / 2 + 1, 40);
+            png_set_tRNS(png, info, alpha.data(), static_cast<int>(alpha.size()), nullptr);
+        }
+    } else if (s.trns) {
+        png_color_16 key{};
+        key.red = key.green = key.blue = key.gray = 1;  // in range at every bit depth
+        png_set_tRNS(png, info, nullptr, 0, &key);
+    }
+    if (!s.exif_before.empty())
+        png_set_eXIf_1(png, info, static_cast<png_uint_32>(s.exif_before.size()),
+                       const_cast<png_bytep>(s.exif_before.data()));
+    if (!s.exif_after.empty())
+        png_set_eXIf_1(png, end_info, static_cast<png_uint_32>(s.exif_after.size()),
+                       const_cast<png_bytep>(s.exif_after.data()));
+    png_write_info(png, info);
+    const std::size_t row_bytes = png_get_rowbytes(png, info);
+    std::vector<Bytes> rows(static_cast<std::size_t>(height), Bytes(row_bytes));
+    std::vector<png_bytep> row_ptrs;
+    for (std::size_t y = 0; y < rows.size(); ++y) {
+        for (std::size_t x = 0; x < row_bytes; ++x) rows[y][x] = static_cast<std::uint8_t>(x * 7 + y * 13 + x * y);
+        row_ptrs.push_back(rows[y].data());
+    }
+    png_write_image(png, row_ptrs.data());
+    png_write_end(png, end_info);
+    png_destroy_info_struct(png, &end_info);
+    png_destroy_write_struct(&png, &info);
+    return out;
+}
+
+// A TIFF block (what follows "Exif\0\0") whose IFD0 holds `entries` (tag,
+// type, count, value or offset), little-endian, then `tail`.
+Bytes tiff_block(const std::vector<std::array<std::uint32_t, 4>>& entries, const Bytes& tail = {}) {
+    Bytes t = {'I', 'I', 42, 0, 8, 0, 0, 0};
+    auto put = [&t](std::uint32_t v, int n) {
+        for (int i = 0; i < n; ++i) t.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+    };
+    put(static_cast<std::uint32_t>(entries.size()), 2);
+    for (const auto& e : entries) {
+        put(e[0], 2);
+        put(e[1], 2);
+        put(e[2], 4);
+        put(e[3], 4);
+    }
+    put(0, 4);
+    t.insert(t.end(), tail.begin(), tail.end());
+    return t;
+}
+
+// `jpeg` with an APP1 segment holding `payload` right after SOI.
+Bytes with_app1(const Bytes& jpeg, const Bytes& payload) {
+    const std::size_t len = payload.size() + 2;
+    Bytes out(jpeg.size() + 2 + len);
+    const std::uint8_t seg[4] = {0xFF, 0xE1, static_cast<std::uint8_t>(len >> 8), static_cast<std::uint8_t>(len)};
+    std::copy(jpeg.begin(), jpeg.begin() + 2, out.begin());
+    std::copy(seg, seg + 4, out.begin() + 2);
+    std::copy(payload.begin(), payload.end(), out.begin() + 6);
+    std::copy(jpeg.begin() + 2, jpeg.end(), out.begin() + 6 + static_cast<std::ptrdiff_t>(payload.size()));
+    return out;
+}
+
+Bytes exif_payload(const Bytes& tiff) {
+    Bytes p(6 + tiff.size());
+    std::memcpy(p.data(), "Exif\0\0", 6);
+    std::copy(tiff.begin(), tiff.end(), p.begin() + 6);
+    return p;
+}
+
+// A JPEG written with libjpeg from `pixels` (1 or 3 channels) in colour space
+// `in` (CMYK adds a fourth channel from the first) stored as `stored`; libjpeg
+// writes an Adobe marker for RGB, CMYK and YCCK.
+Bytes write_jpeg(const cv::Mat& pixels, J_COLOR_SPACE in, J_COLOR_SPACE stored) {
+    jpeg_compress_struct c{};
+    jpeg_error_mgr err{};
+    c.err = jpeg_std_error(&err);
+    jpeg_create_compress(&c);
+    unsigned char* buf = nullptr;
+    unsigned long size = 0;
+    jpeg_mem_dest(&c, &buf, &size);
+    c.image_width = static_cast<JDIMENSION>(pixels.cols);
+    c.image_height = static_cast<JDIMENSION>(pixels.rows);
+    c.in_color_space = in;
+    c.input_components = in == JCS_CMYK ? 4 : in == JCS_GRAYSCALE ? 1 : 3;
+    jpeg_set_defaults(&c);
+    jpeg_set_colorspace(&c, stored);
+    jpeg_set_quality(&c, 90, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    Bytes row(static_cast<std::size_t>(pixels.cols) * 4);
+    while (c.next_scanline < c.image_height) {
+        const std::uint8_t* p = pixels.ptr(static_cast<int>(c.next_scanline));
+        const auto n = static_cast<std::size_t>(c.input_components);
+        const auto have = static_cast<std::size_t>(pixels.channels());
+        for (std::size_t x = 0; x < static_cast<std::size_t>(pixels.cols); ++x)
+            for (std::size_t k = 0; k < n; ++k)
+                row[x * n + k] = k < have ? p[x * have + k] : static_cast<std::uint8_t>(p[x * have] ^ 0x55);
+        JSAMPROW r = row.data();
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    Bytes out(buf, buf + size);
+    jpeg_destroy_compress(&c);
+    std::free(buf);
+    return out;
+}
+
+// What `f` writes to stderr (fd 2) while it runs.
+template <class F>
+std::string stderr_of(F&& f) {
+    TempDir tmp;
+    const std::string path = (tmp / "stderr").string();
+    std::fflush(stderr);
+    const int saved = dup(2);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    dup2(fd, 2);
+    ::close(fd);
+    try {
+        f();
+    } catch (...) {
+        std::fflush(stderr);
+        dup2(saved, 2);
+        ::close(saved);
+        throw;
+    }
+    std::fflush(stderr);
+    dup2(saved, 2);
+    ::close(saved);
+    const Bytes b = read_bytes(path);
+    return std::string(b.begin(), b.end());
+}
+
+}  // namespace
+
+TEST_CASE("JPEG and PNG photos decode exactly as cv::imdecode decodes them", "[image_io]") {
+    REQUIRE_SHARED();
+    const fs::path d = data_dir();
+    std::vector<fs::path> files;
+    for (const auto& [dir, step] : std::vector<std::pair<const char*, std::size_t>>{{"face_recognition_examples", 1},
+                                                                                    {"dlib_faces", 1},
+                                                                                    {"negatives", 1},
+                                                                                    {"faceapi_bbt", 1},
+                                                                                    {"lfw-dev", 16},
+                                                                                    {"wider-dev", 3},
+                                                                                    {"celeba-dev", 20}}) {
+        const std::vector<fs::path> picked = photos_under(d / dir, step);
+        CHECK(!picked.empty());
+        files.insert(files.end(), picked.begin(), picked.end());
+    }
+    CHECK(files.size() > 600);
+    for (const fs::path& f : files) check_like_opencv(read_bytes(f), f.string());
+}
+
+TEST_CASE("PNG variants decode as cv::imdecode decodes them", "[image_io]") {
+    struct Variant {
+        const char* name;
+        PngSpec spec;
+    };
+    const Bytes rotate = tiff_block({{0x0112, 3, 1, 6}});
+    std::vector<Variant> variants;
+    for (int depth : {1, 2, 4, 8, 16}) {
+        variants.push_back({"gray", png_spec(PNG_COLOR_TYPE_GRAY, depth)});
+        variants.push_back({"gray, tRNS", png_spec(PNG_COLOR_TYPE_GRAY, depth, false, true)});
+        if (depth <= 8) {
+            variants.push_back({"palette", png_spec(PNG_COLOR_TYPE_PALETTE, depth)});
+            variants.push_back({"palette, tRNS, interlaced", png_spec(PNG_COLOR_TYPE_PALETTE, depth, true, true)});
+        }
+        if (depth >= 8) {
+            variants.push_back({"gray+alpha", png_spec(PNG_COLOR_TYPE_GRAY_ALPHA, depth)});
+            variants.push_back({"RGB", png_spec(PNG_COLOR_TYPE_RGB, depth)});
+            variants.push_back({"RGB, tRNS, interlaced", png_spec(PNG_COLOR_TYPE_RGB, depth, true, true)});
+            variants.push_back({"RGBA", png_spec(PNG_COLOR_TYPE_RGB_ALPHA, depth)});
+            variants.push_back({"RGBA, interlaced", png_spec(PNG_COLOR_TYPE_RGB_ALPHA, depth, true)});
+        }
+    }
+    variants.push_back({"eXIf before IDAT", png_spec(PNG_COLOR_TYPE_RGB, 8)});
+    variants.back().spec.exif_before = rotate;
+    variants.push_back({"eXIf after IDAT", png_spec(PNG_COLOR_TYPE_RGB, 8)});
+    variants.back().spec.exif_after = rotate;
+    for (const Variant& v : variants) {
+        INFO(v.name << ", " << v.spec.bit_depth << " bits");
+        const Bytes png = write_png(v.spec);
+        check_like_opencv(png, "variant.png");
+        if (!v.spec.exif_before.empty() || !v.spec.exif_after.empty())
+            CHECK(faceq::decode_image(png, "variant.png").bgr.size() == cv::Size(23, 37));
+    }
+}
+
+TEST_CASE("grayscale, CMYK and Adobe YCCK JPEGs decode as cv::imdecode decodes them", "[image_io]") {
+    REQUIRE_SHARED();
+    const cv::Mat photo = photo_crop();
+    cv::Mat gray;
+    cv::cvtColor(photo, gray, cv::COLOR_BGR2GRAY);
+    check_like_opencv(write_jpeg(gray, JCS_GRAYSCALE, JCS_GRAYSCALE), "gray.jpg");
+    check_like_opencv(write_jpeg(photo, JCS_RGB, JCS_RGB), "rgb.jpg");  // Adobe marker, no transform
+    check_like_opencv(write_jpeg(photo, JCS_CMYK, JCS_CMYK), "cmyk.jpg");
+    check_like_opencv(write_jpeg(photo, JCS_CMYK, JCS_YCCK), "ycck.jpg");
+    std::vector<unsigned char> progressive;
+    REQUIRE(cv::imencode(".jpg", photo, progressive, {cv::IMWRITE_JPEG_PROGRESSIVE, 1}));
+    check_like_opencv(Bytes(progressive.begin(), progressive.end()), "progressive.jpg");
+}
+
+TEST_CASE("EXIF blocks are read as OpenCV 4.6 reads them, odd ones included", "[image_io]") {
+    REQUIRE_SHARED();
+    std::vector<unsigned char> encoded;
+    REQUIRE(cv::imencode(".jpg", photo_crop(), encoded));
+    const Bytes jpeg(encoded.begin(), encoded.end());
+    const Bytes far_string = {'s', 'o', 'n', 'y', 0, 0, 0, 0};
+    const std::vector<std::pair<const char*, Bytes>> cases = {
+        {"orientation 6", exif_payload(tiff_block({{0x0112, 3, 1, 6}}))},
+        {"two orientations: the first counts", exif_payload(tiff_block({{0x0112, 3, 1, 6}, {0x0112, 3, 1, 3}}))},
+        {"orientation 9: ignored", exif_payload(tiff_block({{0x0112, 3, 1, 9}}))},
+        {"a string past the end stops the walk before the orientation",
+         exif_payload(tiff_block({{0x010F, 2, 50, 4000}, {0x0112, 3, 1, 6}}))},
+        {"a string past the end after the orientation",
+         exif_payload(tiff_block({{0x0112, 3, 1, 8}, {0x010F, 2, 50, 4000}}))},
+        {"a short string, looked for at offset 8 of the block",
+         exif_payload(tiff_block({{0x010F, 2, 4, 0}, {0x0112, 3, 1, 5}}))},
+        {"a rational past the end", exif_payload(tiff_block({{0x011A, 5, 1, 4000}, {0x0112, 3, 1, 6}}))},
+        {"a string in range", exif_payload(tiff_block({{0x010F, 2, 8, 38}, {0x0112, 3, 1, 7}}, far_string))},
+        {"more entries than bytes: the orientation before the end counts",
+         [] {
+             Bytes p = exif_payload(tiff_block({{0x0112, 3, 1, 2}}));
+             p[6 + 8] = 40;  // entry count
+             return p;
+         }()},
+        {"no Exif header check: the first APP1 is XMP", Bytes{'h', 't', 't', 'p', ':', '/', '/', 'n', 's'}},
+        {"mixed byte-order mark: read big-endian",
+         exif_payload({'I', 'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0})},
+    };
+    for (const auto& [name, payload] : cases) check_like_opencv(with_app1(jpeg, payload), name);
+
+    // Random damage to a block with every tag exif.cpp reads: never a
+    // different picture, never a crash (the sanitizer build runs this too).
+    const Bytes full = exif_payload(tiff_block({{0x010E, 2, 3, 0},
+                                                {0x010F, 2, 8, 134},
+                                                {0x011A, 5, 1, 134},
+                                                {0x011B, 5, 1, 134},
+                                                {0x0128, 3, 1, 2},
+                                                {0x0112, 3, 1, 6},
+                                                {0x013E, 5, 2, 134},
+                                                {0x013F, 5, 6, 134},
+                                                {0x0211, 5, 3, 134},
+                                                {0x0213, 3, 1, 1},
+                                                {0x0214, 5, 6, 134},
+                                                {0x8769, 4, 1, 0}},
+                                               Bytes(48, 1)));
+    std::mt19937 rng(7);
+    for (int round = 0; round < 150; ++round) {
+        Bytes p = full;
+        for (int k = 0; k < 3; ++k) p[6 + rng() % (p.size() - 6)] = static_cast<std::uint8_t>(rng());
+        if (round % 5 == 0) p.resize(6 + rng() % (p.size() - 6));
+        check_like_opencv(with_app1(jpeg, p), "damaged EXIF, round " + std::to_string(round));
+    }
+}
+
+TEST_CASE("a JPEG broken in the middle of its data is one error line, with nothing on stderr", "[image_io]") {
+    REQUIRE_SHARED();
+    const Bytes jpeg = read_bytes(sample_jpeg());
+    const Bytes progressive = read_bytes(data_dir() / "dlib_faces/Tom_Cruise_avp_2014_4.jpg");
+    // Cut in the middle of the entropy-coded data, then closed with an EOI
+    // marker as if complete: libjpeg would grey out the rest.
+    auto cut_and_closed = [](const Bytes& b) {
+        Bytes out(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(b.size() / 2));
+        out.insert(out.end(), {0xFF, 0xD9});
+        return out;
+    };
+    // SOF's first component refers to quantization table 3, never defined.
+    Bytes no_table = jpeg;
+    no_table[jpeg_sof_offset(jpeg) + 10 + 2] = 3;
+    // An SOS for a component the frame does not have.
+    Bytes bad_sos = jpeg;
+    for (std::size_t i = 2; i + 5 < bad_sos.size(); ++i) {
+        if (bad_sos[i] == 0xFF && bad_sos[i + 1] == 0xDA) {
+            bad_sos[i + 5] = 0x77;
+            break;
+        }
+    }
+    const std::vector<std::pair<std::string, Bytes>> cases = {
+        {"cut_and_closed.jpg", cut_and_closed(jpeg)},
+        {"cut_and_closed_progressive.jpg", cut_and_closed(progressive)},
+        {"no_table.jpg", no_table},
+        {"bad_sos.jpg", bad_sos}};
+    for (const auto& [name, bytes] : cases) {
+        INFO(name);
+        std::string message;
+        const std::string err = stderr_of([&] {
+            const faceq::Error e = error_from([&] { faceq::decode_image(bytes, name); });
+            CHECK(e.kind() == ErrorKind::invalid_input);
+            message = e.what();
+        });
+        CHECK(err.empty());
+        CHECK_THAT(message, Catch::Contains("'" + name + "'") && Catch::Contains("cannot decode jpeg data") &&
+                                Catch::Contains("corrupt or truncated"));
+        CHECK(message.find('\n') == std::string::npos);
+    }
+}
+
+TEST_CASE("imgcodecs is loaded lazily: the entry points are OpenCV's, a missing library is named", "[image_io]") {
+    const faceq::imgcodecs::Codecs c = faceq::imgcodecs::load(FACEQ_IMGCODECS_SONAME);
+    CHECK(c.imdecode == static_cast<cv::Mat (*)(cv::InputArray, int)>(&cv::imdecode));
+    CHECK(c.imencode ==
+          static_cast<bool (*)(const cv::String&, cv::InputArray, std::vector<uchar>&, const std::vector<int>&)>(
+              &cv::imencode));
+    const faceq::Error e = error_from([] { faceq::imgcodecs::load("libopencv_imgcodecs_missing.so.406"); });
+    CHECK(e.kind() == ErrorKind::internal);
+    CHECK_THAT(e.what(), Catch::Contains("libopencv_imgcodecs_missing.so.406"));
+    CHECK(std::string(e.what()).find('\n') == std::string::npos);
 }
 
 TEST_CASE("run_command collects exit code, stdout and stderr without a shell", "[support]") {

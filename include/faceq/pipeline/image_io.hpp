@@ -7,15 +7,20 @@
 // limit, so a small file declaring 50000x50000 pixels is never decoded.
 // Truncated JPEG/PNG data is refused rather than returned half-grey. Formats
 // other than these seven are refused too (their size cannot be checked first),
-// and GIF, whose header is read, cannot be decoded by OpenCV 4.6.
+// and GIF, whose header is read, cannot be decoded by OpenCV 4.6. JPEG and PNG
+// are decoded with libjpeg and libpng, to exactly the pixels OpenCV 4.6's
+// cv::imdecode(IMREAD_COLOR) gives; the other formats by OpenCV's imgcodecs,
+// loaded on first use (pipeline/imgcodecs_lazy.hpp).
 //
 // Errors: Error{not_found} (missing file), Error{io} (unreadable),
 // Error{invalid_input} (empty file, directory, not an image, truncated,
 // corrupt, 0x0), Error{too_large} (over the byte or pixel limit, ours or
-// OpenCV's). Messages are one line and name the file:
+// OpenCV's), Error{internal} (imgcodecs cannot be loaded, for a format other
+// than JPEG and PNG). Messages are one line and name the file:
 // "cannot read image '<name>': <why>" ("no such file '<path>'" when missing).
-// Thread-safety: all functions are reentrant. The first decode lowers
-// OpenCV's log level from WARNING (its default) to ERROR, once per process.
+// Thread-safety: all functions are reentrant. The first decode of a format
+// other than JPEG and PNG lowers OpenCV's log level from WARNING (its default)
+// to ERROR, once per process.
 #pragma once
 
 #include <cstdint>

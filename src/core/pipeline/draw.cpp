@@ -9,6 +9,7 @@
 
 #include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
+#include "pipeline/imgcodecs_lazy.hpp"
 
 namespace faceq {
 
@@ -47,7 +48,7 @@ std::filesystem::path save_annotated(const cv::Mat& bgr, const std::filesystem::
     }
     std::vector<unsigned char> buf;
     try {
-        if (!cv::imencode(ext, bgr, buf, {cv::IMWRITE_JPEG_QUALITY, 92}))
+        if (!imgcodecs::imencode(ext, bgr, buf, {cv::IMWRITE_JPEG_QUALITY, 92}))
             throw Error(ErrorKind::io, fmt::format("cannot encode annotated image '{}'", target.string()));
     } catch (const cv::Exception& e) {
         throw Error(ErrorKind::io, fmt::format("cannot encode annotated image '{}': {}", target.string(), e.what()));

@@ -1,21 +1,32 @@
-// image_io.cpp — header sniffing, size limits and OpenCV decoding.
+// image_io.cpp — header sniffing, size limits, and decoding: JPEG with
+// libjpeg and PNG with libpng here, every other format with OpenCV's imgcodecs.
 //
 // Every header parser reads through ByteView, which checks bounds on each
 // access, so a short or lying file can only make us throw, never read past the
 // buffer. The declared size is checked against the caller's limit and against
-// OpenCV's own decoder limit before cv::imdecode is called; truncated JPEG and
+// OpenCV's own decoder limit before anything is decoded; truncated JPEG and
 // PNG files are recognised from their structure (no EOI / no IEND) because
 // libjpeg would otherwise hand back a half-grey image.
 //
-// EXIF orientation: OpenCV 4.6's cv::imdecode applies it itself (like
-// cv::imread, unless IMREAD_IGNORE_ORIENTATION is passed), so this file does
-// not rotate; tests/test_image_io.cpp checks all eight orientations.
+// JPEG and PNG are decoded with the libraries directly, not through
+// cv::imdecode, because linking libopencv_imgcodecs costs every process
+// ~0.12 s of dynamic loading (pipeline/imgcodecs_lazy.hpp); it is loaded on
+// first use for the other formats. The two decoders reproduce OpenCV 4.6's
+// cv::imdecode(buf, IMREAD_COLOR) pixel for pixel (grfmt_jpeg.cpp,
+// grfmt_png.cpp, loadsave.cpp, exif.cpp): the same libjpeg/libpng calls and
+// settings, OpenCV's CMYK conversion, and EXIF orientation read and applied as
+// OpenCV reads and applies it. tests/test_image_io.cpp compares them with
+// cv::imdecode on a few hundred real photos and on crafted variants. Unlike
+// OpenCV, library errors and warnings never reach stderr.
 #include "faceq/pipeline/image_io.hpp"
 
 #include <fmt/format.h>
+#include <png.h>
 
 #include <algorithm>
 #include <cctype>
+#include <csetjmp>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <new>
@@ -28,6 +39,11 @@
 
 #include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
+#include "pipeline/imgcodecs_lazy.hpp"
+
+// After <cstdio> above: jpeglib.h uses FILE and size_t without including them.
+#include <jerror.h>
+#include <jpeglib.h>
 
 namespace faceq {
 namespace {
@@ -355,9 +371,8 @@ void quiet_opencv_logging() {
     // so OpenCV's warnings do not interleave with our own one-line errors; a
     // level someone chose (OPENCV_LOG_LEVEL, or setLogLevel before the first
     // decode) is left alone. OpenCV 4.6 writes some messages with std::cerr
-    // (imdecode_ "can't read header") and libpng prints its own errors; those
-    // cannot be silenced from here, but the structural checks above keep most
-    // broken files from reaching the decoders.
+    // (imdecode_ "can't read header"); those cannot be silenced from here, but
+    // the structural checks above keep most broken files from reaching it.
     static const bool done = [] {
         using namespace cv::utils::logging;
         if (getLogLevel() == LOG_LEVEL_WARNING) setLogLevel(LOG_LEVEL_ERROR);
@@ -400,6 +415,326 @@ cv::Mat to_bgr8(const cv::Mat& m) {
             break;
     }
     return bgr;
+}
+
+// ---------------------------------------------------------------- EXIF orientation
+
+// The EXIF orientation (1..8; 1 when there is none) that OpenCV 4.6's
+// ExifReader (exif.cpp) finds in `v`, a TIFF header and IFD0: little-endian
+// only after "II", IFD0's entries in order, the first Orientation entry's
+// value. Like exif.cpp it also reads the values of the other tags it knows and
+// stops at the first it cannot read; what it found before that stands.
+int exif_orientation(const ByteView& v) {
+    const bool be = !(v.has(0, 2) && v.u8(0) == 'I' && v.u8(1) == 'I');
+    int orientation = 1;
+    bool found = false;
+    try {
+        if (v.u16(2, be) != 0x2A) return 1;
+        std::size_t entry = v.u32(4, be);
+        const std::size_t count = v.u16(entry, be);
+        entry += 2;
+        for (std::size_t i = 0; i < count; ++i, entry += 12) {
+            std::size_t rationals = 0;  // unsigned RATIONALs at the offset in the value field
+            switch (v.u16(entry, be)) {
+                case 0x0112: {  // Orientation
+                    const std::uint16_t value = v.u16(entry + 8, be);
+                    if (!found) orientation = value;
+                    found = true;
+                    break;
+                }
+                case 0x0128:  // ResolutionUnit
+                case 0x0213:  // YCbCrPositioning
+                    (void)v.u16(entry + 8, be);
+                    break;
+                case 0x010E:    // ImageDescription
+                case 0x010F:    // Make
+                case 0x0110:    // Model
+                case 0x0131:    // Software
+                case 0x0132:    // DateTime
+                case 0x8298: {  // Copyright
+                    const std::uint32_t len = v.u32(entry + 4, be);
+                    // exif.cpp looks for a string of up to 4 bytes at offset 8
+                    // of the TIFF data, not of the entry: a bug we must share.
+                    const std::uint32_t at = len > 4 ? v.u32(entry + 8, be) : 8;
+                    if (!v.has(at, len)) return orientation;
+                    break;
+                }
+                case 0x011A:  // XResolution
+                case 0x011B:  // YResolution
+                    rationals = 1;
+                    break;
+                case 0x013E:  // WhitePoint
+                    rationals = 2;
+                    break;
+                case 0x0211:  // YCbCrCoefficients
+                    rationals = 3;
+                    break;
+                case 0x013F:  // PrimaryChromaticities
+                case 0x0214:  // ReferenceBlackWhite
+                    rationals = 6;
+                    break;
+                default:
+                    break;
+            }
+            if (rationals > 0 && !v.has(v.u32(entry + 8, be), rationals * 8)) return orientation;
+        }
+    } catch (const Error&) {
+        // exif.cpp's ExifParsingError: the walk ends, what it found stands.
+    }
+    return orientation;
+}
+
+// loadsave.cpp's ApplyExifOrientation.
+cv::Mat apply_orientation(const cv::Mat& img, int orientation) {
+    cv::Mat out;
+    switch (orientation) {
+        case 2:
+            cv::flip(img, out, 1);
+            break;
+        case 3:
+            cv::flip(img, out, -1);
+            break;
+        case 4:
+            cv::flip(img, out, 0);
+            break;
+        case 5:
+            cv::transpose(img, out);
+            break;
+        case 6:
+            cv::transpose(img, out);
+            cv::flip(out, out, 1);
+            break;
+        case 7:
+            cv::transpose(img, out);
+            cv::flip(out, out, -1);
+            break;
+        case 8:
+            cv::transpose(img, out);
+            cv::flip(out, out, 0);
+            break;
+        default:
+            out = img;
+    }
+    return out;
+}
+
+[[noreturn]] void undecodable(const char* format, const char* why) {
+    fail(ErrorKind::invalid_input, fmt::format("cannot decode {} data (corrupt or truncated: {})", format,
+                                               one_line(why[0] != '\0' ? why : "decoder stopped")));
+}
+
+// ---------------------------------------------------------------- JPEG decoding
+
+// libjpeg's error manager: an error longjmps back to the current jpeg_* step
+// with its message kept, instead of printing it and calling exit().
+struct JpegDecoder {
+    jpeg_decompress_struct cinfo{};  // mem == nullptr until created: destroying it is a no-op
+    jpeg_error_mgr errors{};
+    std::jmp_buf jump{};
+    char message[JMSG_LENGTH_MAX] = {};
+
+    JpegDecoder() = default;
+    JpegDecoder(const JpegDecoder&) = delete;
+    JpegDecoder& operator=(const JpegDecoder&) = delete;
+    ~JpegDecoder() { jpeg_destroy_decompress(&cinfo); }
+};
+
+JpegDecoder& jpeg_owner(j_common_ptr cinfo) { return *static_cast<JpegDecoder*>(cinfo->client_data); }
+
+void jpeg_fail(j_common_ptr cinfo) {
+    JpegDecoder& d = jpeg_owner(cinfo);
+    cinfo->err->format_message(cinfo, d.message);
+    std::longjmp(d.jump, 1);
+}
+
+// Warnings (level -1) and trace messages are not printed. Two warnings mean
+// the entropy-coded data ended before the image did, after which libjpeg fills
+// the rest with grey: those fail, as truncated files do (check_complete). The
+// others (extraneous bytes, a bad Huffman code) keep OpenCV's pixels.
+void jpeg_message(j_common_ptr cinfo, int level) {
+    if (level < 0 && (cinfo->err->msg_code == JWRN_HIT_MARKER || cinfo->err->msg_code == JWRN_JPEG_EOF))
+        jpeg_fail(cinfo);
+}
+
+// The steps below return false when libjpeg gave up (d.message says why).
+// They create no object with a destructor, so a longjmp out of libjpeg skips
+// none; all their state lives in `d`.
+bool jpeg_read_header_of(JpegDecoder& d, const std::uint8_t* data, std::size_t size) {
+    d.cinfo.err = jpeg_std_error(&d.errors);
+    d.errors.error_exit = jpeg_fail;
+    d.errors.emit_message = jpeg_message;
+    d.cinfo.client_data = &d;  // kept by jpeg_create_decompress
+    if (setjmp(d.jump) != 0) return false;
+    jpeg_create_decompress(&d.cinfo);
+    jpeg_mem_src(&d.cinfo, data, static_cast<unsigned long>(size));
+    jpeg_save_markers(&d.cinfo, JPEG_APP0 + 1, 0xFFFF);  // the Exif block
+    jpeg_read_header(&d.cinfo, TRUE);
+    // grfmt_jpeg.cpp for a colour image: CMYK (and YCCK) as CMYK, converted
+    // below; everything else straight to BGR (its JCS_RGB and a swap give the
+    // same bytes). DCT method, fancy upsampling and block smoothing keep
+    // libjpeg's defaults, as OpenCV does; libjpeg-turbo supplies the standard
+    // Huffman tables of MJPEG frames that lack them, as OpenCV does by hand.
+    d.cinfo.out_color_space = d.cinfo.num_components == 4 ? JCS_CMYK : JCS_EXT_BGR;
+    jpeg_calc_output_dimensions(&d.cinfo);
+    return true;
+}
+
+// OpenCV's icvCvt_CMYK2BGR_8u_C4C3R (utils.cpp), for one row.
+void cmyk_to_bgr(const std::uint8_t* cmyk, std::uint8_t* bgr, int width) {
+    for (int i = 0; i < width; ++i, cmyk += 4, bgr += 3) {
+        const int k = cmyk[3];
+        bgr[2] = static_cast<std::uint8_t>(k - ((255 - cmyk[0]) * k >> 8));
+        bgr[1] = static_cast<std::uint8_t>(k - ((255 - cmyk[1]) * k >> 8));
+        bgr[0] = static_cast<std::uint8_t>(k - ((255 - cmyk[2]) * k >> 8));
+    }
+}
+
+bool jpeg_read_rows(JpegDecoder& d, cv::Mat& bgr, std::uint8_t* cmyk_row) {
+    if (setjmp(d.jump) != 0) return false;
+    jpeg_start_decompress(&d.cinfo);
+    if (d.cinfo.output_width != static_cast<JDIMENSION>(bgr.cols) ||
+        d.cinfo.output_height != static_cast<JDIMENSION>(bgr.rows))
+        return false;
+    while (d.cinfo.output_scanline < d.cinfo.output_height) {
+        std::uint8_t* out = bgr.ptr(static_cast<int>(d.cinfo.output_scanline));
+        JSAMPROW row = cmyk_row != nullptr ? cmyk_row : out;
+        if (jpeg_read_scanlines(&d.cinfo, &row, 1) != 1) return false;
+        if (cmyk_row != nullptr) cmyk_to_bgr(cmyk_row, out, bgr.cols);
+    }
+    return true;
+}
+
+bool jpeg_finish(JpegDecoder& d) {
+    if (setjmp(d.jump) != 0) return false;
+    jpeg_finish_decompress(&d.cinfo);
+    return true;
+}
+
+cv::Mat decode_jpeg(const ByteView& v) {
+    JpegDecoder d;
+    if (!jpeg_read_header_of(d, v.data(), v.size())) undecodable("jpeg", d.message);
+    // grfmt_jpeg.cpp reads EXIF from the first APP1 segment, whatever it
+    // holds, past its 6-byte "Exif\0\0" header.
+    int orientation = 1;
+    for (jpeg_saved_marker_ptr m = d.cinfo.marker_list; m != nullptr; m = m->next) {
+        if (m->marker != JPEG_APP0 + 1) continue;
+        if (m->data_length > 6) orientation = exif_orientation(ByteView(m->data + 6, m->data_length - 6));
+        break;
+    }
+    cv::Mat bgr(static_cast<int>(d.cinfo.output_height), static_cast<int>(d.cinfo.output_width), CV_8UC3);
+    const bool cmyk = d.cinfo.out_color_space == JCS_CMYK;
+    std::vector<std::uint8_t> cmyk_row(cmyk ? std::size_t{d.cinfo.output_width} * 4 : 0);
+    if (!jpeg_read_rows(d, bgr, cmyk ? cmyk_row.data() : nullptr)) undecodable("jpeg", d.message);
+    // An error after the last row (in what follows the scan) does not fail
+    // the image, as OpenCV sets its result before this call.
+    (void)jpeg_finish(d);
+    return apply_orientation(bgr, orientation);
+}
+
+// ---------------------------------------------------------------- PNG decoding
+
+struct PngDecoder {
+    png_structp png = nullptr;
+    png_infop info = nullptr;
+    png_infop end_info = nullptr;
+    const std::uint8_t* data = nullptr;
+    std::size_t size = 0;
+    std::size_t pos = 0;
+    char message[256] = {};
+
+    PngDecoder(const std::uint8_t* bytes, std::size_t n) : data(bytes), size(n) {}
+    PngDecoder(const PngDecoder&) = delete;
+    PngDecoder& operator=(const PngDecoder&) = delete;
+    ~PngDecoder() {
+        if (png != nullptr) png_destroy_read_struct(&png, &info, &end_info);
+    }
+};
+
+// libpng's error function: keeps the message and longjmps back to the
+// current step (its default prints "libpng error: ..." to stderr first).
+[[noreturn]] void png_fail(png_structp png, png_const_charp why) {
+    auto* d = static_cast<PngDecoder*>(png_get_error_ptr(png));
+    std::snprintf(d->message, sizeof d->message, "%s", why);
+    png_longjmp(png, 1);
+}
+
+void png_quiet(png_structp, png_const_charp) {}
+
+void png_read_bytes(png_structp png, png_bytep out, png_size_t n) {
+    auto* d = static_cast<PngDecoder*>(png_get_io_ptr(png));
+    if (n > d->size - d->pos) png_error(png, "PNG input buffer is incomplete");
+    std::memcpy(out, d->data + d->pos, n);
+    d->pos += n;
+}
+
+// As jpeg_read_header_of and jpeg_read_rows: false when libpng gave up, and
+// no object with a destructor in their frames.
+bool png_read_header_of(PngDecoder& d) {
+    d.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &d, png_fail, png_quiet);
+    if (d.png != nullptr) d.info = png_create_info_struct(d.png);
+    if (d.info != nullptr) d.end_info = png_create_info_struct(d.png);
+    if (d.end_info == nullptr) {
+        std::snprintf(d.message, sizeof d.message, "out of memory");
+        return false;
+    }
+    if (setjmp(png_jmpbuf(d.png)) != 0) return false;
+    png_set_read_fn(d.png, &d, png_read_bytes);
+    png_read_info(d.png, d.info);
+    return true;
+}
+
+// grfmt_png.cpp's readData for an 8-bit 3-channel image (IMREAD_COLOR).
+bool png_read_rows(PngDecoder& d, png_bytepp rows, std::size_t row_bytes) {
+    if (setjmp(png_jmpbuf(d.png)) != 0) return false;
+    const int depth = png_get_bit_depth(d.png, d.info);
+    const int type = png_get_color_type(d.png, d.info);
+    // OpenCV also calls png_set_swap on little-endian machines when it does
+    // not strip: it only affects 16-bit output, which IMREAD_COLOR never asks for.
+    if (depth == 16) png_set_strip_16(d.png);  // the high byte: no rounding
+    png_set_strip_alpha(d.png);                // alpha and tRNS dropped, not composed
+    if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(d.png);
+    if ((type & PNG_COLOR_MASK_COLOR) == 0 && depth < 8) png_set_expand_gray_1_2_4_to_8(d.png);
+    if ((type & PNG_COLOR_MASK_COLOR) != 0)
+        png_set_bgr(d.png);
+    else
+        png_set_gray_to_rgb(d.png);
+    png_set_interlace_handling(d.png);
+    png_read_update_info(d.png, d.info);  // no gamma or colour-profile handling, as in OpenCV
+    if (png_get_rowbytes(d.png, d.info) != row_bytes) png_error(d.png, "unexpected row size");
+    png_read_image(d.png, rows);
+    png_read_end(d.png, d.end_info);
+    return true;
+}
+
+cv::Mat decode_png(const ByteView& v) {
+    PngDecoder d(v.data(), v.size());
+    if (!png_read_header_of(d)) undecodable("png", d.message);
+    cv::Mat bgr(static_cast<int>(png_get_image_height(d.png, d.info)),
+                static_cast<int>(png_get_image_width(d.png, d.info)), CV_8UC3);
+    std::vector<png_bytep> rows(static_cast<std::size_t>(bgr.rows));
+    for (int y = 0; y < bgr.rows; ++y) rows[static_cast<std::size_t>(y)] = bgr.ptr(y);
+    if (!png_read_rows(d, rows.data(), static_cast<std::size_t>(bgr.cols) * 3)) undecodable("png", d.message);
+    // grfmt_png.cpp: an eXIf chunk before the image data, else one after it.
+    png_uint_32 exif_size = 0;
+    png_bytep exif = nullptr;
+    if (png_get_valid(d.png, d.info, PNG_INFO_eXIf) != 0)
+        png_get_eXIf_1(d.png, d.info, &exif_size, &exif);
+    else if (png_get_valid(d.png, d.end_info, PNG_INFO_eXIf) != 0)
+        png_get_eXIf_1(d.png, d.end_info, &exif_size, &exif);
+    const int orientation = exif != nullptr && exif_size > 0 ? exif_orientation(ByteView(exif, exif_size)) : 1;
+    return apply_orientation(bgr, orientation);
+}
+
+// ---------------------------------------------------------------- other formats
+
+// Through OpenCV's imgcodecs, loaded on first use.
+cv::Mat decode_with_opencv(const std::vector<std::uint8_t>& bytes) {
+    quiet_opencv_logging();
+    // imdecode only reads the buffer; the const_cast spares a copy.
+    const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<std::uint8_t*>(bytes.data()));
+    cv::Mat decoded = imgcodecs::imdecode(buffer, cv::IMREAD_COLOR);
+    if (!decoded.empty()) decoded = to_bgr8(decoded);
+    return decoded;
 }
 
 }  // namespace
@@ -452,13 +787,17 @@ DecodedImage decode_image(const std::vector<std::uint8_t>& bytes, const std::str
         throw refuse(e.kind(), e.what());
     }
 
-    quiet_opencv_logging();
     cv::Mat decoded;
     try {
-        // imdecode only reads the buffer; the const_cast spares a copy.
-        const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<std::uint8_t*>(bytes.data()));
-        decoded = cv::imdecode(buffer, cv::IMREAD_COLOR);
-        if (!decoded.empty()) decoded = to_bgr8(decoded);
+        const ByteView view(bytes.data(), bytes.size());
+        if (header.format == "jpeg")
+            decoded = decode_jpeg(view);
+        else if (header.format == "png")
+            decoded = decode_png(view);
+        else
+            decoded = decode_with_opencv(bytes);
+    } catch (const Error& e) {
+        throw refuse(e.kind(), e.what());
     } catch (const cv::Exception& e) {
         if (e.func == "validateInputImageSize")
             throw refuse(ErrorKind::too_large,
