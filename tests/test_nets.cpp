@@ -2,6 +2,7 @@
 // the real npm tarball from the mirror converts, loads back, and describes a
 // face the same as the installed model; malformed inputs are refused.
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -138,6 +139,20 @@ TEST_CASE("A network read from its .dat is cached beside it and reads back the s
         for (std::size_t i = 0; i < 4096 && i < bytes.size(); ++i) bytes[i] ^= 0x5a;
         write_bytes(cache, bytes);
         CHECK(faceq::detail::EmbedderNet(dat).embed(chips) == first);
+    }
+    SECTION("a cache whose tensor shape overflows is refused, not allocated") {
+        // Header (8 magic + 8 size + 8 mtime + 8 settings length), the
+        // settings, the tensor count, then the first tensor's 4 dimensions.
+        auto bytes = read_bytes(cache);
+        std::uint64_t settings = 0;
+        std::memcpy(&settings, bytes.data() + 24, sizeof settings);
+        const std::size_t first_shape = 32 + settings + 8;
+        REQUIRE(first_shape + 32 <= bytes.size());
+        const std::int64_t huge = std::int64_t{1} << 26;  // 2^104 floats in all: wraps to 0 unchecked
+        for (int k = 0; k < 4; ++k) std::memcpy(bytes.data() + first_shape + 8 * k, &huge, sizeof huge);
+        write_bytes(cache, bytes);
+        CHECK(faceq::detail::EmbedderNet(dat).embed(chips) == first);
+        CHECK(fs::file_size(cache) > 22'000'000);
     }
     SECTION("a replaced .dat makes the cache stale") {
         fs::last_write_time(dat, fs::last_write_time(dat) + std::chrono::seconds(5));

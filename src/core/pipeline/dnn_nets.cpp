@@ -151,6 +151,7 @@ public:
         return true;
     }
     bool at_end() const { return pos_ == size_; }
+    std::uint64_t remaining() const { return size_ - pos_; }
 
 private:
     int fd_;
@@ -217,11 +218,16 @@ bool read_fastload(Net& net, const std::filesystem::path& dat, const DatStamp& s
     std::uint64_t count = 0;
     if (!in.get(count) || count != tensors.size()) return false;
     for (resizable_tensor* t : tensors) {
+        // No more floats than the file has left (nothing is allocated for
+        // a shape the file cannot fill), the product checked factor by factor
+        // so that no shape can overflow it.
+        const std::uint64_t max_floats = in.remaining() / sizeof(float);
         std::int64_t shape[4];
-        for (auto& d : shape)
-            if (!in.get(d) || d < 0 || d > (1 << 26)) return false;
-        const auto n = static_cast<std::uint64_t>(shape[0]) * shape[1] * shape[2] * shape[3];
-        if (n > (1u << 28)) return false;
+        std::uint64_t n = 1;
+        for (auto& d : shape) {
+            if (!in.get(d) || d < 0 || (d > 0 && n > max_floats / static_cast<std::uint64_t>(d))) return false;
+            n *= static_cast<std::uint64_t>(d);
+        }
         t->set_size(shape[0], shape[1], shape[2], shape[3]);
         if (n > 0 && !in.bytes(t->host_write_only(), n * sizeof(float))) return false;
     }
