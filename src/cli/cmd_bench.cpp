@@ -113,11 +113,15 @@ std::pair<CLI::App*, Runner> register_bench(CLI::App& app, Context& ctx) {
     add_detection_options(sub, cmd->options);
     sub->add_option("--format", cmd->format, "table or jsonl")->check(CLI::IsMember({"table", "jsonl"}));
     const auto [detection, detection_runner] = register_bench_detection(*sub, ctx);
-    return {sub, [cmd, &ctx, detection = detection, detection_runner = detection_runner] {
+    const auto [identify, identify_runner] = register_bench_identify(*sub, ctx);
+    return {sub, [cmd, &ctx, detection = detection, detection_runner = detection_runner, identify = identify,
+                  identify_runner = identify_runner] {
                 if (detection->parsed()) return detection_runner();
+                if (identify->parsed()) return identify_runner();
                 if (cmd->paths.empty())
                     throw Error(ErrorKind::usage,
-                                "bench: give image files or folders (or: bench detection DIR --boxes F)");
+                                "bench: give image files or folders (or: bench detection DIR --boxes F, bench "
+                                "identify DIR)");
                 return bench_cmd(*cmd, ctx);
             }};
 }
