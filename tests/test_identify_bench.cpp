@@ -26,8 +26,8 @@ TEST_CASE("faceq bench identify: 20 celeba-dev identities, 16 enrolled with 3 ph
     const auto gallery = test_home().gallery_path();
     std::error_code ec;
     const bool had_gallery = std::filesystem::exists(gallery, ec);
-    const auto gallery_time = had_gallery ? std::filesystem::last_write_time(gallery, ec)
-                                          : std::filesystem::file_time_type{};
+    const auto gallery_time =
+        had_gallery ? std::filesystem::last_write_time(gallery, ec) : std::filesystem::file_time_type{};
 
     const std::vector<std::string> args{celeba.string(), "--identities", "20", "--jobs", "2", "--format", "jsonl"};
     const auto r = bench_identify(args);

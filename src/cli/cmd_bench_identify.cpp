@@ -6,10 +6,10 @@
 #include <iostream>
 
 #include "context.hpp"
-#include "gallery_support.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/session/identify_bench.hpp"
 #include "faceq/session/records.hpp"
+#include "gallery_support.hpp"
 
 namespace faceq::cli {
 namespace {
@@ -66,11 +66,10 @@ int bench_identify_cmd(BenchIdentifyCommand& cmd, Context& ctx) {
         "strangers named as someone {:>7.4f}  ({} of {}; {} without a face)\n"
         "stranger consistency       {:>7.4f}  ({} of {} sightings carry their stranger's most common id; {} unknown "
         "persons made)\n",
-        r.known_identities, cmd.options.enroll, r.enrolled_photos, r.stranger_identities, cmd.order,
-        cmd.options.seed, r.known_named_right(), r.known_right, r.known_probes, r.known_wrong, r.known_unknown,
-        r.known_ambiguous, r.known_missed, r.strangers_named_share(), r.strangers_named, r.stranger_probes,
-        r.stranger_missed, r.stranger_consistency(), r.stranger_consistent, r.stranger_sightings,
-        r.unknown_persons);
+        r.known_identities, cmd.options.enroll, r.enrolled_photos, r.stranger_identities, cmd.order, cmd.options.seed,
+        r.known_named_right(), r.known_right, r.known_probes, r.known_wrong, r.known_unknown, r.known_ambiguous,
+        r.known_missed, r.strangers_named_share(), r.strangers_named, r.stranger_probes, r.stranger_missed,
+        r.stranger_consistency(), r.stranger_consistent, r.stranger_sightings, r.unknown_persons);
     return 0;
 }
 

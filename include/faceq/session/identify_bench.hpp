@@ -36,13 +36,13 @@
 namespace faceq {
 
 struct IdentifyBenchOptions {
-    int enroll = 3;               // photos enrolled per known identity
-    double strangers = 0.2;       // share of identities kept out of the gallery
-    unsigned seed = 1;            // stranger choice and probe order
-    bool shuffle = true;          // probes in a seeded shuffled order (else by identity, then file)
-    std::size_t identities = 0;   // use only the first N identities by name; 0 = all
-    int jobs = 1;                 // worker threads
-    AnalyzeOptions analyze;       // detection options (gender and features are off)
+    int enroll = 3;              // photos enrolled per known identity
+    double strangers = 0.2;      // share of identities kept out of the gallery
+    unsigned seed = 1;           // stranger choice and probe order
+    bool shuffle = true;         // probes in a seeded shuffled order (else by identity, then file)
+    std::size_t identities = 0;  // use only the first N identities by name; 0 = all
+    int jobs = 1;                // worker threads
+    AnalyzeOptions analyze;      // detection options (gender and features are off)
     CalibrationChoice calibration;
 };
 
@@ -65,7 +65,6 @@ struct IdentifyBenchResult {
 };
 
 IdentifyBenchResult bench_identify(const Home& home, const Manifest& manifest, const std::filesystem::path& dir,
-                                   const IdentifyBenchOptions& options, const LogFn& log,
-                                   const ProgressFn& progress);
+                                   const IdentifyBenchOptions& options, const LogFn& log, const ProgressFn& progress);
 
 }  // namespace faceq

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <random>
 #include <system_error>
@@ -52,9 +53,8 @@ void link_into(const fs::path& target, const fs::path& link) {
     if (!fs::exists(target, ec)) return;
     fs::create_directory_symlink(fs::absolute(target, ec), link, ec);
     if (ec)
-        throw Error(ErrorKind::io,
-                    fmt::format("bench identify: cannot link '{}' into a temporary home: {}", target.string(),
-                                ec.message()));
+        throw Error(ErrorKind::io, fmt::format("bench identify: cannot link '{}' into a temporary home: {}",
+                                               target.string(), ec.message()));
 }
 
 struct Probe {
@@ -77,7 +77,8 @@ Answer read_answer(const nlohmann::json& record) {
     const nlohmann::json* best = nullptr;
     long best_area = -1;
     for (const auto& f : *faces) {
-        const long area = f["bbox"].value("width", 0L) * f["bbox"].value("height", 0L);
+        const nlohmann::json box = f.value("bbox", nlohmann::json::object());
+        const long area = box.value("width", 0L) * box.value("height", 0L);
         if (area > best_area) best = &f, best_area = area;
     }
     a.face = true;
@@ -124,8 +125,7 @@ IdentifyBenchResult bench_identify(const Home& home, const Manifest& manifest, c
     std::vector<Probe> probes;
     for (std::size_t i = 0; i < plan.size(); ++i) {
         auto photos = plan[i].photos;
-        std::sort(photos.begin(), photos.end(),
-                  [](const InputItem& a, const InputItem& b) { return a.path < b.path; });
+        std::sort(photos.begin(), photos.end(), [](const InputItem& a, const InputItem& b) { return a.path < b.path; });
         std::size_t first_probe = 0;
         if (stranger[i]) {
             ++r.stranger_identities;
@@ -181,6 +181,7 @@ IdentifyBenchResult bench_identify(const Home& home, const Manifest& manifest, c
         bool failed = false;
     };
     std::size_t done = 0;
+    std::exception_ptr failure;
     ordered_parallel<Outcome>(
         probes.size(), o.jobs,
         [&] {
@@ -197,11 +198,20 @@ IdentifyBenchResult bench_identify(const Home& home, const Manifest& manifest, c
             };
         },
         [&](std::size_t i, Outcome&& out) {
+            // Nothing may leave this function (ordered_parallel's workers
+            // would be left running): the first error stops the counting and
+            // is thrown once the workers are done.
+            if (failure) return;
             const Probe& p = probes[i];
             Answer a;
             if (!out.failed) {
-                session.identify(out.analysis, out.record);
-                a = read_answer(out.record);
+                try {
+                    session.identify(out.analysis, out.record);
+                    a = read_answer(out.record);
+                } catch (...) {
+                    failure = std::current_exception();
+                    return;
+                }
             }
             if (stranger[p.person]) {
                 ++r.stranger_probes;
@@ -225,6 +235,7 @@ IdentifyBenchResult bench_identify(const Home& home, const Manifest& manifest, c
             }
             if (progress) progress({"bench identify", ++done, probes.size()});
         });
+    if (failure) std::rethrow_exception(failure);
     for (const auto& [person, ids] : sightings) {
         std::size_t most = 0;
         for (const auto& [id, n] : ids)
