@@ -124,8 +124,7 @@ IdentifyBenchResult bench_identify(const Home& home, const Manifest& manifest, c
     std::vector<PersonPhotos> to_enroll;
     std::vector<Probe> probes;
     for (std::size_t i = 0; i < plan.size(); ++i) {
-        auto photos = plan[i].photos;
-        std::sort(photos.begin(), photos.end(), [](const InputItem& a, const InputItem& b) { return a.path < b.path; });
+        const auto& photos = plan[i].photos;  // sorted by path (expand_inputs)
         std::size_t first_probe = 0;
         if (stranger[i]) {
             ++r.stranger_identities;
@@ -145,8 +144,6 @@ IdentifyBenchResult bench_identify(const Home& home, const Manifest& manifest, c
     }
 
     const TempHome temp;
-    std::error_code ec;
-    fs::create_directories(temp.home().root, ec);
     link_into(home.models_dir(), temp.home().models_dir());
     link_into(home.registry_dir(), temp.home().registry_dir());
 
