@@ -113,13 +113,13 @@ TEST_CASE("analyze --detector yunet: 5 points and a +5pt embedder id; --landmark
     CHECK(r5["faces"][0]["landmarks"].size() == 5);
     CHECK(r5["models"]["landmarks"] == r5["models"]["detector"]);
     const std::string id5 = r5["models"]["embedder"];
-    CHECK(id5.substr(id5.size() - 4) == "+5pt");
+    CHECK(id5.substr(id5.size() - 9) == "+5pt+flip");
 
     const auto sixty_eight = analyze({"--detector", "yunet", "--landmarks", "68"});
     REQUIRE(sixty_eight.exit_code == 0);
     const auto r68 = nlohmann::json::parse(sixty_eight.out);
     CHECK(r68["faces"][0]["landmarks"].size() == 68);
-    CHECK(r68["models"]["embedder"] == id5.substr(0, id5.size() - 4));
+    CHECK(r68["models"]["embedder"] == id5.substr(0, id5.size() - 9) + "+flip");
 
     const auto bad = analyze({"--detector", "hog", "--landmarks", "5"});
     CHECK(bad.exit_code == 2);

@@ -194,8 +194,8 @@ TEST_CASE("YuNet: every testing.xml face, 5 landmarks; few detections on clean n
     CHECK(f.landmarks[0].x < f.landmarks[1].x);  // the person's right eye is on the image's left
     CHECK(f.landmarks[0].y < f.landmarks[3].y);
     CHECK(f.confidence >= 0.55);
-    CHECK(analyzer.versions().embedder.size() > 4);
-    CHECK(analyzer.versions().embedder.substr(analyzer.versions().embedder.size() - 4) == "+5pt");
+    CHECK(analyzer.versions().embedder.size() > 9);
+    CHECK(analyzer.versions().embedder.substr(analyzer.versions().embedder.size() - 9) == "+5pt+flip");
 
     // A portrait before a painted lake: the 0.4x second pass scores two patches
     // of the painting 0.64 and 0.69; mirrored, they score under 0.4.

@@ -183,7 +183,7 @@ TEST_CASE("analyze: one record per image, in input order, with faces, landmarks,
         CHECK(rec["models"]["detector"].get<std::string>().rfind("face_detection_yunet_2023mar@", 0) == 0);
         CHECK(rec["models"]["landmarks"] == rec["models"]["detector"]);
         const std::string embedder = rec["models"]["embedder"];
-        CHECK(embedder.substr(embedder.size() - 4) == "+5pt");
+        CHECK(embedder.substr(embedder.size() - 9) == "+5pt+flip");
     }
     // The LFW crop is centred on its subject.
     const auto& box = records[1]["faces"][0]["bbox"];

@@ -345,7 +345,8 @@ TEST_CASE("cluster joins one stranger's detections into one person", "[cli][gall
     REQUIRE_MODELS();
     GalleryHome home;
     // A strict threshold while storing makes every face a new stranger.
-    std::vector<std::string> args{"analyze", "--store", "--threshold", "0.1", "--jobs", "2"};
+    std::vector<std::string> args{"analyze", "--store", "--threshold", "0.1", "--stranger-threshold", "0.1",
+                                  "--jobs",  "2"};
     // 4 + 3 photos of the two; YuNet also finds two other people behind them
     // (measured: 9 faces).
     for (const auto& who : {"Aaron_Peirsol", "Abdullah_Gul"})
@@ -365,6 +366,34 @@ TEST_CASE("cluster joins one stranger's detections into one person", "[cli][gall
     const auto before = db_text(home.db(), "SELECT group_concat(public_id) FROM persons ORDER BY id");
     REQUIRE(home.run({"cluster", "--threshold", "0.55"}).exit_code == 0);
     CHECK(db_text(home.db(), "SELECT group_concat(public_id) FROM persons ORDER BY id") == before);
+    check_consistent(home.db());
+
+    // Aaron Peirsol enrolled by name: the stranger his four photos made is
+    // probably him — a merge candidate, listed (and by cluster), not merged.
+    const auto aaron_id = db_text(home.db(),
+                                  "SELECT p.public_id FROM persons p JOIN detections d ON d.person_id = p.id "
+                                  "JOIN images i ON i.id = d.image_id WHERE i.path LIKE '%Aaron_Peirsol%' "
+                                  "ORDER BY d.box_w DESC LIMIT 1");
+    REQUIRE(home.run({"enroll", "--name", "Aaron", "--pick", "largest", lfw_files("Aaron_Peirsol")[0].string()})
+                .exit_code == 0);
+    const auto listed = home.run({"persons", "candidates"});
+    INFO(listed.err);
+    REQUIRE(listed.exit_code == 0);
+    const auto candidates = lines(listed.out);
+    REQUIRE(candidates.size() == 1);
+    CHECK(candidates[0]["type"] == "candidate");
+    CHECK(candidates[0]["stranger"] == aaron_id);
+    CHECK(candidates[0]["name"] == "Aaron");
+    CHECK(candidates[0]["distance"].get<double>() < 0.49);
+    CHECK(candidates[0]["merge"].get<std::string>().rfind("faceq persons merge " + aaron_id + " person_", 0) == 0);
+    CHECK(db_int(home.db(), "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 4);
+    const auto clustered = lines(home.run({"cluster"}).out);
+    REQUIRE(clustered.size() == 2);
+    CHECK(clustered[0]["threshold"] == 0.53);  // the stranger threshold by default
+    CHECK(clustered[1] == candidates[0]);
+    // Merged when asked.
+    REQUIRE(home.run({"persons", "merge", aaron_id, "Aaron"}).exit_code == 0);
+    CHECK(lines(home.run({"persons", "candidates"}).out).empty());
     check_consistent(home.db());
 }
 

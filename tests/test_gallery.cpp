@@ -88,14 +88,15 @@ TEST_CASE("decide: known, ambiguous and unknown at the threshold and margin", "[
 
 TEST_CASE("calibration: default, --far thresholds, JSON round trip, bad input", "[gallery]") {
     const auto c = default_calibration();
-    CHECK(c.threshold == Approx(0.47f));
+    CHECK(c.threshold == Approx(0.45f));
     CHECK(c.margin == Approx(0.08f));
+    CHECK(c.stranger_threshold == Approx(0.53f));
     CHECK(c.source == "default");
     REQUIRE(c.impostor_tail.size() >= 40);
 
     // A bigger gallery or a stricter target gives a lower threshold.
     const float t100 = threshold_for_far(c, 0.01, 100);
-    CHECK(t100 == Approx(0.4783f).margin(0.002));
+    CHECK(t100 == Approx(0.4664f).margin(0.002));
     CHECK(threshold_for_far(c, 0.01, 1000) < t100);
     CHECK(threshold_for_far(c, 0.001, 100) < t100);
     CHECK(threshold_for_far(c, 0.05, 10) > t100);
@@ -110,9 +111,11 @@ TEST_CASE("calibration: default, --far thresholds, JSON round trip, bad input", 
     custom.embedder = "x@1";
     custom.embedder_sha256 = std::string(64, 'a');
     custom.threshold = 0.44f;
+    custom.stranger_threshold = 0.6f;
     const auto back = calibration_from_json(nlohmann::json::parse(calibration_to_json(custom).dump()));
     CHECK(back.threshold == Approx(0.44f));
     CHECK(back.margin == Approx(c.margin));
+    CHECK(back.stranger_threshold == Approx(0.6f));
     CHECK(back.embedder == "x@1");
     CHECK(back.embedder_sha256 == custom.embedder_sha256);
     CHECK(back.impostor_tail.size() == c.impostor_tail.size());
@@ -120,6 +123,10 @@ TEST_CASE("calibration: default, --far thresholds, JSON round trip, bad input", 
     const auto minimal = calibration_from_json({{"threshold", 0.5}, {"margin", 0.05}});
     CHECK(minimal.aggregation == "mean_descriptor");
     CHECK(minimal.impostor_tail.empty());
+    // Written before strangers had a threshold of their own: scaled from the default like the margin.
+    CHECK(minimal.stranger_threshold == Approx(c.stranger_threshold * 0.5f / c.threshold));
+    CHECK(stranger_limit(minimal) == Approx(minimal.stranger_threshold));
+    CHECK_THROWS_AS(calibration_from_json({{"threshold", 0.5}, {"margin", 0.05}, {"stranger_threshold", -0.1}}), Error);
     CHECK_THROWS_AS(calibration_from_json({{"margin", 0.05}}), Error);
     CHECK_THROWS_AS(calibration_from_json({{"threshold", -1}, {"margin", 0.05}}), Error);
     CHECK_THROWS_AS(calibration_from_json({{"threshold", "x"}, {"margin", 0.05}}), Error);
@@ -134,7 +141,8 @@ TEST_CASE("calibrate: threshold from impostor distances for a FAR target", "[gal
     const auto c = calibrate(genuine, impostor, 0.01, 100);
     // Per comparison: 1 - 0.99^(1/100) = 1.005e-4, the 0.0001 quantile of N(0.9, 0.1) is ~0.528.
     CHECK(c.threshold == Approx(0.528f).margin(0.01));
-    CHECK(c.margin == Approx(0.08f * c.threshold / 0.47f));
+    CHECK(c.margin == Approx(0.08f * c.threshold / 0.45f));
+    CHECK(c.stranger_threshold == Approx(0.53f * c.threshold / 0.45f));
     CHECK(c.far_target == 0.01);
     CHECK(threshold_for_far(c, 0.01, 100) == Approx(c.threshold).margin(0.005));
     CHECK_THROWS_AS(calibrate(genuine, std::vector<float>(5000, 1.0f), 0.01, 100), Error);  // too few impostors
@@ -468,6 +476,7 @@ TEST_CASE("gallery: cluster groups strangers' detections and keeps ids stable", 
     // some of their faces separate unknown persons: clustering joins them.
     IdentifyContext strict = context();
     strict.calibration.threshold = 0.05f;  // every face becomes a new stranger
+    strict.calibration.stranger_threshold = 0.05f;
     for (int i = 0; i < 4; ++i) {
         REQUIRE(g.record_analysis(image("x" + std::to_string(i)), {face_with(jitter(x, rng, 0.15f))}, strict, false));
         REQUIRE(g.record_analysis(image("y" + std::to_string(i)), {face_with(jitter(y, rng, 0.15f))}, strict, false));
@@ -496,6 +505,89 @@ TEST_CASE("gallery: cluster groups strangers' detections and keeps ids stable", 
     CHECK(seen[0].person);
     CHECK(seen[1].person);
     CHECK(seen[0].person->public_id != seen[1].person->public_id);
+}
+
+// A descriptor on the segment from a to b, at `f` of the way (distances to
+// a and b: f and 1 - f times |a - b|).
+static Descriptor between(const Descriptor& a, const Descriptor& b, float f) {
+    Descriptor out;
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = a[i] + f * (b[i] - a[i]);
+    return out;
+}
+
+TEST_CASE("gallery: strangers — the stranger tier, no cascade, merge candidates", "[gallery]") {
+    TempDir dir;
+    const auto db = dir / "faceq.db";
+    Gallery g(db);
+    std::mt19937 rng(12);
+    const Calibration c = default_calibration();  // threshold 0.45, margin 0.08, strangers up to 0.53
+    REQUIRE(stranger_limit(c) == Approx(0.53f));
+    REQUIRE(candidate_limit(c) == Approx(0.49f));
+    const Descriptor alice = random_descriptor(rng);
+    g.enroll("Alice", {sample(alice, "a")}, emb);
+
+    // A missed photo of Alice (0.47 from her: not named) becomes a stranger...
+    const Descriptor missed = jitter(alice, rng, 0.47f);
+    const auto first = g.record_analysis(image("p1"), {face_with(missed)}, context(), false);
+    REQUIRE(first);
+    CHECK((*first)[0].decision == Decision::unknown);
+    REQUIRE((*first)[0].new_person);
+    const std::string u = (*first)[0].person->public_id;
+
+    // ... that is probably Alice: a merge candidate, not merged.
+    auto candidates = g.merge_candidates(context());
+    REQUIRE(candidates.size() == 1);
+    CHECK(candidates[0].stranger.public_id == u);
+    CHECK(*candidates[0].known.name == "Alice");
+    CHECK(candidates[0].distance == Approx(0.47f).margin(1e-4));
+    CHECK(candidates[0].samples == 1);
+
+    // No cascade: a photo halfway between Alice and that stranger (0.235 from
+    // each) is Alice, not "ambiguous" between her and her own missed photo.
+    const auto mid = g.identify({between(alice, missed, 0.5f)}, context());
+    CHECK(mid[0].decision == Decision::known);
+    REQUIRE(mid[0].person);
+    CHECK(*mid[0].person->name == "Alice");
+    CHECK(*mid[0].distance == Approx(0.235f).margin(1e-4));
+    REQUIRE(mid[0].runner_up);
+    CHECK(mid[0].runner_up->person.public_id == u);
+    // The same without the rule's reason: a stranger 0.70 from Alice is
+    // somebody else, and a face halfway between them stays ambiguous.
+    const Descriptor other = jitter(alice, rng, 0.70f);
+    REQUIRE(g.record_analysis(image("p2"), {face_with(other)}, context(), false));
+    const auto amb = g.identify({between(alice, other, 0.5f)}, context());
+    CHECK(amb[0].decision == Decision::ambiguous);
+    CHECK_FALSE(amb[0].person);
+    candidates = g.merge_candidates(context());
+    REQUIRE(candidates.size() == 1);  // the 0.70 stranger is nobody's candidate
+    CHECK(candidates[0].stranger.public_id == u);
+
+    // The stranger tier: a face 0.52 from the 0.70 stranger (beyond the
+    // threshold, within 0.53) and 0.75+ from Alice joins that stranger
+    // instead of making a third; one 0.9 from everybody makes a new one.
+    const Descriptor again = jitter(other, rng, 0.52f);
+    REQUIRE(descriptor_distance(again, alice) > c.threshold);
+    const auto seen = g.record_analysis(image("p3"), {face_with(again)}, context(), false);
+    REQUIRE(seen);
+    CHECK((*seen)[0].decision == Decision::unknown);
+    CHECK_FALSE((*seen)[0].new_person);
+    REQUIRE((*seen)[0].person);
+    const auto other_id = g.identify({other}, context())[0].person;
+    REQUIRE(other_id);
+    CHECK((*seen)[0].person->public_id == other_id->public_id);
+    const auto far = g.record_analysis(image("p4"), {face_with(jitter(alice, rng, 0.9f))}, context(), false);
+    REQUIRE(far);
+    CHECK((*far)[0].new_person);
+    CHECK(db_int(db, "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 3);
+    // The tier's reach is the calibration's stranger threshold.
+    const Descriptor near_v = jitter(between(other, again, 0.5f), rng, 0.50f);  // 0.50 from the stranger's mean
+    CHECK(g.identify({near_v}, context())[0].person->public_id == other_id->public_id);
+    IdentifyContext no_tier = context();
+    no_tier.calibration.stranger_threshold = 0;  // stranger_limit() = the threshold
+    CHECK(stranger_limit(no_tier.calibration) == Approx(0.45f));
+    const auto strict = g.identify({near_v}, no_tier);
+    CHECK(strict[0].decision == Decision::unknown);
+    CHECK_FALSE(strict[0].person);
 }
 
 TEST_CASE("gallery: two connections writing at once lose nothing and never fail busy", "[gallery]") {

@@ -9,6 +9,8 @@
 // [.slow] cases assert the measured bounds (run by the README's test
 // command); [.bench] cases print the tables of docs/identification.md and the
 // speed figures of docs/benchmarks.md (run by tools/bench_gallery.sh).
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -276,6 +278,11 @@ TEST_CASE("calibrate() on LFW pairs reproduces the default calibration", "[galle
     const auto c = calibrate(genuine, impostor, 0.01, 100);
     const auto d = default_calibration();
     INFO("calibrated threshold " << c.threshold << " margin " << c.margin);
+    // The table default_calibration() carries (calibration.cpp's lfw_impostor_tail), for when the
+    // pipeline's descriptors change.
+    std::string tail;
+    for (const auto& point : c.impostor_tail) tail += fmt::format("{:.4f}f, ", point.first);
+    WARN("impostor tail from " << c.impostor_tail.front().second << ": " << tail);
     CHECK(std::abs(c.threshold - threshold_for_far(d, 0.01, 100)) < 0.005);
     CHECK(c.impostor_tail.size() >= 40);
     CHECK(std::abs(impostor_pair_rate(c, 0.47f) - impostor_pair_rate(d, 0.47f)) < 2e-5);

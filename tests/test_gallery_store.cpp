@@ -314,11 +314,21 @@ TEST_CASE("a gallery written by faceq ca972f7 opens unchanged and is searched as
     CHECK(stats.database_location == db.string());
 }
 
-TEST_CASE("a gallery written by faceq ca972f7: analyze and search name the same persons as it did", "[cli][gallery]") {
+TEST_CASE("a gallery written by faceq ca972f7: re-described, analyze and search name the same persons as it did",
+          "[cli][gallery]") {
     REQUIRE_MODELS();
     TempDir home;
     std::filesystem::create_directory_symlink(test_home().models_dir(), home / "models");
     const auto db = old_gallery(home);
+    // Its descriptors predate the mirror-averaged ones ("+flip", issue 11), so
+    // they are another embedder's until `gallery reindex` re-describes them from
+    // the photos, as a user's gallery would be. The photos are where
+    // ../shared/data is on this machine (the fixture recorded /work/shared/data).
+    const std::string recorded = "/work/shared/data/", here = data_dir().string() + "/";
+    db_exec(db, "UPDATE samples SET source_path = replace(source_path, '" + recorded + "', '" + here +
+                    "');"
+                    "UPDATE images SET path = replace(path, '" +
+                    recorded + "', '" + here + "')");
     auto faceq = [&](std::vector<std::string> args) {
         args.insert(args.begin(), {"--home", home.path().string()});
         const auto r = run_faceq(args);
@@ -329,9 +339,13 @@ TEST_CASE("a gallery written by faceq ca972f7: analyze and search name the same 
         for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
         return out;
     };
+    const auto reindexed = faceq({"gallery", "reindex", "--detector", "hog", "--landmarks", "68"});
+    REQUIRE(reindexed.size() == 1);
+    CHECK(reindexed[0]["samples"] == json{{"stale", 16}, {"redescribed", 16}});
     const auto lfw = data_dir() / "lfw-dev" / "lfw-deepfunneled";
+    // The same chips, averaged with their mirror images: distances move a little.
     auto near = [](const json& got, const json& want) {
-        CHECK(got.get<double>() == Approx(want.get<double>()).margin(2e-3));
+        CHECK(got.get<double>() == Approx(want.get<double>()).margin(0.05));
     };
     for (const auto& want : fixture_lines("analyze.jsonl")) {
         INFO("analyze " << want["file"]);
@@ -356,11 +370,15 @@ TEST_CASE("a gallery written by faceq ca972f7: analyze and search name the same 
         for (std::size_t i = 0; i < got.size(); ++i) {
             const auto &f = got[i]["matches"], &w = want["results"][i]["matches"];
             REQUIRE(f.size() == w.size());
-            for (std::size_t k = 0; k < w.size(); ++k) {
-                CHECK(f[k]["person_id"] == w[k]["person_id"]);
-                CHECK(f[k]["name"] == w[k]["name"]);
-                near(f[k]["distance"], w[k]["distance"]);
+            // A clearly nearest person stays the nearest; persons at about the
+            // same distance (Ana Guevara's three, 0.751-0.758: all strangers to
+            // her) may swap places with the new descriptors.
+            REQUIRE(w.size() >= 2);
+            if (w[1]["distance"].get<double>() - w[0]["distance"].get<double>() >= 0.05) {
+                CHECK(f[0]["person_id"] == w[0]["person_id"]);
+                CHECK(f[0]["name"] == w[0]["name"]);
             }
+            for (std::size_t k = 0; k < w.size(); ++k) near(f[k]["distance"], w[k]["distance"]);
         }
     }
     for (const auto& want : fixture_lines("search.jsonl")) {

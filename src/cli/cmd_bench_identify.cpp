@@ -45,7 +45,15 @@ nlohmann::json to_json(const IdentifyBenchResult& r, const BenchIdentifyCommand&
             {"unknown_persons", r.unknown_persons},
             {"known_named_right", r.known_named_right()},
             {"strangers_named_share", r.strangers_named_share()},
-            {"stranger_consistency", r.stranger_consistency()}};
+            {"stranger_consistency", r.stranger_consistency()},
+            {"stranger_attributed", r.stranger_attributed},
+            {"stranger_purity", r.stranger_purity()},
+            {"cluster_detections", r.cluster_detections},
+            {"cluster_reassigned", r.cluster_reassigned},
+            {"cluster_agreement", r.cluster_agreement()},
+            {"merge_candidates", r.candidates},
+            {"merge_candidates_judged", r.candidates_judged},
+            {"merge_candidates_right", r.candidates_right}};
 }
 
 int bench_identify_cmd(BenchIdentifyCommand& cmd, Context& ctx) {
@@ -65,11 +73,16 @@ int bench_identify_cmd(BenchIdentifyCommand& cmd, Context& ctx) {
         "face)\n"
         "strangers named as someone {:>7.4f}  ({} of {}; {} without a face)\n"
         "stranger consistency       {:>7.4f}  ({} of {} sightings carry their stranger's most common id; {} unknown "
-        "persons made)\n",
+        "persons made)\n"
+        "stranger id purity         {:>7.4f}  ({} of {} photos given an unknown id are of its main identity)\n"
+        "cluster agreement          {:>7.4f}  (faceq cluster moved {} of {} detections of unknown persons)\n"
+        "merge candidates           {:>7}  ({} right of the {} holding probes)\n",
         r.known_identities, cmd.options.enroll, r.enrolled_photos, r.stranger_identities, cmd.order, cmd.options.seed,
         r.known_named_right(), r.known_right, r.known_probes, r.known_wrong, r.known_unknown, r.known_ambiguous,
         r.known_missed, r.strangers_named_share(), r.strangers_named, r.stranger_probes, r.stranger_missed,
-        r.stranger_consistency(), r.stranger_consistent, r.stranger_sightings, r.unknown_persons);
+        r.stranger_consistency(), r.stranger_consistent, r.stranger_sightings, r.unknown_persons, r.stranger_purity(),
+        r.stranger_pure, r.stranger_attributed, r.cluster_agreement(), r.cluster_reassigned, r.cluster_detections,
+        r.candidates, r.candidates_right, r.candidates_judged);
     return 0;
 }
 

@@ -1,9 +1,12 @@
 // cmd_cluster.cpp — `faceq cluster`: groups the stored detections of strangers
 // into persons with dlib's chinese_whispers (an edge between two faces nearer
-// than the threshold; default: the calibration's), one transaction. Each
+// than the calibration's stranger_limit(), the distance up to which the
+// incremental matching lets a stranger's faces lie; --threshold raises it),
+// one transaction. Each
 // group keeps the unknown id most of its faces already had, so ids stay
 // stable across runs; strangers left with nothing are deleted. Prints one
-// JSON line with the counts.
+// JSON line with the counts, then one "candidate" line per stranger that is
+// probably a known person (faceq persons candidates).
 #include <fmt/format.h>
 
 #include <cmath>
@@ -36,15 +39,20 @@ int run_cluster(const ClusterCommand& cmd, Context& ctx) {
     if (!id.gallery)
         throw Error(ErrorKind::not_found, fmt::format("no gallery '{}'", ctx.home.gallery_path().string()));
     const auto& c = id.context.calibration;
-    const auto r = id.gallery->cluster(id.context.embedder, c.threshold);
+    // Edges as far apart as the incremental matching lets a stranger's faces
+    // be (stranger_limit()), so the two agree.
+    const float edge = stranger_limit(c);
+    const auto r = id.gallery->cluster(id.context.embedder, edge);
     const nlohmann::json j{{"detections", r.detections},
                            {"clusters", r.clusters},
                            {"persons_kept", r.persons_kept},
                            {"persons_created", r.persons_created},
                            {"persons_removed", r.persons_removed},
                            {"reassigned", r.reassigned},
-                           {"threshold", std::round(c.threshold * 1e4) / 1e4}};
+                           {"threshold", std::round(edge * 1e4) / 1e4}};
     print_record("cluster", j);
+    // Strangers that are probably a known person: reported, never merged.
+    for (const auto& m : id.gallery->merge_candidates(id.context)) print_record("candidate", candidate_json(m));
     return 0;
 }
 

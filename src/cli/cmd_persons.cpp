@@ -5,7 +5,11 @@
 // `faceq persons merge unknown_1703123456_7890 Alice`. `rename` gives a
 // stranger a name (it becomes known, keeping its id). `delete` removes a
 // person and its samples; its detections stay, without a person.
-// Each command prints the affected person as one JSON line.
+// `candidates` lists the strangers that are probably a known person (their
+// mean descriptor within the calibration's candidate_limit() of that
+// person's: calibration.hpp), nearest first, one "candidate" JSON line each with the merge
+// command to run; nothing is merged without being asked.
+// Each other command prints the affected person as one JSON line.
 #include <fmt/format.h>
 
 #include <iostream>
@@ -14,6 +18,8 @@
 #include "faceq/base/error.hpp"
 #include "faceq/identity/gallery.hpp"
 #include "faceq/identity/gallery_json.hpp"
+#include "faceq/models/models.hpp"
+#include "faceq/models/resolve.hpp"
 #include "faceq/session/identification.hpp"
 #include "faceq/session/records.hpp"
 #include "gallery_support.hpp"
@@ -27,6 +33,8 @@ struct PersonsCommand {
     CLI::App* rename = nullptr;
     CLI::App* merge = nullptr;
     CLI::App* remove = nullptr;
+    CLI::App* candidates = nullptr;
+    CalibrationChoice calibration;
     std::string kind = "all";
     std::string who, new_name, into;
 };
@@ -47,6 +55,16 @@ int run_persons(const PersonsCommand& cmd, Context& ctx) {
         if (!g) return 0;
         for (const auto& p : g->find_persons(""))
             if (cmd.kind == "all" || p.person.kind == cmd.kind) print(person_json(p));
+        return 0;
+    }
+    if (cmd.candidates->parsed()) {
+        // The default pipeline's strangers (its embedder and alignment), as `cluster` reads them.
+        const auto manifest = load_manifest(ctx.manifest_path());
+        const auto id = open_identification(
+            ctx.home, embedder_identity(require_installed(ctx.home.models_dir(), manifest, role::embedder)),
+            cmd.calibration, false, log_to(ctx));
+        if (!id.gallery) return 0;
+        for (const auto& c : id.gallery->merge_candidates(id.context)) print_record("candidate", candidate_json(c));
         return 0;
     }
     auto g = require_gallery(ctx);
@@ -70,7 +88,7 @@ int run_persons(const PersonsCommand& cmd, Context& ctx) {
 
 std::pair<CLI::App*, Runner> register_persons(CLI::App& app, Context& ctx) {
     auto cmd = std::make_shared<PersonsCommand>();
-    auto* sub = app.add_subcommand("persons", "List, rename, merge and delete gallery persons");
+    auto* sub = app.add_subcommand("persons", "List, rename, merge and delete gallery persons; merge candidates");
     sub->require_subcommand(1);
     cmd->list = sub->add_subcommand("list", "Every person, one JSON line each");
     cmd->list->add_option("--kind", cmd->kind, "Only known or unknown persons")
@@ -86,6 +104,9 @@ std::pair<CLI::App*, Runner> register_persons(CLI::App& app, Context& ctx) {
     cmd->merge->add_option("into", cmd->into, "Person id or name that stays")->required();
     cmd->remove = sub->add_subcommand("delete", "Delete a person and its samples (detections stay, unattributed)");
     cmd->remove->add_option("person", cmd->who, "Person id or name")->required();
+    cmd->candidates = sub->add_subcommand(
+        "candidates", "Strangers that are probably a known person (merge candidates), nearest first");
+    add_calibration_flags(cmd->candidates, cmd->calibration);
     return {sub, [cmd, &ctx] { return run_persons(*cmd, ctx); }};
 }
 

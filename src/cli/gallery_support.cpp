@@ -11,6 +11,11 @@ void add_calibration_flags(CLI::App* sub, CalibrationChoice& choice) {
                                       "Raw distance threshold instead of the calibration's (experts; see --far)")
                           ->check(CLI::Range(0.05, 1.5));
     far->excludes(threshold);
+    sub->add_option("--stranger-threshold", choice.stranger_threshold,
+                    "How far a face may lie from a stranger (unknown person) and still be that stranger, when no "
+                    "known person is within the threshold; also how near a stranger must be to a known person to be "
+                    "a merge candidate. Used as max(this, threshold) (experts; docs/identification.md)")
+        ->check(CLI::Range(0.0, 1.5));
 }
 
 }  // namespace faceq::cli

@@ -12,6 +12,23 @@
 //              persons fit about equally well, naming either would be a guess;
 //   unknown    everything else (including d1 < threshold with a runner-up
 //              just above the threshold but within the margin).
+// decide() applies this to the nearest persons, whatever their kind. The
+// gallery adds two rules for strangers (unknown persons), which need the
+// persons' kinds and means (identity/gallery.cpp; measured in
+// docs/identification.md, "Strangers"):
+//   no cascade   a known person K with d_K < threshold is named when every
+//                person within the margin of d_K (or nearer) is a stranger
+//                whose mean lies within candidate_limit() of K's mean — a
+//                stranger that is probably K itself (say, made from an earlier
+//                photo of K that was missed) does not make K's faces ambiguous;
+//   stranger tier  a face left unknown with no person, and no known person
+//                within the threshold, joins the nearest stranger when it is
+//                within stranger_limit(): in-the-wild photos of one stranger
+//                lie further apart than the threshold for naming (a stranger
+//                taking a face names nobody, so it may be looser).
+// Strangers whose mean is within candidate_limit() of a known person's are
+// "probably that person": merge candidates (Gallery::merge_candidates), never
+// merged without being asked.
 //
 // False-accept rate (FAR) here means what users care about: the fraction of
 // strangers — people not in the gallery — that are named as somebody. It
@@ -51,8 +68,12 @@ enum class Decision { known, unknown, ambiguous };
 const char* to_string(Decision decision) noexcept;  // "known" | "unknown" | "ambiguous"
 
 struct Calibration {
-    float threshold = 0;                  // a person is a candidate when nearer than this
-    float margin = 0;                     // ... and clearly nearer than any other person
+    float threshold = 0;  // a person is a candidate when nearer than this
+    float margin = 0;     // ... and clearly nearer than any other person
+    // Strangers (see the rules above): a face no known person is within
+    // `threshold` of joins the nearest stranger up to this distance. Used as
+    // max(stranger_threshold, threshold) (stranger_limit()).
+    float stranger_threshold = 0;
     double far_target = 0;                // the FAR it was chosen for (at reference_persons)
     std::size_t reference_persons = 100;  // gallery size far_target refers to
     // How a person's samples combine; faceq's gallery uses the mean descriptor
@@ -77,6 +98,15 @@ struct IdentityDecision {
 // Applies the rule above to the nearest persons (best first; only the first two are read).
 IdentityDecision decide(const std::vector<PersonMatch>& nearest, const Calibration& calibration);
 
+// max(stranger_threshold, threshold): how near a stranger must be to take a
+// face that no known person is within the threshold of.
+float stranger_limit(const Calibration& calibration);
+// Halfway between the threshold and stranger_limit(): a stranger whose mean is
+// this near a known person's is probably that person (no cascade, merge
+// candidates). On celeba-dev 79% of such strangers are (62% at
+// stranger_limit(); docs/identification.md).
+float candidate_limit(const Calibration& calibration);
+
 // The calibration faceq uses when none is deployed (see the header comment).
 Calibration default_calibration();
 
@@ -87,8 +117,8 @@ Calibration default_calibration();
 // threshold is the impostor-distance quantile at the per-comparison rate
 // 1 - (1 - far_target)^(1/reference_persons); the margin is the measured
 // default margin scaled by threshold / default threshold (it was measured as
-// the gap that stops most wrong-person answers; see docs/identification.md).
-// Fills `impostor_tail` (~60 points), far_target and reference_persons; the
+// the gap that stops most wrong-person answers; see docs/identification.md),
+// and so is the stranger threshold. Fills `impostor_tail` (~60 points), far_target and reference_persons; the
 // caller fills embedder, embedder_sha256 and source. `genuine` is used only to
 // check the result makes sense: it throws Error{invalid_input} when fewer
 // than 10 / (per-comparison rate) impostor distances are given, or when no
@@ -110,7 +140,8 @@ double expected_far(const Calibration& calibration, float threshold, std::size_t
 float threshold_for_far(const Calibration& calibration, double far, std::size_t samples);
 
 // calibration.json as the registry stores it:
-// {"embedder", "embedder_sha256", "threshold", "margin", "far_target",
+// {"embedder", "embedder_sha256", "threshold", "margin", "stranger_threshold" (optional: scaled
+//  from the default like the margin when absent), "far_target",
 //  "reference_persons", "aggregation", "impostor_tail": [[d, rate], ...]}.
 nlohmann::json calibration_to_json(const Calibration& calibration);
 Calibration calibration_from_json(const nlohmann::json& json);

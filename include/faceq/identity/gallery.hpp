@@ -120,6 +120,16 @@ struct Identity {
     bool new_person = false;        // a stranger seen for the first time (stored)
 };
 
+// A stranger that is probably a known person: its mean descriptor lies
+// within the calibration's candidate_limit() of that person's (the nearest
+// known person to it).
+struct MergeCandidate {
+    PersonRef stranger;
+    PersonRef known;
+    float distance = 0;        // between the two means
+    std::int64_t samples = 0;  // the stranger's, of this embedder
+};
+
 // What identification runs with: the embedder of the query descriptors and
 // the decision numbers.
 struct IdentifyContext {
@@ -243,6 +253,10 @@ public:
     std::vector<Identity> identify(const std::vector<Descriptor>& faces, const IdentifyContext& context);
     // The k nearest persons (known and unknown) to one descriptor.
     std::vector<PersonDistance> nearest(const Descriptor& face, const std::string& embedder, std::size_t k);
+    // Strangers that are probably a known person (MergeCandidate), nearest
+    // first: what `faceq persons candidates` lists and `cluster` reports.
+    // Nothing is merged (merge() does that when asked).
+    std::vector<MergeCandidate> merge_candidates(const IdentifyContext& context);
     // Number of persons and samples usable with this embedder.
     std::pair<std::size_t, std::size_t> usable(const std::string& embedder);
     // Samples per embedder (to report a gallery built with another one).

@@ -17,6 +17,11 @@ namespace faceq {
 // {"person_id", "name", "kind", "samples", "detections", "last_seen", "created_at", "updated_at"}
 nlohmann::json person_json(const PersonInfo& info);
 
+// {"stranger", "known", "name", "distance", "samples"}: a stranger that is
+// probably a known person (Gallery::merge_candidates), and the command that
+// merges them ("merge": "faceq persons merge <stranger> <known>").
+nlohmann::json candidate_json(const MergeCandidate& candidate);
+
 // {"persons", "samples", "images", "detections", "detections_per_day", "database", "embedder"};
 // `embedder` is the installed embedder's version (nullopt: none installed,
 // so every sample counts as foreign).

@@ -103,11 +103,13 @@ struct EmbedderIdentity {
 // for people: "trained for embedder <id>, but <id> is installed".
 std::string embedder_mismatch(const EmbedderIdentity& trained, const EmbedderIdentity& installed);
 
-// A descriptor depends on how its chip was aligned as well as on the network:
-// the identity of descriptors from chips aligned by `alignment` ("68": dlib's
-// 68-point shape, the network's id unchanged, as every gallery, head and
-// calibration before 5-point alignment recorded it; "5": a detector's 5
-// points, id + "+5pt"). Two alignments never compare.
-EmbedderIdentity with_alignment(EmbedderIdentity embedder, const std::string& alignment);
+// A descriptor depends on how faceq computes it as well as on the network:
+// the identity of the descriptors the pipeline gives with chips aligned by
+// `alignment` is the network's id, + "+5pt" for a detector's 5 points ("68",
+// dlib's 68-point shape, adds nothing), + "+flip" since descriptors are the
+// mean over the chip and its mirror image (issue 11; embedder.hpp). Galleries,
+// heads and calibrations made before either change recorded the shorter ids;
+// two identities never compare (faceq gallery reindex re-describes).
+EmbedderIdentity descriptor_identity(EmbedderIdentity embedder, const std::string& alignment);
 
 }  // namespace faceq

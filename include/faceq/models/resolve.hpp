@@ -53,7 +53,7 @@ ModelSet installed_models(const std::filesystem::path& models_dir, const Manifes
 ModelSet resolve_models(const Home& home, const Manifest& manifest, bool need_cnn);
 
 // The identity of the descriptors a ModelSet computes with `options` (its
-// embedder and the options' chip alignment, with_alignment()).
+// embedder and the options' chip alignment, descriptor_identity()).
 EmbedderIdentity embedder_identity(const ModelSet& models, const AnalyzeOptions& options = {});
 // The identity of an installed embedder model's descriptors in the default
 // pipeline (AnalyzeOptions{}'s alignment).
@@ -61,8 +61,9 @@ EmbedderIdentity embedder_identity(const InstalledModel& embedder);
 
 // What the user asked for on the command line (or the HTTP server's options).
 struct CalibrationChoice {
-    double far = 0;       // --far: fraction of strangers named; 0 = not given
-    float threshold = 0;  // --threshold: raw distance; 0 = not given
+    double far = 0;                 // --far: fraction of strangers named; 0 = not given
+    float threshold = 0;            // --threshold: raw distance; 0 = not given
+    float stranger_threshold = -1;  // --stranger-threshold (calibration.hpp); < 0 = not given
 };
 
 // The calibration identification runs with: the deployed "face-recognition"

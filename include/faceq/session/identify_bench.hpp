@@ -14,6 +14,17 @@
 //   strangers named     a stranger's photo named as some known person
 //   stranger consistency  over the strangers' photos with a face, the share
 //                       that carry their stranger's most common person id
+//   stranger purity     over the probes attributed to an unknown person id
+//                       (strangers' and missed known people's), the share
+//                       that are of that id's most common identity
+//   cluster agreement   `faceq cluster` run at the end: the share of the
+//                       unknown detections (any face not named) it left
+//                       where the incremental matching put them
+//   merge candidates    Gallery::merge_candidates at the end; those whose
+//                       stranger id took probes (the others hold only faces
+//                       that were not a probe's largest, whose identity is
+//                       not known), and how many of them are right (the id's
+//                       most common identity is the known person)
 // Everything happens in a temporary home beside the user's models (and its
 // registry, so a deployed calibration applies); the user's gallery is never
 // opened.
@@ -56,11 +67,18 @@ struct IdentifyBenchResult {
     std::size_t stranger_probes = 0, strangers_named = 0, stranger_missed = 0;
     std::size_t stranger_sightings = 0, stranger_consistent = 0;  // with a face; carrying the most common id
     std::size_t unknown_persons = 0;                              // stranger ids the run created
+    std::size_t stranger_attributed = 0, stranger_pure = 0;       // probes on an unknown id; of its main identity
+    std::size_t cluster_detections = 0, cluster_reassigned = 0;   // faceq cluster at the end
+    std::size_t candidates = 0, candidates_judged = 0, candidates_right = 0;  // merge candidates at the end
 
     double known_named_right() const { return known_probes ? double(known_right) / known_probes : 0; }
     double strangers_named_share() const { return stranger_probes ? double(strangers_named) / stranger_probes : 0; }
     double stranger_consistency() const {
         return stranger_sightings ? double(stranger_consistent) / stranger_sightings : 0;
+    }
+    double stranger_purity() const { return stranger_attributed ? double(stranger_pure) / stranger_attributed : 0; }
+    double cluster_agreement() const {
+        return cluster_detections ? 1.0 - double(cluster_reassigned) / cluster_detections : 1.0;
     }
 };
 

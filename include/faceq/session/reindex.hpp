@@ -1,7 +1,7 @@
 // faceq/session/reindex.hpp — `faceq gallery reindex`: re-describes a
 // gallery's stored samples and detections with the installed pipeline, so a
 // gallery built with one detector/alignment/embedder moves to another (their
-// descriptors never compare: models.hpp, with_alignment()).
+// descriptors never compare: models.hpp, descriptor_identity()).
 //
 // Each photo recorded for a stale descriptor (one computed by another
 // embedder id) is read from its recorded path, checked against its recorded

@@ -12,25 +12,32 @@ namespace faceq {
 namespace {
 
 // Measured on lfw-dev with faceapi_face_recognition_resnet on the default
-// pipeline's chips (YuNet's 5 points; docs/identification.md): 0.47 is the
-// highest threshold (0.01 grid) at which under 1% of strangers are named in a
-// gallery of 100 persons enrolled with one to three photos each (0.30% with one,
-// 0.77% with three; 0.48 gives 1.1% with three), while 65% / 94% of known
-// people are named right. calibrate() for 1% at 100 persons, one photo each,
-// gives 0.478 / 0.081.
-constexpr float default_threshold = 0.47f;
+// pipeline's descriptors (YuNet's 5 points, averaged with the mirror image;
+// docs/identification.md): 0.45 is the threshold at which every lfw-dev
+// figure is at least as good as the previous default's (0.47 before the
+// mirror average): strangers named 0.04% / 0.25% / 0.51% / 0.56% in galleries
+// of 10 / 100 / 1,000 persons x1 photo and 100 x3 (were 0.06 / 0.30 / 0.48 /
+// 0.77%), known people named right 71% / 68% / 65% / 94% (were 70 / 65 / 59 /
+// 94%). 0.46 names more (73% at 100 x1) but 0.73% of strangers at 1,000.
+// calibrate() for 1% at 100 persons, one photo each, gives 0.466 / 0.083.
+constexpr float default_threshold = 0.45f;
 // Asking the runner-up to be 0.08 further away rejects the strangers that fall
 // between two persons; at the same false-accept rate it names 80% of known
 // people instead of 72% (100 persons) and 71% instead of 49% (1,000).
 constexpr float default_margin = 0.08f;
+// Strangers: how far a face may lie from a stranger's mean and still be that
+// stranger (docs/identification.md, "Strangers": on celeba-dev, 5 draws,
+// 0.53 keeps 92% of a recurring stranger's sightings on one id with 96.5% of
+// an id's photos being one person; 0.55: 94% / 94%; 0.60: 96% / 74%).
+constexpr float default_stranger_threshold = 0.53f;
 
 // Distances under which a fraction 10^-6, 10^-5.9, ..., 10^-1 of the 12.3
 // million impostor pairs of lfw-dev fall (what calibrate() computes from them).
 constexpr float lfw_impostor_tail[] = {
-    0.3920f, 0.3957f, 0.3987f, 0.4008f, 0.4034f, 0.4076f, 0.4124f, 0.4180f, 0.4215f, 0.4243f, 0.4282f, 0.4325f, 0.4369f,
-    0.4427f, 0.4475f, 0.4530f, 0.4575f, 0.4622f, 0.4674f, 0.4724f, 0.4782f, 0.4839f, 0.4896f, 0.4958f, 0.5026f, 0.5091f,
-    0.5156f, 0.5223f, 0.5290f, 0.5356f, 0.5425f, 0.5493f, 0.5564f, 0.5634f, 0.5704f, 0.5775f, 0.5847f, 0.5920f, 0.5994f,
-    0.6068f, 0.6143f, 0.6220f, 0.6299f, 0.6379f, 0.6462f, 0.6549f, 0.6638f, 0.6732f, 0.6829f, 0.6933f, 0.7042f,
+    0.3684f, 0.3709f, 0.3768f, 0.3841f, 0.3886f, 0.3949f, 0.3983f, 0.4026f, 0.4078f, 0.4120f, 0.4172f, 0.4219f, 0.4266f,
+    0.4316f, 0.4362f, 0.4402f, 0.4454f, 0.4498f, 0.4550f, 0.4607f, 0.4663f, 0.4721f, 0.4779f, 0.4844f, 0.4904f, 0.4968f,
+    0.5034f, 0.5099f, 0.5168f, 0.5234f, 0.5303f, 0.5371f, 0.5440f, 0.5509f, 0.5581f, 0.5652f, 0.5724f, 0.5797f, 0.5870f,
+    0.5945f, 0.6021f, 0.6098f, 0.6178f, 0.6259f, 0.6342f, 0.6429f, 0.6519f, 0.6613f, 0.6712f, 0.6816f, 0.6926f,
 };
 
 // Impostor pair rates the tail table keeps (log-spaced, 1e-7 .. 0.1).
@@ -60,6 +67,10 @@ const char* to_string(Decision decision) noexcept {
     return "unknown";
 }
 
+float stranger_limit(const Calibration& c) { return std::max(c.stranger_threshold, c.threshold); }
+
+float candidate_limit(const Calibration& c) { return 0.5f * (c.threshold + stranger_limit(c)); }
+
 IdentityDecision decide(const std::vector<PersonMatch>& nearest, const Calibration& c) {
     IdentityDecision out;
     if (nearest.empty()) return out;
@@ -82,6 +93,7 @@ Calibration default_calibration() {
     Calibration c;
     c.threshold = default_threshold;
     c.margin = default_margin;
+    c.stranger_threshold = default_stranger_threshold;
     c.far_target = 0.01;
     c.reference_persons = 100;
     c.source = "default";
@@ -110,6 +122,7 @@ Calibration calibrate(std::vector<float> genuine, std::vector<float> impostor, d
     Calibration c;
     c.threshold = quantile(rate);
     c.margin = default_margin * c.threshold / default_threshold;
+    c.stranger_threshold = default_stranger_threshold * c.threshold / default_threshold;
     c.far_target = far_target;
     c.reference_persons = reference_persons;
     if (genuine.empty() || genuine.front() >= c.threshold)
@@ -173,10 +186,15 @@ float threshold_for_far(const Calibration& c, double far, std::size_t samples) {
 nlohmann::json calibration_to_json(const Calibration& c) {
     nlohmann::json tail = nlohmann::json::array();
     for (const auto& [d, r] : c.impostor_tail) tail.push_back({d, r});
-    return {{"embedder", c.embedder},       {"embedder_sha256", c.embedder_sha256},
-            {"threshold", c.threshold},     {"margin", c.margin},
-            {"far_target", c.far_target},   {"reference_persons", c.reference_persons},
-            {"aggregation", c.aggregation}, {"impostor_tail", std::move(tail)}};
+    return {{"embedder", c.embedder},
+            {"embedder_sha256", c.embedder_sha256},
+            {"threshold", c.threshold},
+            {"margin", c.margin},
+            {"stranger_threshold", c.stranger_threshold},
+            {"far_target", c.far_target},
+            {"reference_persons", c.reference_persons},
+            {"aggregation", c.aggregation},
+            {"impostor_tail", std::move(tail)}};
 }
 
 Calibration calibration_from_json(const nlohmann::json& j) {
@@ -184,6 +202,9 @@ Calibration calibration_from_json(const nlohmann::json& j) {
     try {
         c.threshold = j.at("threshold").get<float>();
         c.margin = j.at("margin").get<float>();
+        // Calibrations written before issue 11 have none: scaled like the margin.
+        c.stranger_threshold =
+            j.value("stranger_threshold", default_stranger_threshold * c.threshold / default_threshold);
         c.far_target = j.value("far_target", 0.0);
         c.reference_persons = j.value("reference_persons", std::size_t{100});
         c.aggregation = j.value("aggregation", std::string("mean_descriptor"));
@@ -195,11 +216,12 @@ Calibration calibration_from_json(const nlohmann::json& j) {
     } catch (const nlohmann::json::exception& e) {
         throw Error(ErrorKind::invalid_input, fmt::format("calibration is malformed: {}", e.what()));
     }
-    if (!(c.threshold > 0 && c.threshold < 2) || !(c.margin >= 0 && c.margin < 1))
+    if (!(c.threshold > 0 && c.threshold < 2) || !(c.margin >= 0 && c.margin < 1) ||
+        !(c.stranger_threshold >= 0 && c.stranger_threshold < 2))
         throw Error(ErrorKind::invalid_input,
-                    fmt::format("calibration has threshold {} and margin {}: expected 0 < threshold < 2 and "
-                                "0 <= margin < 1",
-                                c.threshold, c.margin));
+                    fmt::format("calibration has threshold {}, margin {} and stranger_threshold {}: expected "
+                                "0 < threshold < 2, 0 <= margin < 1 and 0 <= stranger_threshold < 2",
+                                c.threshold, c.margin, c.stranger_threshold));
     for (std::size_t i = 1; i < c.impostor_tail.size(); ++i)
         if (!(c.impostor_tail[i].first > c.impostor_tail[i - 1].first &&
               c.impostor_tail[i].second > c.impostor_tail[i - 1].second && c.impostor_tail[i - 1].second > 0))

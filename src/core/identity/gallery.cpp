@@ -35,10 +35,56 @@ std::string new_public_id(StoreReader& r, const char* prefix) {
 
 Decision decision_for_kind(const std::string& kind) { return kind == "known" ? Decision::known : Decision::unknown; }
 
+// Strangers read per face: a few more than two, for the no-cascade rule.
+constexpr std::size_t strangers_read = 4;
+
+// A known person the face is within the threshold of, named although
+// persons lie within the margin of it, when each of those is a stranger that
+// is probably that person (its mean within candidate_limit() of the known
+// person's): the no-cascade rule of calibration.hpp.
+std::optional<PersonMatch> known_despite_strangers(const IndexCache& cache, const std::vector<PersonMatch>& known,
+                                                   const std::vector<PersonMatch>& strangers, const Calibration& c) {
+    if (known.empty() || known[0].distance >= c.threshold) return std::nullopt;
+    const PersonMatch& k = known[0];
+    if (known.size() > 1 && known[1].distance - k.distance < c.margin) return std::nullopt;
+    const Descriptor k_mean = cache.mean(k.person);
+    const float limit = candidate_limit(c);
+    for (const auto& s : strangers) {
+        if (s.distance - k.distance >= c.margin) return k;  // best first: the rest are clear of it too
+        if (descriptor_distance(cache.mean(s.person), k_mean) >= limit) return std::nullopt;
+    }
+    // Every stranger read is within the margin: unnamed if more might be.
+    return strangers.size() < strangers_read ? std::optional<PersonMatch>(k) : std::nullopt;
+}
+
 // The identity of one face against the cached index (which must be current).
 Identity identify_one(const IndexCache& cache, const Descriptor& d, const Calibration& calibration) {
     Identity out;
-    const auto decided = decide(cache.nearest(d, 2), calibration);
+    // The two indexes hold every row once: one pass over all of them, as before.
+    const auto known = cache.nearest_known(d, 2);
+    const auto strangers = cache.nearest_strangers(d, strangers_read);
+    std::vector<PersonMatch> both(known);
+    both.insert(both.end(), strangers.begin(), strangers.end());
+    std::stable_sort(both.begin(), both.end(),
+                     [](const PersonMatch& a, const PersonMatch& b) { return a.distance < b.distance; });
+    if (both.size() > 2) both.resize(2);
+    auto decided = decide(both, calibration);
+    const bool named = decided.decision == Decision::known && cache.person(decided.nearest->person).kind == "known";
+    if (!named) {
+        if (const auto k = known_despite_strangers(cache, known, strangers, calibration)) {
+            // Named, and explained by the known person and the nearest other one.
+            decided.decision = Decision::known;
+            decided.runner_up = decided.nearest->person == k->person ? decided.runner_up : decided.nearest;
+            decided.nearest = *k;
+            decided.margin =
+                decided.runner_up ? std::optional<float>(decided.runner_up->distance - k->distance) : std::nullopt;
+        } else if (decided.decision == Decision::unknown &&
+                   (known.empty() || known[0].distance >= calibration.threshold) && !strangers.empty() &&
+                   strangers[0].distance < stranger_limit(calibration)) {
+            // The stranger tier: nobody known is near, the nearest stranger is.
+            out.person = cache.person(strangers[0].person);
+        }
+    }
     if (decided.nearest) {
         out.nearest = PersonDistance{cache.person(decided.nearest->person), decided.nearest->distance};
         out.distance = decided.nearest->distance;
@@ -274,6 +320,23 @@ std::vector<PersonDistance> Gallery::nearest(const Descriptor& face, const std::
     impl_->store->read([&](StoreReader& r) { impl_->cache.refresh(r, embedder); });
     std::vector<PersonDistance> out;
     for (const auto& m : impl_->cache.nearest(face, k)) out.push_back({impl_->cache.person(m.person), m.distance});
+    return out;
+}
+
+std::vector<MergeCandidate> Gallery::merge_candidates(const IdentifyContext& context) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->store->read([&](StoreReader& r) { impl_->cache.refresh(r, context.embedder); });
+    const IndexCache& cache = impl_->cache;
+    const float limit = candidate_limit(context.calibration);
+    std::vector<MergeCandidate> out;
+    for (const auto& [stranger, mean] : cache.stranger_means()) {
+        const auto known = cache.nearest_known(mean, 1);
+        if (known.empty() || known[0].distance >= limit) continue;
+        out.push_back(
+            {cache.person(stranger), cache.person(known[0].person), known[0].distance, cache.samples_of(stranger)});
+    }
+    std::stable_sort(out.begin(), out.end(),
+                     [](const MergeCandidate& a, const MergeCandidate& b) { return a.distance < b.distance; });
     return out;
 }
 

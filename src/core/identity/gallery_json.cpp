@@ -1,6 +1,7 @@
 // gallery_json.cpp — see faceq/gallery_json.hpp.
 #include "faceq/identity/gallery_json.hpp"
 
+#include <cmath>
 #include <ctime>
 
 namespace faceq {
@@ -21,6 +22,15 @@ json person_json(const PersonInfo& info) {
             {"last_seen", opt_time(info.last_seen)},
             {"created_at", iso_time(info.created_at)},
             {"updated_at", iso_time(info.updated_at)}};
+}
+
+json candidate_json(const MergeCandidate& c) {
+    return {{"stranger", c.stranger.public_id},
+            {"known", c.known.public_id},
+            {"name", c.known.name ? json(*c.known.name) : json(nullptr)},
+            {"distance", std::round(c.distance * 1e4) / 1e4},
+            {"samples", c.samples},
+            {"merge", "faceq persons merge " + c.stranger.public_id + " " + c.known.public_id}};
 }
 
 json stats_json(const GalleryStats& s, const std::string& db_path, const std::optional<std::string>& embedder) {

@@ -1,6 +1,8 @@
 // index_cache.cpp — see index_cache.hpp.
 #include "identity/index_cache.hpp"
 
+#include <algorithm>
+
 namespace faceq {
 namespace {
 
@@ -22,7 +24,8 @@ void IndexCache::refresh(StoreReader& reader, const std::string& embedder) {
 
 void IndexCache::reload(StoreReader& reader, const std::string& embedder) {
     valid_ = false;
-    index_.clear();
+    known_.clear();
+    strangers_.clear();
     persons_.clear();
     reader.scan_persons([&](const PersonRef& ref) { persons_[ref.id].ref = ref; });
     reader.scan_samples(embedder, [&](std::int64_t person, const Descriptor& d) {
@@ -31,11 +34,13 @@ void IndexCache::reload(StoreReader& reader, const std::string& embedder) {
         for (std::size_t i = 0; i < d.size(); ++i) it->second.sum[i] += d[i];
         ++it->second.count;
     });
-    std::size_t rows = 0;
-    for (const auto& [id, e] : persons_) rows += e.count > 0 ? 1 : 0;
-    index_.reserve(rows);
+    std::size_t known_rows = 0, stranger_rows = 0;
+    for (const auto& [id, e] : persons_)
+        if (e.count > 0) ++(e.ref.kind == "known" ? known_rows : stranger_rows);
+    known_.reserve(known_rows);
+    strangers_.reserve(stranger_rows);
     for (auto& [id, e] : persons_)
-        if (e.count > 0) e.row = index_.add(id, mean_of(e));
+        if (e.count > 0) e.row = index_for(e.ref).add(id, mean_of(e));
     embedder_ = embedder;
     generation_ = reader.generation();
     valid_ = true;
@@ -48,9 +53,29 @@ void IndexCache::add_sample(std::int64_t person, const Descriptor& d) {
     for (std::size_t i = 0; i < d.size(); ++i) e.sum[i] += d[i];
     ++e.count;
     if (e.row)
-        index_.replace(*e.row, mean_of(e));
+        index_for(e.ref).replace(*e.row, mean_of(e));
     else
-        e.row = index_.add(person, mean_of(e));
+        e.row = index_for(e.ref).add(person, mean_of(e));
+}
+
+std::vector<PersonMatch> IndexCache::nearest(const Descriptor& query, std::size_t k) const {
+    std::vector<PersonMatch> out = known_.nearest_persons(query, k);
+    const auto strangers = strangers_.nearest_persons(query, k);
+    out.insert(out.end(), strangers.begin(), strangers.end());
+    std::stable_sort(out.begin(), out.end(),
+                     [](const PersonMatch& a, const PersonMatch& b) { return a.distance < b.distance; });
+    if (out.size() > k) out.resize(k);
+    return out;
+}
+
+Descriptor IndexCache::mean(std::int64_t person) const { return mean_of(persons_.at(person)); }
+
+std::vector<std::pair<std::int64_t, Descriptor>> IndexCache::stranger_means() const {
+    std::vector<std::pair<std::int64_t, Descriptor>> out;
+    for (const auto& [id, e] : persons_)
+        if (e.count > 0 && e.ref.kind != "known") out.emplace_back(id, mean_of(e));
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    return out;
 }
 
 std::int64_t IndexCache::samples_of(std::int64_t person) const {

@@ -4,7 +4,10 @@
 // For one embedder at a time: every person of the store (its PersonRef), and
 // for each person with samples of that embedder one FaceIndex row holding the
 // mean of those samples (the sums are kept, so adding a sample updates the
-// mean without reading the others). refresh() makes it current from what a
+// mean without reading the others). Known persons and strangers have an
+// index each, so the nearest of either kind comes from the same one pass
+// over all rows that one index would take (identification's stranger rules,
+// calibration.hpp). refresh() makes it current from what a
 // StoreReader sees: nothing is read while the store's change probe has not
 // moved; when it moved, the generation tells whether samples or persons
 // changed, and only then is everything reloaded (store.hpp, "Change
@@ -49,15 +52,24 @@ public:
     // A sample the current transaction added to a cached person.
     void add_sample(std::int64_t person, const Descriptor& descriptor);
 
-    // The k nearest persons (one row each: its mean), best first.
-    std::vector<PersonMatch> nearest(const Descriptor& query, std::size_t k) const {
-        return index_.nearest_persons(query, k);
+    // The k nearest persons (one row each: its mean), best first: of both
+    // kinds, known persons only, strangers only.
+    std::vector<PersonMatch> nearest(const Descriptor& query, std::size_t k) const;
+    std::vector<PersonMatch> nearest_known(const Descriptor& query, std::size_t k) const {
+        return known_.nearest_persons(query, k);
     }
+    std::vector<PersonMatch> nearest_strangers(const Descriptor& query, std::size_t k) const {
+        return strangers_.nearest_persons(query, k);
+    }
+    // The mean of a person's samples (requires samples_of(person) > 0).
+    Descriptor mean(std::int64_t person) const;
+    // Every stranger with samples, and its mean.
+    std::vector<std::pair<std::int64_t, Descriptor>> stranger_means() const;
     // Requires a person the index returned or add_person added.
     const PersonRef& person(std::int64_t id) const { return persons_.at(id).ref; }
     // Samples of this embedder the person has (0 for one without).
     std::int64_t samples_of(std::int64_t person) const;
-    std::size_t persons_with_samples() const { return index_.samples(); }
+    std::size_t persons_with_samples() const { return known_.samples() + strangers_.samples(); }
     std::size_t samples() const;
 
 private:
@@ -65,8 +77,10 @@ private:
         PersonRef ref;
         std::array<double, 128> sum{};
         std::int64_t count = 0;
-        std::optional<std::size_t> row;  // in index_, once it has samples
+        std::optional<std::size_t> row;  // in index_for(ref), once it has samples
     };
+
+    FaceIndex& index_for(const PersonRef& person) { return person.kind == "known" ? known_ : strangers_; }
 
     void reload(StoreReader& reader, const std::string& embedder);
 
@@ -74,7 +88,7 @@ private:
     std::string embedder_;
     std::int64_t generation_ = -1;
     std::int64_t probe_ = -1;
-    FaceIndex index_;
+    FaceIndex known_, strangers_;
     std::unordered_map<std::int64_t, Entry> persons_;
 };
 

@@ -202,8 +202,9 @@ Manifest load_manifest(const fs::path& models_json) {
 
 std::string InstalledModel::version() const { return entry.name + "@" + sha256.substr(0, 12); }
 
-EmbedderIdentity with_alignment(EmbedderIdentity embedder, const std::string& alignment) {
+EmbedderIdentity descriptor_identity(EmbedderIdentity embedder, const std::string& alignment) {
     if (alignment != "68") embedder.id += "+" + alignment + "pt";
+    embedder.id += "+flip";
     return embedder;
 }
 

@@ -78,11 +78,11 @@ ModelSet resolve_models(const Home& home, const Manifest& manifest, bool need_cn
 }
 
 EmbedderIdentity embedder_identity(const ModelSet& models, const AnalyzeOptions& options) {
-    return with_alignment({models.embedder.version(), models.embedder.sha256}, chip_alignment(options));
+    return descriptor_identity({models.embedder.version(), models.embedder.sha256}, chip_alignment(options));
 }
 
 EmbedderIdentity embedder_identity(const InstalledModel& embedder) {
-    return with_alignment({embedder.version(), embedder.sha256}, chip_alignment(AnalyzeOptions{}));
+    return descriptor_identity({embedder.version(), embedder.sha256}, chip_alignment(AnalyzeOptions{}));
 }
 
 Calibration resolve_calibration(const Home& home, const EmbedderIdentity& embedder, const CalibrationChoice& choice,
@@ -95,6 +95,10 @@ Calibration resolve_calibration(const Home& home, const EmbedderIdentity& embedd
     } else if (choice.threshold > 0) {
         c.threshold = choice.threshold;
         c.source += fmt::format(", --threshold {}", choice.threshold);
+    }
+    if (choice.stranger_threshold >= 0) {
+        c.stranger_threshold = choice.stranger_threshold;
+        c.source += fmt::format(", --stranger-threshold {}", choice.stranger_threshold);
     }
     return c;
 }

@@ -19,6 +19,18 @@ std::vector<detail::RgbImage> to_rgb(const std::vector<cv::Mat>& chips) {
     return out;
 }
 
+// The chips followed by their mirror images.
+std::vector<detail::RgbImage> with_mirrors(std::vector<detail::RgbImage> views) {
+    const std::size_t n = views.size();
+    views.reserve(2 * n);
+    for (std::size_t i = 0; i < n; ++i) {
+        detail::RgbImage flipped;
+        dlib::flip_image_left_right(views[i], flipped);
+        views.push_back(std::move(flipped));
+    }
+    return views;
+}
+
 class ResnetEmbedder final : public Embedder {
 public:
     explicit ResnetEmbedder(const InstalledModel& model) : net_(model.path), id_(model.version()) {}
@@ -31,20 +43,23 @@ public:
     std::size_t feature_size() const override { return 128 + detail::EmbedderNet::feature_size(); }
 
     std::vector<Descriptor> embed(const std::vector<cv::Mat>& chips, int jitter, int batch_size) override {
-        return net_.embed(to_rgb(chips), jitter, batch_size);
+        if (jitter > 0) return net_.embed(to_rgb(chips), jitter, batch_size);
+        // The mean of the chip's and its mirror image's descriptors (embedder.hpp).
+        std::vector<detail::RgbImage> views = with_mirrors(to_rgb(chips));
+        const auto descs = net_.embed(views, 0, batch_size);
+        const std::size_t n = chips.size();
+        std::vector<Descriptor> out(n);
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t k = 0; k < out[i].size(); ++k) out[i][k] = 0.5f * (descs[i][k] + descs[n + i][k]);
+        return out;
     }
 
     std::vector<std::vector<float>> features(const std::vector<cv::Mat>& chips, std::vector<Descriptor>& descriptors,
                                              int batch_size) override {
         // One forward pass over the chips and their mirror images gives the
-        // descriptors and the block activations.
-        std::vector<detail::RgbImage> views = to_rgb(chips);
-        const std::size_t n = views.size();
-        for (std::size_t i = 0; i < n; ++i) {
-            detail::RgbImage flipped;
-            dlib::flip_image_left_right(views[i], flipped);
-            views.push_back(std::move(flipped));
-        }
+        // descriptors and the block activations, both averaged over the two.
+        std::vector<detail::RgbImage> views = with_mirrors(to_rgb(chips));
+        const std::size_t n = chips.size();
         std::vector<std::vector<float>> block;
         const auto descs = net_.embed_with_features(views, block, batch_size);
         std::vector<std::vector<float>> out(n);
@@ -55,7 +70,10 @@ public:
             for (std::size_t k = 0; k < block[i].size(); ++k)
                 feat[descs[i].size() + k] = 0.5f * (block[i][k] + block[n + i][k]);
         }
-        descriptors.assign(descs.begin(), descs.begin() + static_cast<long>(n));
+        descriptors.resize(n);
+        for (std::size_t i = 0; i < n; ++i)
+            std::copy(out[i].begin(), out[i].begin() + static_cast<long>(descriptors[i].size()),
+                      descriptors[i].begin());
         return out;
     }
 

@@ -14,7 +14,10 @@ double round4(double v) { return std::round(v * 1e4) / 1e4; }
 
 nlohmann::json Identification::summary() const {
     const auto& c = context.calibration;
-    return {{"calibration", c.source}, {"threshold", round4(c.threshold)}, {"margin", round4(c.margin)}};
+    return {{"calibration", c.source},
+            {"threshold", round4(c.threshold)},
+            {"margin", round4(c.margin)},
+            {"stranger_threshold", round4(stranger_limit(c))}};
 }
 
 std::unique_ptr<Gallery> open_gallery(const Home& home, bool create) {

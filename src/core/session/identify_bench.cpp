@@ -171,7 +171,8 @@ IdentifyBenchResult bench_identify(const Home& home, const Manifest& manifest, c
     so.skip_unchanged = false;
     AnalysisSession session(temp.home(), manifest, so, log);
     const ImageLimits limits{};
-    std::map<std::size_t, std::map<std::string, std::size_t>> sightings;  // stranger -> person id -> photos
+    std::map<std::size_t, std::map<std::string, std::size_t>> sightings;   // stranger -> person id -> photos
+    std::map<std::string, std::map<std::size_t, std::size_t>> attributed;  // unknown id -> identity -> photos
     struct Outcome {
         ImageAnalysis analysis;
         nlohmann::json record;
@@ -210,6 +211,7 @@ IdentifyBenchResult bench_identify(const Home& home, const Manifest& manifest, c
                     return;
                 }
             }
+            if (a.face && a.decision != "known" && !a.person_id.empty()) ++attributed[a.person_id][p.person];
             if (stranger[p.person]) {
                 ++r.stranger_probes;
                 if (!a.face) {
@@ -239,7 +241,32 @@ IdentifyBenchResult bench_identify(const Home& home, const Manifest& manifest, c
             if (!id.empty()) most = std::max(most, n);  // named or unattributed sightings carry no stranger id
         r.stranger_consistent += most;
     }
-    if (Gallery* g = session.gallery()) r.unknown_persons = static_cast<std::size_t>(g->stats(0).persons_unknown);
+    // An unknown id's main identity: the one most of its probes are.
+    std::map<std::string, std::size_t> main_identity;
+    for (const auto& [id, identities] : attributed) {
+        std::size_t most = 0, total = 0;
+        for (const auto& [person, n] : identities) {
+            total += n;
+            if (n > most) most = n, main_identity[id] = person;
+        }
+        r.stranger_attributed += total;
+        r.stranger_pure += most;
+    }
+    if (Gallery* g = session.gallery()) {
+        r.unknown_persons = static_cast<std::size_t>(g->stats(0).persons_unknown);
+        const IdentifyContext& context = session.identification().context;
+        for (const auto& c : g->merge_candidates(context)) {
+            ++r.candidates;
+            const auto it = main_identity.find(c.stranger.public_id);
+            if (it == main_identity.end()) continue;
+            ++r.candidates_judged;
+            if (c.known.name == plan[it->second].name) ++r.candidates_right;
+        }
+        // Last: cluster changes the gallery (what `faceq cluster` does, at its edge).
+        const ClusterResult cr = g->cluster(context.embedder, stranger_limit(context.calibration));
+        r.cluster_detections = static_cast<std::size_t>(cr.detections);
+        r.cluster_reassigned = static_cast<std::size_t>(cr.reassigned);
+    }
     return r;
 }
 
