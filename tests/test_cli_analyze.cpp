@@ -8,6 +8,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -17,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "faceq/base/error.hpp"
+#include "faceq/pipeline/image_io.hpp"
 #include "test_models.hpp"
 #include "test_png.hpp"
 
@@ -654,4 +659,123 @@ TEST_CASE("--version -v names the BLAS library", "[cli]") {
     REQUIRE(plain.exit_code == 0);
     CHECK(split_lines(plain.out).size() == 1);
     CHECK(plain.out.find("blas:") == std::string::npos);
+}
+
+namespace {
+
+// A field of /proc/self/status in kB ("VmRSS", "VmHWM").
+long status_kb(const std::string& field) {
+    std::ifstream in("/proc/self/status");
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+    return -1;
+}
+
+}  // namespace
+
+TEST_CASE("analyze: a JPEG whose header claims 9000x9000 is a corrupt image, quietly, in bounded memory", "[cli]") {
+    REQUIRE_MODELS();
+    TempDir tmp;
+    auto jpeg = read_bytes(photo(lfw_jpg));
+    // The frame header (SOF0..SOF2) rewritten; the data is still 250x250's.
+    std::size_t at = 2;
+    while (at + 9 < jpeg.size() && !(jpeg[at + 1] >= 0xC0 && jpeg[at + 1] <= 0xC2))
+        at += 2 + (std::size_t{jpeg[at + 2]} << 8 | jpeg[at + 3]);
+    REQUIRE(at + 9 < jpeg.size());
+    for (std::size_t field : {at + 5, at + 7}) {
+        jpeg[field] = 9000 >> 8;
+        jpeg[field + 1] = 9000 & 0xFF;
+    }
+    const auto lying = (tmp / "lying.jpg").string();
+    write_bytes(lying, jpeg);
+
+    const auto r = analyze({lying});
+    INFO("stderr: " << r.err);
+    REQUIRE(r.exit_code == 1);
+    const auto records = json_lines(r.out);
+    REQUIRE(records.size() == 1);
+    CHECK(records[0].at("error").at("kind") == "invalid_input");
+    const std::string message = records[0]["error"].at("message");
+    CHECK_THAT(message, Catch::Contains("lying.jpg") && Catch::Contains("corrupt"));
+    CHECK(r.err == "faceq: error: " + message + "\n");  // libjpeg's own words never reach stderr raw
+
+    // The peak resident set while decoding it, measured in this process
+    // (a child's ru_maxrss would include this test binary's own pages): the
+    // 9000x9000 frame would be 243 MB if its rows were written.
+    std::ofstream clear("/proc/self/clear_refs");
+    clear << "5" << std::flush;  // resets VmHWM to the current RSS
+    if (!clear) {
+        WARN("cannot reset the peak RSS (/proc/self/clear_refs): memory not checked");
+        return;
+    }
+    const long before = status_kb("VmRSS");
+    CHECK_THROWS_AS(load_image_file(lying), faceq::Error);
+    const long grew = status_kb("VmHWM") - before;
+    INFO("peak RSS grew by " << grew << " kB");
+    CHECK(grew < 64 * 1024);
+}
+
+TEST_CASE("analyze escapes control characters of file names in its error lines", "[cli]") {
+    REQUIRE_MODELS();
+    TempDir tmp;
+    const std::string name = "a\nfaceq: fine\x1b]0;pwned\x07.jpg";
+    write_text(tmp / name, "not a JPEG\n");
+    const auto r = analyze({(tmp / name).string()});
+    REQUIRE(r.exit_code == 1);
+    const auto lines = split_lines(r.err);
+    REQUIRE(lines.size() == 1);
+    CHECK(r.err.find('\x1b') == std::string::npos);
+    CHECK(r.err.find('\x07') == std::string::npos);
+    CHECK_THAT(lines[0],
+               Catch::StartsWith("faceq: error: ") && Catch::Contains("a\\nfaceq: fine\\x1b]0;pwned\\x07.jpg"));
+    // The record keeps the name as it is (JSON escapes it).
+    const auto records = json_lines(r.out);
+    REQUIRE(records.size() == 1);
+    CHECK(records[0].at("file") == (tmp / name).string());
+}
+
+TEST_CASE("analyze -r reports each unreadable entry by name and goes on", "[cli]") {
+    REQUIRE_MODELS();
+    TempDir tmp;
+    namespace fs = std::filesystem;
+    const fs::path top = tmp / "top";
+    fs::create_directories(top / "sub");
+    fs::copy_file(photo(lfw_jpg), top / "sub" / "face.jpg");
+    fs::create_symlink(tmp / "nowhere.jpg", top / "dangling.jpg");
+    fs::create_symlink(top / "loop.jpg", top / "loop.jpg");
+    fs::create_directories(top / "locked");
+    fs::copy_file(photo(lfw_jpg), top / "locked" / "hidden.jpg");
+    fs::permissions(top / "locked", fs::perms::none);
+    // chmod 000 does not stop root: that sub-case is checked only when it can fail.
+    std::error_code ec;
+    fs::directory_iterator probe(top / "locked", ec);
+    const bool locked_is_unreadable = static_cast<bool>(ec);
+    if (!locked_is_unreadable) WARN("running as root: the unreadable-subfolder case is not checked");
+
+    const auto r = analyze({"-r", "--jobs", "1", top.string()});
+    fs::permissions(top / "locked", fs::perms::owner_all);
+    INFO("stderr: " << r.err);
+    REQUIRE(r.exit_code == 1);
+    std::map<std::string, json> by_file;
+    for (const auto& rec : json_lines(r.out)) by_file[rec.at("file")] = rec;
+    CHECK(by_file.at((top / "sub" / "face.jpg").string()).at("faces").size() == 1);
+    const std::string dangling = (top / "dangling.jpg").string(), loop = (top / "loop.jpg").string();
+    CHECK_THAT(by_file.at(dangling).at("error").at("message").get<std::string>(),
+               Catch::Contains("cannot read '" + dangling + "'"));
+    CHECK_THAT(by_file.at(loop).at("error").at("message").get<std::string>(),
+               Catch::Contains("cannot read '" + loop + "'") && Catch::Contains("symbolic links"));
+    CHECK_THAT(r.err, Catch::Contains(dangling) && Catch::Contains(loop));
+    if (locked_is_unreadable) {
+        const std::string locked = (top / "locked").string();
+        CHECK_THAT(by_file.at(locked).at("error").at("message").get<std::string>(),
+                   Catch::Contains("cannot read directory '" + locked + "'"));
+        // Named on the command line, it says it is unreadable, not "no images".
+        fs::permissions(top / "locked", fs::perms::none);
+        const auto named = analyze({locked});
+        fs::permissions(top / "locked", fs::perms::owner_all);
+        CHECK(named.exit_code == 1);
+        CHECK_THAT(named.err, Catch::Contains("cannot read directory '" + locked + "'"));
+    } else {
+        CHECK(by_file.at((top / "locked" / "hidden.jpg").string()).at("faces").size() == 1);
+    }
 }

@@ -595,3 +595,25 @@ TEST_CASE("kill -9 during enroll --dir and analyze --store: consistent, and a re
     CHECK(db_int(home.db(), "SELECT count(*) FROM images") == 50);
     check_consistent(home.db());
 }
+
+TEST_CASE("enroll --dir reports a looping or dangling entry and enrolls the other persons", "[cli][gallery]") {
+    REQUIRE_MODELS();
+    GalleryHome home;
+    const auto people = person_folders(home, {"leonard", "penny"}, bbt_photo, 1);
+    std::filesystem::create_directory_symlink(people / "loop", people / "loop");
+    std::filesystem::create_directory_symlink(home / "nowhere", people / "gone");
+    const auto enroll = home.run({"enroll", "--dir", people.string(), "--jobs", "1"});
+    INFO("stderr: " << enroll.err);
+    CHECK(enroll.exit_code == 1);
+    const auto records = lines(enroll.out);
+    REQUIRE(records.size() == 4);  // sorted by folder name: gone, leonard, loop, penny
+    CHECK(records[0]["person"] == "gone");
+    CHECK_THAT(records[0]["error"]["message"].get<std::string>(), Catch::Contains("cannot read"));
+    CHECK(records[1]["added"] == 1);
+    CHECK(records[2]["person"] == "loop");
+    CHECK_THAT(records[2]["error"]["message"].get<std::string>(), Catch::Contains("symbolic links"));
+    CHECK(records[3]["added"] == 1);
+    std::size_t error_lines = 0;
+    for (std::size_t at = 0; (at = enroll.err.find("faceq: error: ", at)) != std::string::npos; ++at) ++error_lines;
+    CHECK(error_lines == 2);
+}

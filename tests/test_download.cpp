@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -27,6 +28,7 @@
 #include "faceq/base/error.hpp"
 #include "faceq/models/download.hpp"
 #include "faceq/models/models.hpp"
+#include "test_models.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -493,4 +495,137 @@ TEST_CASE("faceq download models: --list, install from a mirror, unknown --only"
         CHECK_THAT(r.err, Catch::StartsWith("faceq: error: unknown model 'no_such_model'"));
         CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
     }
+}
+
+namespace {
+
+// The installed models of the test home copied into `models`, the fast-load
+// caches with them and every modification time kept, so that the caches stay
+// valid for the copies (they are keyed by the .dat's size and mtime).
+void copy_installed_models(const fs::path& from, const fs::path& models) {
+    fs::create_directories(models);
+    for (const auto& e : fs::directory_iterator(from)) {
+        if (!e.is_regular_file() || e.path().extension() == ".verified") continue;
+        const fs::path to = models / e.path().filename();
+        fs::copy_file(e.path(), to);
+        fs::last_write_time(to, fs::last_write_time(e.path()));
+    }
+}
+
+// Flips `count` bytes in the middle of `file` in place, then puts its
+// modification time back: size and mtime say nothing changed.
+void flip_in_place(const fs::path& file, std::size_t count) {
+    const auto mtime = fs::last_write_time(file);
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    REQUIRE(f);
+    const auto at = static_cast<std::streamoff>(fs::file_size(file) / 2);
+    std::vector<char> bytes(count);
+    f.seekg(at);
+    f.read(bytes.data(), static_cast<std::streamsize>(count));
+    for (char& c : bytes) c = static_cast<char>(~c);
+    f.seekp(at);
+    f.write(bytes.data(), static_cast<std::streamsize>(count));
+    f.close();
+    fs::last_write_time(file, mtime);
+}
+
+}  // namespace
+
+TEST_CASE("a damaged model is never used, and `download models` repairs it", "[download][verify]") {
+    REQUIRE_MIRROR();
+    const faceq::Home& installed = faceq::test::test_home();
+    TempDir home;
+    const fs::path models = home.path() / "models";
+    copy_installed_models(installed.models_dir(), models);
+    const fs::path resnet = models / "faceapi_resnet_v1.dat";
+    REQUIRE(fs::exists(resnet));
+    REQUIRE(fs::exists(models / ".faceapi_resnet_v1.dat.fastload"));
+    const std::string photo =
+        (faceq::test::data_dir() / "face_recognition_examples/tests/test_images/obama.jpg").string();
+    const std::vector<std::string> analyze{"--home", home.path().string(), "analyze", "--embeddings", photo};
+
+    const auto good = faceq::test::run_faceq(analyze, {}, clean_env);
+    INFO(good.err);
+    REQUIRE(good.exit_code == 0);
+    CHECK(fs::exists(models / ".faceapi_resnet_v1.dat.verified"));  // hashed once, stamped
+
+    const auto size = fs::file_size(resnet);
+    const auto mtime = fs::last_write_time(resnet);
+    flip_in_place(resnet, 4096);
+    REQUIRE(fs::file_size(resnet) == size);
+    REQUIRE(fs::last_write_time(resnet) == mtime);
+
+    SECTION("analyze refuses it in one line naming the file and the repair") {
+        const auto bad = faceq::test::run_faceq(analyze, {}, clean_env);
+        CHECK(bad.exit_code == 1);
+        CHECK(bad.out.empty());
+        CHECK_THAT(bad.err, Catch::StartsWith("faceq: error: model file '" + resnet.string() +
+                                              "' does not match its recorded sha256") &&
+                                Catch::Contains("run `faceq download models --force`"));
+        CHECK(std::count(bad.err.begin(), bad.err.end(), '\n') == 1);
+
+        const auto manifest = faceq::load_manifest(manifest_path());
+        CHECK_THROWS_MATCHES(faceq::find_installed(models, manifest, faceq::role::embedder), faceq::Error,
+                             Catch::Matchers::Predicate<faceq::Error>(
+                                 [](const faceq::Error& e) { return e.kind() == faceq::ErrorKind::model; }));
+        const auto check = faceq::test::run_faceq({"--home", home.path().string(), "models", "check"}, {}, clean_env);
+        CHECK(check.exit_code == 1);
+        CHECK_THAT(check.err, Catch::Contains("does not match its recorded sha256"));
+    }
+    SECTION("download models installs it again; the descriptors are the good ones again") {
+        const auto repair = faceq::test::run_faceq(
+            {"--home", home.path().string(), "download", "models", "--mirror", mirror_dir().string()}, {}, clean_env);
+        INFO(repair.err);
+        REQUIRE(repair.exit_code == 0);
+        CHECK_THAT(repair.err, Catch::Contains("does not match its recorded sha256; installing it again"));
+        for (const auto& r : json_lines(repair.out)) {
+            INFO(r.dump());
+            // Only the damaged file is fetched again (models missing from the
+            // mirror fail as before installing anything).
+            if (r.at("name") == "faceapi_face_recognition_resnet")
+                CHECK(r.at("status") == "installed");
+            else
+                CHECK(r.at("status") != "installed");
+        }
+        const auto again = faceq::test::run_faceq(analyze, {}, clean_env);
+        INFO(again.err);
+        REQUIRE(again.exit_code == 0);
+        auto faces = [](const std::string& out) { return nlohmann::json::parse(out).at("faces"); };
+        CHECK(faces(again.out) == faces(good.out));
+    }
+}
+
+TEST_CASE("a verification stamp is trusted only while the file is the one stamped", "[download][verify]") {
+    REQUIRE_MIRROR();
+    TempDir home;
+    const fs::path models = home.path() / "models";
+    copy_installed_models(faceq::test::test_home().models_dir(), models);
+    const auto manifest = faceq::load_manifest(manifest_path());
+    const auto model = faceq::read_installed(models, *manifest.find(detector));
+    REQUIRE(model);
+    const fs::path stamp = models / ".mmod_human_face_detector.dat.verified";
+
+    CHECK(faceq::installed_intact(*model, faceq::Verify::stamp));
+    REQUIRE(fs::exists(stamp));
+    const auto stamped = read_string(stamp);
+    CHECK(faceq::installed_intact(*model, faceq::Verify::stamp));
+    CHECK(read_string(stamp) == stamped);
+
+    // Bytes changed, size and mtime kept: the ctime moved, so it is hashed again.
+    flip_in_place(model->path, 4096);
+    CHECK_FALSE(faceq::installed_intact(*model, faceq::Verify::stamp));
+    CHECK_FALSE(fs::exists(stamp));
+    CHECK_FALSE(faceq::installed_intact(*model, faceq::Verify::rehash));
+
+    // A stamp forged for the changed file fools the cheap check (that is its
+    // price), never a rehash: what `download models` and `models check` do.
+    faceq::InstalledModel forged = *model;
+    forged.sha256 = faceq::sha256_file(model->path);
+    REQUIRE(faceq::installed_intact(forged, faceq::Verify::rehash));  // writes a stamp for the changed bytes
+    fs::rename(stamp, models / "forged");
+    nlohmann::json j = nlohmann::json::parse(read_string(models / "forged"));
+    j["sha256"] = model->sha256;
+    faceq::test::write_text(stamp, j.dump());
+    CHECK(faceq::installed_intact(*model, faceq::Verify::stamp));
+    CHECK_FALSE(faceq::installed_intact(*model, faceq::Verify::rehash));
 }

@@ -55,6 +55,26 @@ TEST_CASE("person names: trimmed, unicode kept, bad ones refused with a reason",
     refused("\xC3\x28", "UTF-8");
     refused("unknown_1703123456_7890", "looks like a person id");
     refused("person_1_0001", "looks like a person id");
+    // Bidirectional controls and zero-width characters: with "Alice\u202Eecila"
+    // a listing shows "Alicealice", which is not what is stored.
+    for (const char* cp : {"\u202A", "\u202B", "\u202C", "\u202D", "\u202E", "\u2066", "\u2067", "\u2068", "\u2069",
+                           "\u200E", "\u200F", "\u061C", "\u200B", "\u200C", "\u200D", "\u2060", "\uFEFF"}) {
+        INFO("code point " << cp);
+        refused(std::string("Ali") + cp + "ce", "invisible formatting characters (U+");
+    }
+    refused("Alice\u202Eecila", "U+202E");
+    CHECK(check_person_name("Ali\u200A ce") == "Ali\u200A ce");  // a hair space is visible: kept
+}
+
+TEST_CASE("printable escapes what would split a line or drive the terminal", "[gallery][text]") {
+    CHECK(printable("Zoë 王小明 🙂 C:\\x") == "Zoë 王小明 🙂 C:\\x");
+    CHECK(printable("a\nb\rc\td") == "a\\nb\\rc\\td");
+    CHECK(printable("x\x1b]0;pwned\x07.jpg") == "x\\x1b]0;pwned\\x07.jpg");
+    CHECK(printable(std::string("nul\0del\x7f", 8)) == "nul\\x00del\\x7f");
+    CHECK(printable("c1 \u009b31m") == "c1 \\u{009b}31m");          // 8-bit CSI
+    CHECK(printable("abc\u202Egpj.exe") == "abc\\u{202e}gpj.exe");  // right-to-left override
+    CHECK(printable("zero\u200Bwidth\uFEFF") == "zero\\u{200b}width\\u{feff}");
+    CHECK(printable("latin1 caf\xE9") == "latin1 caf\\xe9");  // not UTF-8: the byte, escaped
 }
 
 TEST_CASE("fold_case lowers Unicode letters for case-insensitive names", "[gallery]") {

@@ -59,7 +59,8 @@ int clean_cmd(const Context& ctx, const std::string& name, const ProductionCmd& 
 }
 
 int check_cmd(const Context& ctx, const std::string& name) {
-    const ProductionCheck c = check_production(Registry(ctx.home), name, installed_embedder(ctx));
+    // A check hashes the installed embedder it vouches for, whatever its stamp says.
+    const ProductionCheck c = check_production(Registry(ctx.home), name, installed_embedder(ctx, Verify::rehash));
     json j{
         {"name", c.name}, {"production", c.production ? json(*c.production) : json(nullptr)}, {"usable", c.usable()}};
     if (c.production) j["embedder"] = c.embedder;

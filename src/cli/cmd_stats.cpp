@@ -11,6 +11,7 @@
 
 #include "context.hpp"
 #include "faceq/base/error.hpp"
+#include "faceq/base/text.hpp"
 #include "faceq/base/time.hpp"
 #include "faceq/identity/gallery.hpp"
 #include "faceq/identity/gallery_json.hpp"
@@ -37,7 +38,8 @@ void print_text(const nlohmann::json& j) {
     std::cout << fmt::format("detections   {} ({} known, {} unknown, {} ambiguous); last {}\n", d["total"].get<long>(),
                              d["known"].get<long>(), d["unknown"].get<long>(), d["ambiguous"].get<long>(),
                              d["last"].is_null() ? "never" : d["last"].get<std::string>());
-    std::cout << fmt::format("database     {} ({:.1f} MB, schema {})\n", j["database"]["path"].get<std::string>(),
+    std::cout << fmt::format("database     {} ({:.1f} MB, schema {})\n",
+                             printable(j["database"]["path"].get<std::string>()),
                              j["database"]["bytes"].get<double>() / 1e6, j["database"]["schema_version"].get<int>());
     const auto& e = j["embedder"];
     std::cout << fmt::format("embedder     {}\n",

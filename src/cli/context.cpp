@@ -5,6 +5,7 @@
 #include <iostream>
 #include <thread>
 
+#include "faceq/base/text.hpp"
 #include "faceq/pipeline/analyzer.hpp"
 #include "faceq/pipeline/detector.hpp"
 #include "faceq/session/records.hpp"
@@ -41,28 +42,31 @@ int jobs_or_cores(int jobs) {
     return jobs > 0 ? jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
+// Every line for people goes through printable(): messages carry file and
+// person names, and a control character in one must neither split the line
+// nor reach the terminal as an escape sequence.
 void Context::error(const std::string& message, const std::string& hint) const {
     if (color)
-        std::fprintf(stderr, "faceq: \033[1;31merror:\033[0m %s\n", message.c_str());
+        std::fprintf(stderr, "faceq: \033[1;31merror:\033[0m %s\n", printable(message).c_str());
     else
-        std::fprintf(stderr, "faceq: error: %s\n", message.c_str());
-    if (!hint.empty()) std::fprintf(stderr, "hint: %s\n", hint.c_str());
+        std::fprintf(stderr, "faceq: error: %s\n", printable(message).c_str());
+    if (!hint.empty()) std::fprintf(stderr, "hint: %s\n", printable(hint).c_str());
 }
 
 void Context::warn(const std::string& message) const {
     if (verbosity < 0) return;
     if (color)
-        std::fprintf(stderr, "faceq: \033[1;33mwarning:\033[0m %s\n", message.c_str());
+        std::fprintf(stderr, "faceq: \033[1;33mwarning:\033[0m %s\n", printable(message).c_str());
     else
-        std::fprintf(stderr, "faceq: warning: %s\n", message.c_str());
+        std::fprintf(stderr, "faceq: warning: %s\n", printable(message).c_str());
 }
 
 void Context::info(const std::string& message) const {
-    if (verbosity >= 0) std::fprintf(stderr, "faceq: %s\n", message.c_str());
+    if (verbosity >= 0) std::fprintf(stderr, "faceq: %s\n", printable(message).c_str());
 }
 
 void Context::debug(const std::string& message) const {
-    if (verbosity > 0) std::fprintf(stderr, "faceq: %s\n", message.c_str());
+    if (verbosity > 0) std::fprintf(stderr, "faceq: %s\n", printable(message).c_str());
 }
 
 void print_record(std::string_view type, nlohmann::json record) {
@@ -73,13 +77,14 @@ void print_record(std::string_view type, nlohmann::json record) {
 void draw_progress(const Context& ctx, const std::string& label, std::uint64_t done, std::uint64_t total) {
     if (!ctx.stderr_tty || ctx.verbosity < 0) return;
     constexpr int width = 30;
+    const std::string shown = printable(label);
     if (total > 0) {
         const double frac = std::min(1.0, static_cast<double>(done) / static_cast<double>(total));
         const int filled = static_cast<int>(frac * width);
-        std::fprintf(stderr, "\r%-32.32s [%s%s] %5.1f%% %8.1f MB", label.c_str(), std::string(filled, '#').c_str(),
+        std::fprintf(stderr, "\r%-32.32s [%s%s] %5.1f%% %8.1f MB", shown.c_str(), std::string(filled, '#').c_str(),
                      std::string(width - filled, ' ').c_str(), frac * 100.0, done / 1e6);
     } else {
-        std::fprintf(stderr, "\r%-32.32s %8.1f MB", label.c_str(), done / 1e6);
+        std::fprintf(stderr, "\r%-32.32s %8.1f MB", shown.c_str(), done / 1e6);
     }
     std::fflush(stderr);
 }

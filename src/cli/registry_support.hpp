@@ -18,9 +18,10 @@
 
 namespace faceq::cli {
 
-// The embedder installed in the home, or std::nullopt when none is.
-inline std::optional<EmbedderIdentity> installed_embedder(const Context& ctx) {
-    return find_installed_embedder(ctx.home.models_dir(), ctx.manifest_path());
+// The embedder installed in the home, or std::nullopt when none is;
+// Error{model} when its file is damaged (checked as `how` says).
+inline std::optional<EmbedderIdentity> installed_embedder(const Context& ctx, Verify how = Verify::stamp) {
+    return find_installed_embedder(ctx.home.models_dir(), ctx.manifest_path(), how);
 }
 
 inline nlohmann::json move_to_json(const AliasMove& m) {

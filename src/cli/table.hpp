@@ -10,10 +10,19 @@
 #include <string>
 #include <vector>
 
+#include "faceq/base/text.hpp"
+
 namespace faceq::cli {
 
 // Left-aligned columns, two spaces apart; the last column is not padded.
-inline void print_table(const std::vector<std::vector<std::string>>& rows, std::ostream& out = std::cout) {
+// Cells go through printable(): a name with a newline or an escape sequence
+// stays in its cell.
+inline void print_table(const std::vector<std::vector<std::string>>& raw, std::ostream& out = std::cout) {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& row : raw) {
+        rows.emplace_back();
+        for (const auto& cell : row) rows.back().push_back(printable(cell));
+    }
     std::vector<std::size_t> width;
     for (const auto& row : rows)
         for (std::size_t i = 0; i < row.size(); ++i) {

@@ -5,7 +5,10 @@
 // the decoder decides); a directory contributes its image files sorted by
 // name (recursively with `recursive`); "-" reads one path per line from
 // `stdin_paths`. A directory with no images becomes an item carrying an error,
-// so the batch reports it and goes on.
+// so the batch reports it and goes on; so does each entry that cannot be read
+// (a directory or subdirectory that does not open, an image-named symbolic
+// link that is dangling or loops), in its place by name. Symbolic links to
+// directories are not followed.
 //
 // ordered_parallel(): `jobs` threads each build their own worker state with
 // `make_worker` (e.g. a copy of an Analyzer), take indices from a shared

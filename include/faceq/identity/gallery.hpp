@@ -59,8 +59,9 @@ namespace faceq {
 inline constexpr std::size_t max_person_name_chars = 128;
 
 // The name as stored (ASCII whitespace trimmed), or Error{usage} saying why it
-// is refused: empty, too long, invalid UTF-8, control characters, or shaped
-// like a public id.
+// is refused: empty, too long, invalid UTF-8, control characters,
+// bidirectional controls or zero-width characters (is_invisible_format: they
+// let one name pass for another in every listing), or shaped like a public id.
 std::string check_person_name(const std::string& name);
 
 struct PersonRef {

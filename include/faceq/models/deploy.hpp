@@ -45,9 +45,12 @@ std::string version_embedder_mismatch(const ModelVersion& v, const std::optional
 
 // The embedder installed in `models_dir` according to the manifest at
 // `manifest_path`; std::nullopt when none is installed or the manifest cannot
-// be read (then there is nothing to compare versions against). Never throws.
+// be read (then there is nothing to compare versions against). Throws only
+// Error{model} for an installed embedder whose file fails verify_installed(),
+// checked as `how` says.
 std::optional<EmbedderIdentity> find_installed_embedder(const std::filesystem::path& models_dir,
-                                                        const std::filesystem::path& manifest_path);
+                                                        const std::filesystem::path& manifest_path,
+                                                        Verify how = Verify::stamp);
 
 struct DeployRequest {
     std::string name;          // registered model

@@ -12,6 +12,10 @@
 // installed). The sidecar is written last, after an atomic rename of the model
 // file, so a model counts as installed only when both are in place.
 //
+// A model is used only when its file's bytes are the sha256 its sidecar
+// records (find_installed verifies, see Verify): a damaged or edited model
+// would otherwise run and give wrong descriptors without a word.
+//
 // Errors: load_manifest throws Error{invalid_input} for a malformed manifest,
 // Error{not_found} for a missing one. find_installed returns std::nullopt when
 // a role has no installed model; require_installed throws Error{model} with the
@@ -73,14 +77,29 @@ struct InstalledModel {
     std::string version() const;
 };
 
-// The installed model for `role` with the best priority, if any.
+// How an installed file is checked against the sha256 its sidecar records.
+// stamp: hash it once, then trust a stamp beside it (".<file>.verified": the
+// sha256 and the file's size, mtime, ctime, inode and device) until any of
+// those change; a few stat() calls at start-up. rehash: hash it now.
+enum class Verify { stamp, rehash };
+
+// Whether the installed file's bytes are the recorded sha256. Throws
+// Error{model} when the file cannot be read, Error{io} on a read error.
+bool installed_intact(const InstalledModel& model, Verify how);
+// Throws Error{model} "model file '<path>' does not match its recorded sha256
+// ...; run `faceq download models --force`" unless installed_intact().
+void verify_installed(const InstalledModel& model, Verify how = Verify::stamp);
+
+// The installed model for `role` with the best priority, if any. A model
+// whose file fails verify_installed() is never returned: Error{model}.
 std::optional<InstalledModel> find_installed(const std::filesystem::path& models_dir, const Manifest& manifest,
-                                             const std::string& role);
+                                             const std::string& role, Verify how = Verify::stamp);
 // Same, but throws Error{model} "no <role> model installed in '<dir>'" with a
 // hint naming `faceq download models`.
 InstalledModel require_installed(const std::filesystem::path& models_dir, const Manifest& manifest,
-                                 const std::string& role);
+                                 const std::string& role, Verify how = Verify::stamp);
 // Reads one sidecar; std::nullopt when the model or its sidecar is missing.
+// Does not verify the file (see verify_installed).
 std::optional<InstalledModel> read_installed(const std::filesystem::path& models_dir, const ModelEntry& entry);
 // Writes the sidecar for an installed file (atomic: temp + rename).
 void write_installed(const std::filesystem::path& models_dir, const InstalledModel& model);

@@ -47,14 +47,17 @@ struct AlreadyEnrolled {
 // One person to enroll and the photos given for them.
 struct PersonPhotos {
     std::string name;        // as given (checked when enrolling)
-    std::string name_error;  // why the name is refused; the photos are then not listed
+    std::string name_error;  // why the name or the folder is refused; the photos are then not listed
     std::vector<InputItem> photos;
 };
 
 // `faceq enroll --dir DIR`: one person per subfolder of `dir`, the folder's
 // name the person's name, its image files (recursively) the photos; sorted by
-// folder name. Throws Error{not_found} when `dir` is not a directory and
-// Error{usage} when it has no subfolders.
+// folder name. An entry that cannot be followed (a dangling or looping
+// symbolic link) is a person with a name_error saying so, and the others go
+// on; an unreadable folder's photos are one error item (expand_inputs).
+// Throws Error{not_found} when `dir` is not a directory and Error{usage}
+// when it has no subfolders.
 std::vector<PersonPhotos> plan_person_folders(const std::filesystem::path& dir);
 
 class Enroller {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <istream>
 #include <system_error>
 
@@ -12,33 +13,44 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void add_directory(const fs::path& dir, bool recursive, std::vector<InputItem>& out) {
-    std::vector<std::string> found;
+// Collects the images under `dir` into `found`, with an error item (in its
+// place by name) for each entry that cannot be read: a subdirectory that does
+// not open, a link that leads nowhere or in a loop. Symbolic links to
+// directories are not followed, so a walk cannot loop.
+void walk_directory(const fs::path& dir, bool recursive, std::vector<InputItem>& found) {
     std::error_code ec;
-    auto visit = [&](const fs::directory_entry& e) {
+    fs::directory_iterator it(dir, ec);
+    for (const fs::directory_iterator end; !ec && it != end; it.increment(ec)) {
+        const fs::directory_entry& e = *it;
         std::error_code ec2;
-        if (e.is_regular_file(ec2) && has_image_extension(e.path())) found.push_back(e.path().string());
-    };
-    if (recursive) {
-        for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
-             !ec && it != end; it.increment(ec))
-            visit(*it);
-    } else {
-        for (fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end; !ec && it != end;
-             it.increment(ec))
-            visit(*it);
+        const bool is_link = e.is_symlink(ec2);
+        if (recursive && !is_link && e.is_directory(ec2)) {
+            walk_directory(e.path(), recursive, found);
+            continue;
+        }
+        if (!has_image_extension(e.path())) continue;
+        const fs::file_status st = e.status(ec2);
+        if (ec2 || !fs::exists(st)) {
+            const std::string why = ec2 ? ec2.message() : "a symbolic link to nothing";
+            found.push_back({e.path().string(), fmt::format("cannot read '{}': {}", e.path().string(), why)});
+        } else if (fs::is_regular_file(st)) {
+            found.push_back({e.path().string(), std::nullopt});
+        }
     }
-    if (ec) {
-        out.push_back({dir.string(), fmt::format("cannot read directory '{}': {}", dir.string(), ec.message())});
-        return;
-    }
+    if (ec) found.push_back({dir.string(), fmt::format("cannot read directory '{}': {}", dir.string(), ec.message())});
+}
+
+void add_directory(const fs::path& dir, bool recursive, std::vector<InputItem>& out) {
+    std::vector<InputItem> found;
+    walk_directory(dir, recursive, found);
     if (found.empty()) {
         out.push_back({dir.string(), fmt::format("no images in directory '{}'{}", dir.string(),
                                                  recursive ? "" : " (use -r to descend into subdirectories)")});
         return;
     }
-    std::sort(found.begin(), found.end());
-    for (auto& f : found) out.push_back({std::move(f), std::nullopt});
+    std::stable_sort(found.begin(), found.end(),
+                     [](const InputItem& a, const InputItem& b) { return a.path < b.path; });
+    for (auto& f : found) out.push_back(std::move(f));
 }
 
 void add_path(const std::string& arg, bool recursive, std::vector<InputItem>& out) {

@@ -125,6 +125,13 @@ std::string check_person_name(const std::string& raw) {
     for (char32_t cp : cps)
         if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0) || cp == 0x2028 || cp == 0x2029)
             throw Error(ErrorKind::usage, "a person's name cannot contain control characters or line breaks");
+    // Refused, not removed: a name is stored as typed or not at all.
+    for (char32_t cp : cps)
+        if (is_invisible_format(cp))
+            throw Error(ErrorKind::usage,
+                        fmt::format("a person's name cannot contain invisible formatting characters (U+{:04X}: "
+                                    "bidirectional control or zero-width character)",
+                                    static_cast<unsigned>(cp)));
     if (std::regex_match(name, public_id_pattern()))
         throw Error(ErrorKind::usage,
                     fmt::format("'{}' looks like a person id (person_... / unknown_...); choose another name", name));

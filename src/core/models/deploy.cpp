@@ -66,13 +66,15 @@ std::string version_embedder_mismatch(const ModelVersion& v, const std::optional
 }
 
 std::optional<EmbedderIdentity> find_installed_embedder(const std::filesystem::path& models_dir,
-                                                        const std::filesystem::path& manifest_path) {
+                                                        const std::filesystem::path& manifest_path, Verify how) {
+    Manifest manifest;
     try {
-        if (const auto e = find_installed(models_dir, load_manifest(manifest_path), role::embedder))
-            return embedder_identity(*e);
+        manifest = load_manifest(manifest_path);
     } catch (const std::exception&) {
-        // No manifest or models: nothing to compare against.
+        return std::nullopt;  // no manifest: nothing to compare against
     }
+    // A damaged embedder is reported (verify_installed), never compared as if installed.
+    if (const auto e = find_installed(models_dir, manifest, role::embedder, how)) return embedder_identity(*e);
     return std::nullopt;
 }
 

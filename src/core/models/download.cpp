@@ -292,11 +292,25 @@ std::vector<DownloadResult> install_models(const Manifest& manifest, const fs::p
         if (!options.force) {
             for (const ModelEntry* e : group) {
                 const auto installed = read_installed(models_dir, *e);
-                if (installed && is_current(*installed, *e)) {
+                if (!installed || !is_current(*installed, *e)) continue;
+                // "Installed" is said only of bytes hashed now. A damaged file
+                // loses its sidecar (it no longer counts as installed) and
+                // the role is installed again in priority order.
+                bool intact = false;
+                try {
+                    intact = installed_intact(*installed, Verify::rehash);
+                } catch (const Error&) {
+                }
+                if (intact) {
                     results.push_back({e->name, e->role, "already installed", installed->path.string(), "", installed});
                     done = true;
-                    break;
+                } else {
+                    if (options.log)
+                        options.log(fmt::format("{}: '{}' does not match its recorded sha256; installing it again",
+                                                e->name, installed->path.string()));
+                    fs::remove(models_dir / (e->file + ".json"), ec);
                 }
+                break;
             }
         }
         for (auto it = group.begin(); !done && it != group.end(); ++it) {

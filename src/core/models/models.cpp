@@ -6,6 +6,7 @@
 #include "faceq/models/models.hpp"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -141,7 +142,79 @@ fs::path sidecar_path(const fs::path& models_dir, const ModelEntry& entry) {
     return models_dir / (entry.file + ".json");
 }
 
+// ------------------------------------------------------------- verification
+// Hashing every model at every start would cost ~0.5 s (145 MB), so a file
+// whose hash matched is stamped: ".<file>.verified" beside it records the
+// sha256 and the file's identity as stat() saw it before hashing. The stamp
+// is trusted while size, mtime, ctime, inode and device are unchanged. ctime
+// is the one a user cannot set: rewriting bytes in place and restoring the
+// mtime (touch -d, utimensat) moves it, so such a file is hashed again.
+struct FileIdentity {
+    std::uint64_t size = 0, inode = 0, device = 0;
+    std::int64_t mtime_ns = 0, ctime_ns = 0;
+    bool operator==(const FileIdentity& o) const {
+        return size == o.size && inode == o.inode && device == o.device && mtime_ns == o.mtime_ns &&
+               ctime_ns == o.ctime_ns;
+    }
+};
+
+std::optional<FileIdentity> identity_of(const fs::path& file) {
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) return std::nullopt;
+    const auto ns = [](const timespec& t) { return static_cast<std::int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec; };
+    return FileIdentity{static_cast<std::uint64_t>(st.st_size), static_cast<std::uint64_t>(st.st_ino),
+                        static_cast<std::uint64_t>(st.st_dev), ns(st.st_mtim), ns(st.st_ctim)};
+}
+
+fs::path stamp_path(const fs::path& file) {
+    return file.parent_path() / ("." + file.filename().string() + ".verified");
+}
+
+json stamp_json(const FileIdentity& id, const std::string& sha256) {
+    return json{{"size", id.size},         {"inode", id.inode},       {"device", id.device},
+                {"mtime_ns", id.mtime_ns}, {"ctime_ns", id.ctime_ns}, {"sha256", sha256}};
+}
+
+// True when the stamp vouches for `sha256` and the file is still the one stamped.
+bool stamp_vouches(const fs::path& file, const FileIdentity& now, const std::string& sha256) {
+    std::error_code ec;
+    if (!fs::is_regular_file(stamp_path(file), ec)) return false;
+    try {
+        const auto bytes = read_file(stamp_path(file));
+        const json j = json::parse(bytes.begin(), bytes.end());
+        return j == stamp_json(now, sha256);
+    } catch (const std::exception&) {
+        return false;  // unreadable or malformed: hash again
+    }
+}
+
 }  // namespace
+
+bool installed_intact(const InstalledModel& model, Verify how) {
+    const auto before = identity_of(model.path);
+    if (!before) throw Error(ErrorKind::model, fmt::format("model file '{}' cannot be read", model.path.string()));
+    if (how == Verify::stamp && stamp_vouches(model.path, *before, model.sha256)) return true;
+    std::error_code ec;
+    fs::remove(stamp_path(model.path), ec);
+    if (sha256_file(model.path) != model.sha256) return false;
+    // Stamp only a file that did not change while it was hashed; a read-only
+    // models directory keeps no stamp (the file is hashed at every start).
+    if (identity_of(model.path) == before) {
+        try {
+            write_file_atomic(stamp_path(model.path), stamp_json(*before, model.sha256).dump() + "\n");
+        } catch (const Error&) {
+        }
+    }
+    return true;
+}
+
+void verify_installed(const InstalledModel& model, Verify how) {
+    if (!installed_intact(model, how))
+        throw Error(ErrorKind::model,
+                    fmt::format("model file '{}' does not match its recorded sha256 (damaged or modified); "
+                                "run `faceq download models --force`",
+                                model.path.string()));
+}
 
 const ModelEntry* Manifest::find(const std::string& name) const {
     for (const auto& m : models)
@@ -254,14 +327,18 @@ void write_installed(const fs::path& models_dir, const InstalledModel& model) {
 }
 
 std::optional<InstalledModel> find_installed(const fs::path& models_dir, const Manifest& manifest,
-                                             const std::string& wanted_role) {
+                                             const std::string& wanted_role, Verify how) {
     for (const ModelEntry* e : manifest.by_role(wanted_role))
-        if (auto m = read_installed(models_dir, *e)) return m;
+        if (auto m = read_installed(models_dir, *e)) {
+            verify_installed(*m, how);
+            return m;
+        }
     return std::nullopt;
 }
 
-InstalledModel require_installed(const fs::path& models_dir, const Manifest& manifest, const std::string& wanted_role) {
-    if (auto m = find_installed(models_dir, manifest, wanted_role)) return *m;
+InstalledModel require_installed(const fs::path& models_dir, const Manifest& manifest, const std::string& wanted_role,
+                                 Verify how) {
+    if (auto m = find_installed(models_dir, manifest, wanted_role, how)) return *m;
     throw Error(ErrorKind::model, fmt::format("no {} model installed in '{}' (run `faceq download models`)",
                                               wanted_role, models_dir.string()));
 }

@@ -547,13 +547,17 @@ void jpeg_fail(j_common_ptr cinfo) {
     std::longjmp(d.jump, 1);
 }
 
-// Warnings (level -1) and trace messages are not printed. Two warnings mean
-// the entropy-coded data ended before the image did, after which libjpeg fills
-// the rest with grey: those fail, as truncated files do (check_complete). The
-// others (extraneous bytes, a bad Huffman code) keep OpenCV's pixels.
+// Warnings (level -1) and trace messages are not printed. A warning about
+// the image data (data ended early, after which libjpeg fills the rest with
+// grey; a bad Huffman or arithmetic code; extraneous bytes; a lost restart
+// marker; bogus progression) means a corrupt image, which fails as truncated
+// files do (check_complete), where OpenCV would return pixels. Warnings about
+// metadata only (an unknown JFIF revision or Adobe transform code, a bad ICC
+// marker) keep OpenCV's pixels. No photo of ../shared/data warns at all.
 void jpeg_message(j_common_ptr cinfo, int level) {
-    if (level < 0 && (cinfo->err->msg_code == JWRN_HIT_MARKER || cinfo->err->msg_code == JWRN_JPEG_EOF))
-        jpeg_fail(cinfo);
+    if (level >= 0) return;
+    const int code = cinfo->err->msg_code;
+    if (code != JWRN_JFIF_MAJOR && code != JWRN_ADOBE_XFORM && code != JWRN_BOGUS_ICC) jpeg_fail(cinfo);
 }
 
 // The steps below return false when libjpeg gave up (d.message says why).
@@ -625,9 +629,10 @@ cv::Mat decode_jpeg(const ByteView& v) {
     const bool cmyk = d.cinfo.out_color_space == JCS_CMYK;
     std::vector<std::uint8_t> cmyk_row(cmyk ? std::size_t{d.cinfo.output_width} * 4 : 0);
     if (!jpeg_read_rows(d, bgr, cmyk ? cmyk_row.data() : nullptr)) undecodable("jpeg", d.message);
-    // An error after the last row (in what follows the scan) does not fail
-    // the image, as OpenCV sets its result before this call.
-    (void)jpeg_finish(d);
+    // A warning or error after the last row (in what follows the scan, e.g.
+    // bytes of a damaged scan before EOI) fails the image too, where OpenCV
+    // has already set its result: the rows decoded are not to be trusted.
+    if (!jpeg_finish(d)) undecodable("jpeg", d.message);
     return apply_orientation(bgr, orientation);
 }
 

@@ -13,21 +13,34 @@ std::vector<PersonPhotos> plan_person_folders(const std::filesystem::path& dir) 
     std::error_code ec;
     if (!std::filesystem::is_directory(dir, ec))
         throw Error(ErrorKind::not_found, fmt::format("no such directory '{}'", dir.string()));
-    std::vector<std::filesystem::path> folders;
-    for (const auto& e : std::filesystem::directory_iterator(dir, ec))
-        if (e.is_directory()) folders.push_back(e.path());
+    // Each entry that is a folder, or a symbolic link that cannot be
+    // followed (dangling, looping): that one is reported and the rest go on.
+    std::vector<std::pair<std::filesystem::path, std::string>> folders;  // path, why it cannot be read
+    std::filesystem::directory_iterator it(dir, ec);
+    for (const std::filesystem::directory_iterator end; !ec && it != end; it.increment(ec)) {
+        std::error_code ec2;
+        const auto st = it->status(ec2);
+        if (!ec2 && std::filesystem::is_directory(st))
+            folders.emplace_back(it->path(), "");
+        else if (it->is_symlink() && (ec2 || !std::filesystem::exists(st)))
+            folders.emplace_back(it->path(), fmt::format("cannot read '{}': {}", it->path().string(),
+                                                         ec2 ? ec2.message() : "a symbolic link to nothing"));
+    }
     if (ec) throw Error(ErrorKind::io, fmt::format("cannot list '{}': {}", dir.string(), ec.message()));
     std::sort(folders.begin(), folders.end());
     if (folders.empty())
         throw Error(ErrorKind::usage, fmt::format("'{}' has no subfolders (one folder per person)", dir.string()));
     std::vector<PersonPhotos> out;
-    for (const auto& f : folders) {
+    for (const auto& [f, unreadable] : folders) {
         PersonPhotos job;
         job.name = f.filename().string();
-        try {
-            check_person_name(job.name);
-        } catch (const Error& e) {
-            job.name_error = e.what();
+        job.name_error = unreadable;
+        if (job.name_error.empty()) {
+            try {
+                check_person_name(job.name);
+            } catch (const Error& e) {
+                job.name_error = e.what();
+            }
         }
         if (job.name_error.empty()) job.photos = expand_inputs({f.string()}, true, nullptr);
         out.push_back(std::move(job));
