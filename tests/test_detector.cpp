@@ -242,7 +242,7 @@ TEST_CASE("make_embedder: the ResNet's geometry, id, and mirror-symmetric featur
         mirrored = std::max(mirrored, std::abs(plain[0][k] - plain[1][k]));
     }
     CHECK(std::sqrt(norm) == Approx(1.0).margin(0.5));
-    CHECK(diff < 1e-4f);      // the features' pass gives the same descriptors
+    CHECK(diff < 1e-4f);  // the features' pass gives the same descriptors
     // The chip is not symmetric, but descriptors (the "+flip" identity) and
     // features both average it with its mirror image: the two agree.
     CHECK(mirrored < 1e-4f);
