@@ -415,7 +415,13 @@ int HttpServer::bind() {
 void HttpServer::run() {
     auto& m = *impl_;
     if (!m.bound) throw Error(ErrorKind::internal, "HttpServer::run() before bind()");
-    if (m.stopping()) return;
+    if (m.stopping()) {
+        // stop() came first: its shut_down() will never run, so stop listening here
+        // (a connect would otherwise still succeed and wait for nobody).
+        beast::error_code ignored;
+        m.acceptor.close(ignored);
+        return;
+    }
     m.accept();
     // Event loops: the calling thread and, with --threads > 1, one more.
     // They never block: handle() runs on the worker pool.
