@@ -74,6 +74,7 @@ int run_serve(ServeCommand& cmd, Context& ctx) {
     ServiceInfo info;
     info.version = faceq::version();
     info.gallery_path = ctx.home.gallery_path();
+    info.max_body_bytes = cmd.http.max_upload_bytes;
     if (auto key = read_api_key(cmd.api_key_file, log_to(ctx))) {
         ctx.debug(fmt::format("API key from {}", key->source));
         info.api_key = std::move(key->value);
@@ -90,7 +91,7 @@ int run_serve(ServeCommand& cmd, Context& ctx) {
     StopSignals signals(stop_server);
     const int port = http.bind();
     const std::string host = cmd.http.host.find(':') != std::string::npos ? "[" + cmd.http.host + "]" : cmd.http.host;
-    ctx.info(fmt::format("listening on http://{}:{} ({} HTTP threads{})", host, port, cmd.http.threads,
+    ctx.info(fmt::format("listening on http://{}:{} ({} worker threads{})", host, port, cmd.http.threads,
                          service.ready() ? "" : "; loading models"));
 
     std::atomic<int> stopped_by{0};
@@ -140,7 +141,7 @@ std::pair<CLI::App*, Runner> register_serve(CLI::App& app, Context& ctx) {
         ->check(CLI::Range(0, 65535))
         ->capture_default_str();
     sub->add_option("--threads", cmd->http.threads,
-                    "HTTP worker threads: connections served at once (keep-alive connections hold one each)")
+                    "Requests answered at once (analyses also wait for one of --jobs); idle connections hold none")
         ->check(CLI::Range(1, 1024))
         ->capture_default_str();
     sub->add_option("-j,--jobs", cmd->jobs,
@@ -152,7 +153,7 @@ std::pair<CLI::App*, Runner> register_serve(CLI::App& app, Context& ctx) {
     sub->add_option("--max-pixels", cmd->max_pixels, "Refuse images declaring more pixels than this (413)")
         ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40))
         ->capture_default_str();
-    sub->add_option("--read-timeout", cmd->read_timeout, "Seconds to wait for a request's bytes")
+    sub->add_option("--read-timeout", cmd->read_timeout, "Seconds for a whole request (head and body) to arrive")
         ->check(CLI::Range(1, 3600))
         ->capture_default_str();
     sub->add_option("--write-timeout", cmd->write_timeout, "Seconds to wait while sending a response")

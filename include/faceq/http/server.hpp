@@ -11,9 +11,9 @@
 // Two layers, as llama.cpp's server: ApiService is the logic — routing,
 // authentication, the handlers, error mapping, metrics — on plain values
 // (ApiRequest in, ApiResponse out), with no HTTP library type in sight;
-// HttpServer is the glue that moves bytes between cpp-httplib and it. Both
-// live in the core library because the core already links cpp-httplib (it is
-// private to src/core/http/server_http.cpp, like SQLite to identity/sqlite_store.cpp), which
+// HttpServer is the glue that moves bytes between Boost.Beast and it. Both
+// live in the core library (Beast is header-only and private to
+// src/core/http/server_http.cpp, like SQLite to identity/sqlite_store.cpp), which
 // keeps `cmd_serve.cpp` about options and signals only and leaves the whole
 // API usable in-process, e.g. by a test or another front end.
 //
@@ -23,7 +23,9 @@
 // register, bad name), 401 missing or wrong API key, 404 unknown route, 405
 // known route with another method, 409 photo already enrolled as another
 // person, 413 upload or image over the limits, 415 not multipart/form-data,
-// 500 a bug or a broken model, 503 not ready yet or database busy.
+// 500 a bug or a broken model, 503 not ready yet or database unavailable;
+// the glue adds 431 (head over 16 KiB) and 413 for chunked bodies over the
+// limit. 5xx messages never carry paths or SQL (the error log does).
 // `kind` is an ErrorKind name (error.hpp) or, for HTTP-only failures,
 // "unauthorized", "route_not_found", "method_not_allowed", "conflict",
 // "unsupported_media_type", "unavailable".
@@ -36,9 +38,9 @@
 // Threads: ApiService::handle() and finish_request() may run on any number of
 // threads at once. Analyses run on a pool of Analyzer copies (one per
 // concurrent analysis, at most ServiceSetup::jobs: dlib networks are not
-// thread-safe, and more copies than cores only add memory); HTTP worker
-// threads (HttpOptions::threads, more than jobs so that idle keep-alive
-// connections do not starve the others) wait for a free copy. The Gallery
+// thread-safe, and more copies than cores only add memory); HttpServer calls
+// handle() on HttpOptions::threads worker threads, which wait for a free
+// copy, while one or two event-loop threads read and write every connection. The Gallery
 // serializes its own calls and shares the SQLite file with CLI processes
 // (WAL, busy timeout; see gallery.hpp).
 //
@@ -73,14 +75,23 @@ struct FormPart {
     std::string_view content;
 };
 
-struct ApiRequest {
+// What is known once a request's head (request line and headers) is in,
+// before any body byte is read: enough for ApiService::admit().
+struct ApiRequestHead {
     std::string method;                                      // "GET", "POST", ...
-    std::string path;                                        // without the query string
+    std::string path;                                        // without the query string, decoded
     std::vector<std::pair<std::string, std::string>> query;  // decoded
     std::string content_type;                                // the Content-Type header, as sent
+    std::string authorization;                               // the Authorization header
+    std::string api_key;                                     // the X-API-Key header
+    std::optional<std::uint64_t> content_length;             // the Content-Length header, when sent
+    bool chunked = false;                                    // Transfer-Encoding: chunked
+    std::string transfer_encoding;                           // as sent
+    std::string content_encoding;                            // as sent
+};
+
+struct ApiRequest : ApiRequestHead {
     std::vector<FormPart> form;
-    std::string authorization;  // the Authorization header
-    std::string api_key;        // the X-API-Key header
 };
 
 struct ApiResponse {
@@ -88,13 +99,15 @@ struct ApiResponse {
     std::string content_type = "application/json";
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers;  // extra headers (Allow, WWW-Authenticate)
+    bool close = false;  // the connection must close after it: the request's body was left unread
 };
 
 // What the service knows before the models are loaded.
 struct ServiceInfo {
     std::string version;                 // faceq's
-    std::filesystem::path gallery_path;  // shown by /health and /stats
-    std::optional<std::string> api_key;  // when set, every route but /health needs it
+    std::filesystem::path gallery_path;  // shown by /stats (never by /health)
+    std::optional<std::string> api_key;  // when set, every route but /health needs it (and /health's details)
+    std::uint64_t max_body_bytes = 0;    // request bodies above it get 413 from admit(); 0 = no limit
     // Called once per finished request with the access log line (no newline).
     std::function<void(const std::string&)> access_log;
     // Called with messages for the operator: failures answered with 500.
@@ -124,7 +137,13 @@ public:
     void start(ServiceSetup setup);
     bool ready() const noexcept;
 
-    // Routes and answers one request. Never throws.
+    // Decides from the head alone, before the body is read: the answer when
+    // the request is refused (401 key, 404/405 route, 501 transfer coding,
+    // 415 compressed or non-multipart body, 413 declared length over
+    // max_body_bytes), nullopt to read the body and call handle(). A refusal
+    // of a request with a body says `close`. Never throws.
+    std::optional<ApiResponse> admit(const ApiRequestHead& head) const noexcept;
+    // Routes and answers one request (admit() first). Never throws.
     ApiResponse handle(const ApiRequest& request) noexcept;
 
     // The JSON error response for a status the HTTP layer produced itself
@@ -146,20 +165,24 @@ private:
 ApiResponse error_response(int status, const std::string& kind, const std::string& message);
 // The HTTP status for a core error kind (invalid_input -> 400, too_large -> 413, ...).
 int http_status(ErrorKind kind) noexcept;
+// Splits a complete multipart/form-data body (boundary from `content_type`)
+// into `out`, whose contents point into `body`. False when malformed.
+bool parse_multipart(std::string_view body, std::string_view content_type, std::vector<FormPart>& out);
 // Constant-time comparison of two secrets (their lengths do not leak either).
 bool secrets_equal(const std::string& a, const std::string& b) noexcept;
 
 struct HttpOptions {
     std::string host = "127.0.0.1";
     int port = 8000;                               // 0 = any free port (see bind())
-    int threads = 8;                               // HTTP worker threads
-    std::uint64_t max_upload_bytes = 20ull << 20;  // bodies above it get 413
-    std::chrono::seconds read_timeout{30};         // to receive a request
+    int threads = 8;                               // requests handled at once (ApiService::handle)
+    std::uint64_t max_upload_bytes = 20ull << 20;  // bodies above it (de-chunked) get 413
+    std::chrono::seconds read_timeout{30};         // to receive a whole request, head and body
     std::chrono::seconds write_timeout{30};        // to send a response
-    std::chrono::seconds keep_alive_timeout{5};
+    std::chrono::seconds keep_alive_timeout{5};    // idle between two requests
 };
 
-// cpp-httplib's server around an ApiService.
+// Boost.Beast's HTTP/1.1 around an ApiService: admit() on the head, the body
+// only then, one deadline per request, pipelining in order (server_http.cpp).
 class HttpServer {
 public:
     HttpServer(ApiService& service, const HttpOptions& options);

@@ -60,6 +60,20 @@ struct HttpFailure {
     std::string message;
 };
 
+// The routes: method and path.
+struct RouteName {
+    const char* method;
+    const char* path;
+};
+constexpr RouteName route_names[] = {{"GET", "/health"}, {"POST", "/analyze"}, {"POST", "/register"},
+                                     {"GET", "/stats"},  {"GET", "/search"},   {"GET", "/metrics"}};
+
+// A refusal of a request whose body is left unread: the connection must close.
+ApiResponse refusal(const ApiRequestHead& head, ApiResponse r) {
+    r.close = head.chunked || (head.content_length && *head.content_length > 0) || !head.transfer_encoding.empty();
+    return r;
+}
+
 const FormPart* form_field(const ApiRequest& req, const std::string& name) {
     for (const auto& p : req.form)
         if (p.name == name) return &p;
@@ -72,7 +86,7 @@ const std::string* query_param(const ApiRequest& req, const std::string& name) {
     return nullptr;
 }
 
-bool is_multipart(const ApiRequest& req) { return lower(req.content_type).rfind("multipart/form-data", 0) == 0; }
+bool is_multipart(const ApiRequestHead& req) { return lower(req.content_type).rfind("multipart/form-data", 0) == 0; }
 
 // The uploaded image, decoded; HttpFailure for a request without one.
 DecodedImage uploaded_image(const ApiRequest& req, const ImageLimits& limits, std::string& name) {
@@ -115,6 +129,63 @@ int http_status(ErrorKind kind) noexcept {
     }
 }
 
+bool parse_multipart(std::string_view body, std::string_view content_type, std::vector<FormPart>& out) {
+    const std::string type(content_type);
+    const auto b = lower(type).find("boundary=");
+    if (b == std::string::npos) return false;
+    std::string boundary = type.substr(b + 9);
+    if (const auto semi = boundary.find(';'); semi != std::string::npos) boundary.resize(semi);
+    boundary = trim(boundary);
+    if (boundary.size() >= 2 && boundary.front() == '"' && boundary.back() == '"')
+        boundary = boundary.substr(1, boundary.size() - 2);
+    if (boundary.empty() || boundary.size() > 70) return false;  // RFC 2046's limit
+    const std::string delimiter = "--" + boundary;
+    const std::string next_delimiter = "\r\n" + delimiter;
+    std::size_t pos = body.find(delimiter);
+    if (pos == std::string_view::npos) return false;
+    for (;;) {
+        pos += delimiter.size();
+        if (body.substr(pos, 2) == "--") return true;  // the closing delimiter
+        if (body.substr(pos, 2) != "\r\n") return false;
+        pos += 2;
+        const auto head_end = body.find("\r\n\r\n", pos);
+        if (head_end == std::string_view::npos) return false;
+        FormPart part;
+        std::string_view head = body.substr(pos, head_end - pos);
+        while (!head.empty()) {
+            const auto eol = head.find("\r\n");
+            const std::string_view line = head.substr(0, eol);
+            head = eol == std::string_view::npos ? std::string_view{} : head.substr(eol + 2);
+            const auto colon = line.find(':');
+            if (colon == std::string_view::npos) continue;
+            const std::string key = lower(std::string(line.substr(0, colon)));
+            const std::string value = trim(std::string(line.substr(colon + 1)));
+            if (key == "content-type") part.content_type = value;
+            if (key != "content-disposition") continue;
+            // name="..." and filename="..." (quoted, as browsers and curl send them).
+            const auto param = [&value](const std::string& name) -> std::string {
+                for (std::size_t at = value.find(name + "=\""); at != std::string::npos;
+                     at = value.find(name + "=\"", at + 1)) {
+                    if (at > 0 && value[at - 1] != ' ' && value[at - 1] != ';') continue;  // "filename" for "name"
+                    const auto start = at + name.size() + 2;
+                    const auto end = value.find('"', start);
+                    return value.substr(start, end == std::string::npos ? std::string::npos : end - start);
+                }
+                return {};
+            };
+            part.name = param("name");
+            part.filename = param("filename");
+        }
+        const auto data = head_end + 4;
+        const auto next = body.find(next_delimiter, data);
+        if (next == std::string_view::npos) return false;
+        part.content = body.substr(data, next - data);
+        out.push_back(std::move(part));
+        if (out.size() > 64) return false;
+        pos = next + 2;
+    }
+}
+
 bool secrets_equal(const std::string& a, const std::string& b) noexcept {
     // Hashing first makes both sides 64 characters, so neither the length nor
     // the position of the first difference shows in the time taken.
@@ -153,7 +224,18 @@ struct ApiService::Impl {
         }
     }
 
-    std::optional<ApiResponse> check_auth(const ApiRequest& req) const {
+    // Whether the request carries the server's key (true when none is set).
+    bool authorized(const ApiRequestHead& req) const {
+        if (!info.api_key) return true;
+        std::string given = req.api_key;
+        if (given.empty()) {
+            const std::string auth = trim(req.authorization);
+            if (auth.size() > 7 && lower(auth.substr(0, 7)) == "bearer ") given = trim(auth.substr(7));
+        }
+        return !given.empty() && secrets_equal(given, *info.api_key);
+    }
+
+    std::optional<ApiResponse> check_auth(const ApiRequestHead& req) const {
         if (!info.api_key || req.path == "/health") return std::nullopt;
         std::string given = req.api_key;
         if (given.empty()) {
@@ -177,6 +259,7 @@ struct ApiService::Impl {
     }
 
     ApiResponse route(const ApiRequest& req) {
+        if (auto no_route = check_route(req)) return *no_route;
         struct Route {
             const char* method;
             const char* path;
@@ -187,12 +270,23 @@ struct ApiService::Impl {
             {"POST", "/register", &Impl::enroll}, {"GET", "/stats", &Impl::stats},
             {"GET", "/search", &Impl::search},    {"GET", "/metrics", &Impl::metrics_text},
         };
-        std::string allowed;
-        for (const auto& r : routes) {
-            if (req.path != r.path) continue;
-            // HEAD is GET without the body (cpp-httplib drops it).
-            if (req.method == r.method || (req.method == "HEAD" && std::string(r.method) == "GET"))
+        for (const auto& r : routes)
+            if (req.path == r.path &&
+                (req.method == r.method || (req.method == "HEAD" && std::string(r.method) == "GET")))
                 return (this->*r.handler)(req);
+        throw Error(ErrorKind::internal,
+                    fmt::format("route table and handlers disagree on {} {}", req.method, req.path));
+    }
+
+    // ------------------------------------------------------------ handlers
+
+    // 404 or 405 for a request no route takes.
+    static std::optional<ApiResponse> check_route(const ApiRequestHead& req) {
+        std::string allowed;
+        for (const auto& r : route_names) {
+            if (req.path != r.path) continue;
+            // HEAD is GET without the body.
+            if (req.method == r.method || (req.method == "HEAD" && std::string(r.method) == "GET")) return std::nullopt;
             allowed += allowed.empty() ? r.method : std::string(", ") + r.method;
         }
         if (!allowed.empty()) {
@@ -207,9 +301,46 @@ struct ApiService::Impl {
                                           req.method, req.path));
     }
 
-    // ------------------------------------------------------------ handlers
+    std::optional<ApiResponse> admit(const ApiRequestHead& req) const {
+        if (auto denied = check_auth(req)) return refusal(req, *denied);
+        if (auto no_route = check_route(req)) return refusal(req, *no_route);
+        if (!req.transfer_encoding.empty() && lower(trim(req.transfer_encoding)) != "chunked")
+            return refusal(req, error_response(501, "invalid_input",
+                                               fmt::format("Transfer-Encoding '{}' is not supported; send the body "
+                                                           "with a Content-Length or chunked",
+                                                           req.transfer_encoding.substr(0, 60))));
+        if (!req.content_encoding.empty() && lower(trim(req.content_encoding)) != "identity")
+            return refusal(req, error_response(415, "unsupported_media_type",
+                                               "compressed request bodies (Content-Encoding) are not accepted"));
+        if (info.max_body_bytes > 0 && req.content_length && *req.content_length > info.max_body_bytes)
+            return refusal(req, error_response(413, to_string(ErrorKind::too_large),
+                                               fmt::format("request body of {} bytes, over the server's limit of {} "
+                                                           "(--max-upload-mb)",
+                                                           *req.content_length, info.max_body_bytes)));
+        const bool has_body = req.chunked || (req.content_length && *req.content_length > 0);
+        if (has_body && req.method == "POST" && !is_multipart(req))
+            return refusal(
+                req, error_response(
+                         415, "unsupported_media_type",
+                         fmt::format("expected a multipart/form-data body, not '{}'",
+                                     req.content_type.empty() ? "no content type" : req.content_type.substr(0, 100))));
+        return std::nullopt;
+    }
 
-    ApiResponse health(const ApiRequest&) {
+    ApiResponse health(const ApiRequest& req) {
+        const bool is_ready = ready.load(std::memory_order_acquire);
+        if (!authorized(req)) {
+            // Without the key: the state and nothing else (no paths, versions or counts).
+            if (!is_ready) return json_response(503, {{"status", "starting"}});
+            bool reachable = true;
+            try {
+                (void)gallery().usable(setup.session->identification().context.embedder);
+            } catch (const std::exception& e) {
+                reachable = false;
+                log_error(fmt::format("/health: the gallery database is unavailable: {}", e.what()));
+            }
+            return json_response(reachable ? 200 : 503, {{"status", reachable ? "ok" : "unavailable"}});
+        }
         json j;
         j["version"] = info.version;
         j["uptime_seconds"] = std::round(std::chrono::duration<double>(Clock::now() - started).count() * 10) / 10;
@@ -217,11 +348,11 @@ struct ApiService::Impl {
             j["status"] = "starting";
             j["ready"] = false;
             j["models"] = nullptr;
-            j["database"] = {{"path", info.gallery_path.string()}, {"reachable", nullptr}};
+            j["database"] = {{"reachable", nullptr}};
             return json_response(503, j);
         }
         j["models"] = setup.session->models_json();
-        json db{{"path", info.gallery_path.string()}};
+        json db;  // no path: /stats (keyed) shows where the gallery is
         bool reachable = true;
         try {
             const auto [persons, samples] = gallery().usable(setup.session->identification().context.embedder);
@@ -231,7 +362,7 @@ struct ApiService::Impl {
         } catch (const std::exception& e) {
             reachable = false;
             db["reachable"] = false;
-            db["error"] = e.what();
+            log_error(fmt::format("/health: the gallery database is unavailable: {}", e.what()));
         }
         j["database"] = std::move(db);
         j["analyzers"] = {{"capacity", pool->capacity()}, {"created", pool->created()}, {"busy", pool->busy()}};
@@ -414,14 +545,19 @@ bool ApiService::ready() const noexcept { return impl_->ready.load(std::memory_o
 ApiResponse ApiService::handle(const ApiRequest& request) noexcept {
     try {
         try {
-            if (auto denied = impl_->check_auth(request)) return *denied;
+            if (auto refused = impl_->admit(request)) return *refused;
             return impl_->route(request);
         } catch (const HttpFailure& f) {
             return error_response(f.status, f.kind, f.message);
         } catch (const Error& e) {
             const int status = http_status(e.kind());
-            if (status >= 500) impl_->log_error(fmt::format("{} {}: {}", request.method, request.path, e.what()));
-            return error_response(status, to_string(e.kind()), e.what());
+            if (status < 500) return error_response(status, to_string(e.kind()), e.what());
+            // The message may name files and quote SQL: it goes to the log, not to the client.
+            impl_->log_error(fmt::format("{} {}: {}", request.method, request.path, e.what()));
+            if (e.kind() == ErrorKind::database)
+                return error_response(503, "unavailable", "the gallery database is unavailable (see the server log)");
+            if (status == 503) return error_response(503, "unavailable", "interrupted; try again");
+            return error_response(status, to_string(e.kind()), "internal error (see the server log)");
         } catch (const std::bad_alloc&) {
             impl_->log_error(fmt::format("{} {}: out of memory", request.method, request.path));
             return error_response(503, "unavailable", "out of memory; try a smaller image");
@@ -435,6 +571,18 @@ ApiResponse ApiService::handle(const ApiRequest& request) noexcept {
         ApiResponse r;
         r.status = 500;
         r.body = R"({"success":false,"error":{"kind":"internal","message":"internal error"}})";
+        return r;
+    }
+}
+
+std::optional<ApiResponse> ApiService::admit(const ApiRequestHead& head) const noexcept {
+    try {
+        return impl_->admit(head);
+    } catch (...) {
+        ApiResponse r;
+        r.status = 500;
+        r.body = R"({"success":false,"error":{"kind":"internal","message":"internal error"}})";
+        r.close = true;
         return r;
     }
 }
@@ -453,8 +601,12 @@ ApiResponse ApiService::http_error(int status) const noexcept {
                                       "request body over the server's --max-upload-mb limit");
             case 414:
                 return error_response(414, to_string(ErrorKind::too_large), "request URI too long");
-            case 416:
-                return error_response(416, "invalid_input", "range not satisfiable");
+            case 431:
+                return error_response(431, "invalid_input", "request header fields too large");
+            case 501:
+                return error_response(501, "invalid_input", "not implemented");
+            case 505:
+                return error_response(505, "invalid_input", "HTTP version not supported");
             default:
                 return error_response(status, status >= 500 ? "internal" : "invalid_input",
                                       fmt::format("HTTP error {}", status));
