@@ -14,6 +14,9 @@
 //      event loops, which keep accepting and answering meanwhile;
 //   6. the answer, then the next request from the same buffer: pipelined
 //      requests are answered in order. Range headers are not looked at.
+// At most --max-connections are open at once; the accept loop closes any
+// further one at once (no answer: reading its request would be the work the
+// cap is there to avoid).
 // A refusal that leaves a body unread closes the connection: the server
 // stops sending, reads and drops up to 8 MiB or 2 s of what the client still
 // sends (so that it sees the answer and not a reset), then closes.
@@ -50,7 +53,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t header_limit = 16 * 1024;   // request line + headers
 constexpr int listen_backlog = 1024;              // bursts of connections wait here, not in SYN retries
-constexpr int max_connections = 1024;             // above it new connections are closed at once
 constexpr std::size_t drain_limit = 8u << 20;     // bytes dropped after a refusal, before closing
 constexpr std::chrono::seconds drain_timeout{2};  // ... and how long that may take
 constexpr std::size_t first_read = 8 * 1024;      // bytes asked for when waiting for a request
@@ -348,8 +350,12 @@ void Server::accept() {
             });
             return;
         }
-        if (connections.load() >= max_connections) {
+        if (connections.load() >= options.max_connections) {
+            // Over the cap: closed at once, before reading anything, so that a
+            // flood of connections costs one accept and one close each and
+            // never a Session; a client that has not written yet sees EOF.
             beast::error_code ignored;
+            socket.shutdown(tcp::socket::shutdown_both, ignored);
             socket.close(ignored);
         } else {
             std::make_shared<Session>(std::move(socket), *this)->start();
