@@ -20,7 +20,10 @@
 # DURATION (60), CONNECTIONS (8), WRK_THREADS (2), WARMUP (5), PACE_MS (0: wrk
 # sends as fast as answers come; N: each connection waits N ms between
 # requests), SLOW (1), CHUNKED (1), IDLE (0): attack clients of each kind,
-# INTERVAL (3): seconds between two bytes of a slow body.
+# INTERVAL (3): seconds between two bytes of a slow body, ROUNDS (1): quiet and
+# attack runs alternate this many times; the targets are judged on the medians
+# (the machine's other load moves a single p99 by as much as an attack: run an
+# A/A check with SLOW=0 CHUNKED=0 IDLE=0 to see how much).
 # The server: a fresh home (models/ a symlink, empty gallery), a random API
 # key, `--max-upload-mb 1 --min-face 80` then SERVE OPTIONS (later options
 # win). Installs the Debian packages wrk and libjpeg-turbo-progs when missing.
@@ -40,6 +43,7 @@ SLOW="${SLOW:-1}"
 CHUNKED="${CHUNKED:-1}"
 IDLE="${IDLE:-0}"
 INTERVAL="${INTERVAL:-3}"
+ROUNDS="${ROUNDS:-1}"
 PHOTO="${FACEQ_BENCH_PHOTO:-$ROOT/../shared/data/face_recognition_examples/examples/obama-480p.jpg}"
 PYTHON=/usr/bin/python3
 SERVE_ARGS=(--max-upload-mb 1 --min-face 80)
@@ -48,9 +52,10 @@ if [ "${1:-}" = "--" ]; then shift; SERVE_ARGS+=("$@"); fi
 say() { printf 'bench_serve_attack: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-for v in DURATION CONNECTIONS WRK_THREADS WARMUP PACE_MS SLOW CHUNKED IDLE; do
+for v in DURATION CONNECTIONS WRK_THREADS WARMUP PACE_MS SLOW CHUNKED IDLE ROUNDS; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
 done
+[ "$ROUNDS" -ge 1 ] || die "ROUNDS must be at least 1"
 for r in $ROUTES; do
   case "$r" in health|analyze) ;; *) die "ROUTES: unknown route '$r' (health, analyze)";; esac
 done
@@ -164,76 +169,89 @@ wrk_run() {
 sample_rss() { while kill -0 "$SERVER_PID" 2>/dev/null; do rss_kb "$SERVER_PID" >>"$1" || true; sleep 0.5; done; }
 
 pass() { if [ "$1" = 1 ]; then echo PASS; else echo "NOT MET"; fi; }
+cpu_ms() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN {printf "%.2f", (n > 0 ? (b - a) * 1000 / n : 0)}'; }
 
 report="$WORK/report.txt"
 {
   echo "date:        $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "machine:     $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
   echo "server:      faceq serve ${SERVE_ARGS[*]} (API key set), $(threads_of "$SERVER_PID") threads once ready"
-  echo "load:        wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, pace ${PACE_MS} ms; attack: $SLOW slow-body (1 B / ${INTERVAL} s), $CHUNKED oversize-chunked, $IDLE idle"
+  echo "load:        wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, pace ${PACE_MS} ms, $ROUNDS round(s) of quiet then attack; attack: $SLOW slow-body (1 B / ${INTERVAL} s), $CHUNKED oversize-chunked, $IDLE idle"
 } >"$report"
+
+# median of the numbers on stdin
+median() { sort -n | awk '{v[NR] = $1} END {if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 for route in $ROUTES; do
   say "$route: warm-up ${WARMUP}s"
   wrk_run "$route" "$WARMUP" "$WORK/warm.json"
-
-  say "$route: quiet run ${DURATION}s"
-  load_q0="$(cut -d' ' -f1 /proc/loadavg)"
-  cpu_q0=$(cpu_s "$SERVER_PID")
-  wrk_run "$route" "$DURATION" "$WORK/quiet.json"
-  cpu_q1=$(cpu_s "$SERVER_PID")
-  load_q1="$(cut -d' ' -f1 /proc/loadavg)"
-
-  say "$route: attack run ${DURATION}s"
-  rss_before=$(rss_kb "$SERVER_PID")
   : >"$WORK/rss.samples"
-  sample_rss "$WORK/rss.samples" &
-  SAMPLER_PID=$!
-  load_a0="$(cut -d' ' -f1 /proc/loadavg)"
-  cpu_a0=$(cpu_s "$SERVER_PID")
-  # The attackers start first (their first connections are in place when
-  # wrk starts) and stop 2 s after it.
-  "$PYTHON" "$ROOT/tools/serve_attack.py" --port "$port" --key "$KEY" \
-    --duration $((DURATION + 3)) --slow "$SLOW" --chunked "$CHUNKED" --idle "$IDLE" --interval "$INTERVAL" \
-    >"$WORK/attack.json" 2>"$WORK/attack.err" &
-  attack_pid=$!
-  sleep 1
-  threads_attack=$(threads_of "$SERVER_PID")
-  wrk_run "$route" "$DURATION" "$WORK/attack_wrk.json"
-  cpu_a1=$(cpu_s "$SERVER_PID")
-  load_a1="$(cut -d' ' -f1 /proc/loadavg)"
-  wait "$attack_pid" || { cat "$WORK/attack.err" >&2; die "the attack clients failed"; }
-  kill "$SAMPLER_PID" 2>/dev/null || true
-  wait "$SAMPLER_PID" 2>/dev/null || true
-  SAMPLER_PID=""
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; die "the server died under attack"; }
+  rss_before=""
+  {
+    echo
+    echo "== $route"
+  } >>"$report"
+  for round in $(seq 1 "$ROUNDS"); do
+    say "$route: round $round/$ROUNDS: quiet run ${DURATION}s"
+    load0="$(cut -d' ' -f1 /proc/loadavg)"
+    cpu0=$(cpu_s "$SERVER_PID")
+    wrk_run "$route" "$DURATION" "$WORK/quiet.$round.json"
+    cpu1=$(cpu_s "$SERVER_PID")
+    q="$(cat "$WORK/quiet.$round.json")"
+    {
+      echo "quiet $round:     $q"
+      echo "             load avg $load0 -> $(cut -d' ' -f1 /proc/loadavg); server CPU $(cpu_ms "$cpu0" "$cpu1" "$(json_num "$q" requests)") ms/request"
+    } >>"$report"
+
+    say "$route: round $round/$ROUNDS: attack run ${DURATION}s"
+    [ -n "$rss_before" ] || rss_before=$(rss_kb "$SERVER_PID")
+    sample_rss "$WORK/rss.samples" &
+    SAMPLER_PID=$!
+    load0="$(cut -d' ' -f1 /proc/loadavg)"
+    cpu0=$(cpu_s "$SERVER_PID")
+    # The attackers start first (their first connections are in place when
+    # wrk starts) and stop 2 s after it.
+    "$PYTHON" "$ROOT/tools/serve_attack.py" --port "$port" --key "$KEY" \
+      --duration $((DURATION + 3)) --slow "$SLOW" --chunked "$CHUNKED" --idle "$IDLE" --interval "$INTERVAL" \
+      >"$WORK/attack.$round.clients" 2>"$WORK/attack.err" &
+    attack_pid=$!
+    sleep 1
+    threads_attack=$(threads_of "$SERVER_PID")
+    wrk_run "$route" "$DURATION" "$WORK/attack.$round.json"
+    cpu1=$(cpu_s "$SERVER_PID")
+    load1="$(cut -d' ' -f1 /proc/loadavg)"
+    wait "$attack_pid" || { cat "$WORK/attack.err" >&2; die "the attack clients failed"; }
+    kill "$SAMPLER_PID" 2>/dev/null || true
+    wait "$SAMPLER_PID" 2>/dev/null || true
+    SAMPLER_PID=""
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; die "the server died under attack"; }
+    a="$(cat "$WORK/attack.$round.json")"
+    {
+      echo "attack $round:    $a"
+      echo "             load avg $load0 -> $load1; server CPU $(cpu_ms "$cpu0" "$cpu1" "$(json_num "$a" requests)") ms/request (attack included); server threads $threads_attack"
+      echo "attackers:   $(cat "$WORK/attack.$round.clients")"
+    } >>"$report"
+  done
   sleep 1
   rss_after=$(rss_kb "$SERVER_PID")
   rss_peak=$(sort -n "$WORK/rss.samples" | tail -1)
   rss_peak=${rss_peak:-$rss_after}
 
-  q="$(cat "$WORK/quiet.json")"
-  a="$(cat "$WORK/attack_wrk.json")"
-  p99q=$(json_num "$q" p99_ms)
-  p99a=$(json_num "$a" p99_ms)
-  errq=$(json_num "$q" errors)
-  erra=$(json_num "$a" errors)
+  pick() { for f in "$WORK"/"$1".*.json; do json_num "$(cat "$f")" "$2"; done; }
+  sum() { awk '{s += $1} END {print s + 0}'; }
+  p99q=$(pick quiet p99_ms | median)
+  p99a=$(pick attack p99_ms | median)
+  errq=$(pick quiet errors | sum)
+  erra=$(pick attack errors | sum)
   ratio=$(awk -v a="$p99a" -v q="$p99q" 'BEGIN {printf "%.2f", (q > 0 ? a / q : 0)}')
   growth=$(awk -v a="$rss_before" -v b="$rss_after" 'BEGIN {printf "%.1f", (b - a) * 100.0 / a}')
   peak_growth=$(awk -v a="$rss_before" -v b="$rss_peak" 'BEGIN {printf "%.1f", (b - a) * 100.0 / a}')
-  cpu_ms() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN {printf "%.2f", (n > 0 ? (b - a) * 1000 / n : 0)}'; }
+  m="median of $ROUNDS"
   {
-    echo
-    echo "== $route"
-    echo "quiet:       $q"
-    echo "             load avg $load_q0 -> $load_q1; server CPU $(cpu_ms "$cpu_q0" "$cpu_q1" "$(json_num "$q" requests)") ms/request"
-    echo "attack:      $a"
-    echo "             load avg $load_a0 -> $load_a1; server CPU $(cpu_ms "$cpu_a0" "$cpu_a1" "$(json_num "$a" requests)") ms/request (attack included); server threads $threads_attack"
-    echo "attackers:   $(cat "$WORK/attack.json")"
-    echo "requests/s:  quiet $(json_num "$q" rps), attack $(json_num "$a" rps)"
-    echo "p50:         quiet $(json_num "$q" p50_ms) ms, attack $(json_num "$a" p50_ms) ms"
-    echo "p99:         quiet $p99q ms, attack $p99a ms (ratio $ratio)"
-    echo "rss:         before attack $((rss_before / 1024)) MiB, after $((rss_after / 1024)) MiB ($growth%), peak $((rss_peak / 1024)) MiB ($peak_growth%)"
+    echo "requests/s:  quiet $(pick quiet rps | median), attack $(pick attack rps | median) ($m)"
+    echo "p50:         quiet $(pick quiet p50_ms | median) ms, attack $(pick attack p50_ms | median) ms ($m)"
+    echo "p99:         quiet $p99q ms, attack $p99a ms, ratio $ratio ($m; each: quiet $(pick quiet p99_ms | tr '\n' ' ')/ attack $(pick attack p99_ms | tr '\n' ' '))"
+    echo "rss:         before the first attack $((rss_before / 1024)) MiB, after the last $((rss_after / 1024)) MiB ($growth%), peak $((rss_peak / 1024)) MiB ($peak_growth%)"
     echo "target 0 errors:            $(pass "$([ "$errq" = 0 ] && [ "$erra" = 0 ] && echo 1)") (quiet $errq, attack $erra)"
     echo "target p99 within 25%:      $(pass "$(awk -v r="$ratio" 'BEGIN {print (r <= 1.25 ? 1 : 0)}')") (ratio $ratio)"
     echo "target RSS growth < 10%:    $(pass "$(awk -v g="$growth" -v p="$peak_growth" 'BEGIN {print (g < 10 && p < 10 ? 1 : 0)}')") (after $growth%, peak $peak_growth%)"
