@@ -73,7 +73,7 @@ json_num() { printf '%s' "$1" | grep -o "\"$2\":[0-9.]*" | head -1 | cut -d: -f2
 
 [ -x "$FACEQ_BIN" ] || die "no faceq binary at $FACEQ_BIN (build first: cmake --build build -j2)"
 [ -x "$PYTHON" ] || die "no $PYTHON (the attack clients need Python 3)"
-command -v wrk >/dev/null && command -v jpegtran >/dev/null || install_packages wrk libjpeg-turbo-progs
+if ! command -v wrk >/dev/null || ! command -v jpegtran >/dev/null; then install_packages wrk libjpeg-turbo-progs; fi
 command -v wrk >/dev/null || die "wrk is not installed"
 [ -d "$(models_dir)" ] || die "no models at $(models_dir) (set FACEQ_BENCH_MODELS)"
 
@@ -81,7 +81,7 @@ WORK="$(mktemp -d /tmp/faceq-bench-attack-XXXXXX)"
 SERVER_PID=""
 SAMPLER_PID=""
 cleanup() {
-  [ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null || true
+  if [ -n "$SAMPLER_PID" ]; then kill "$SAMPLER_PID" 2>/dev/null || true; fi
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -KILL "$SERVER_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
