@@ -59,7 +59,7 @@ constexpr std::chrono::seconds drain_timeout{2};  // ... and how long that may t
 // ... and how fast: drain_limit over drain_timeout (4 MiB/s). Unpaced, a client
 // that sends an endless body and reconnects made the event loops read 9 MiB per
 // connection as fast as loopback goes (600 MB/s, p99 of /health x2.4 for the
-// others; docs/http.md); paced, the same client costs ~5 MB/s.
+// others; docs/http.md); paced, the same client costs 6-8 MB/s.
 constexpr double drain_bytes_per_second = static_cast<double>(drain_limit) / drain_timeout.count();
 constexpr std::size_t first_read = 8 * 1024;  // bytes asked for when waiting for a request
 
