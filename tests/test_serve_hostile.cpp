@@ -156,6 +156,16 @@ std::size_t fill_chunked(std::uint64_t offset, char* out, std::size_t room, std:
     return n;
 }
 
+// POST /analyze with `extra_headers` and a chunked multipart body of `total`
+// bytes of 'x' (not a valid form: the server must refuse it before parsing).
+Outcome chunked_upload(int port, pid_t pid, const std::string& extra_headers, std::uint64_t total) {
+    return probe(port, pid,
+                 "POST /analyze HTTP/1.1\r\nHost: x\r\n" + extra_headers +
+                     "Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n",
+                 chunked_size(total),
+                 [total](std::uint64_t at, char* out, std::size_t room) { return fill_chunked(at, out, room, total); });
+}
+
 // A gzip stream of `inflated` zero bytes (about 1/1000 of it).
 std::string gzip_zeros(std::size_t inflated) {
     z_stream z{};
@@ -191,6 +201,54 @@ std::pair<int, double> health(int port, const std::string& extra_headers = {}) {
     const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     ::close(fd);
     return {n > 0 ? status_of(std::string(buf, static_cast<std::size_t>(n))) : 0, since(start)};
+}
+
+// Reads from a blocking socket into `buf` until it holds a whole response
+// head from `from` on; the index just past that head, or npos when the server
+// closed or went quiet first (SO_RCVTIMEO) or sent 64 kB without one.
+std::size_t read_head_end(int fd, std::string& buf, std::size_t from) {
+    for (;;) {
+        const auto end = buf.find("\r\n\r\n", from);
+        if (end != std::string::npos) return end + 4;
+        if (buf.size() > 65536) return std::string::npos;
+        char chunk[4096];
+        const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+        if (n <= 0) return std::string::npos;
+        buf.append(chunk, static_cast<std::size_t>(n));
+    }
+}
+
+struct ContinueOutcome {
+    int first = 0;           // status of the first answer: 100, or the final one
+    int last = 0;            // status of the final answer (== first when no 100 came)
+    bool body_sent = false;  // the client sent its body (only after a 100)
+    std::string answer;      // all the server sent (at most ~64 kB)
+};
+
+// A client that sends `head` (with "Expect: 100-continue"), waits for the
+// first answer and sends `body` only if it is 100 Continue, as curl does for
+// large uploads; then reads until the server closes. Blocking socket, every
+// wait bounded at 5 s.
+ContinueOutcome expect_continue(int port, const std::string& head, const std::string& body) {
+    ContinueOutcome o;
+    const int fd = connect_to(port, false);
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    (void)!::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+    std::size_t at = read_head_end(fd, o.answer, 0);
+    o.first = o.last = status_of(o.answer);
+    if (o.first == 100 && at != std::string::npos) {
+        o.body_sent = ::send(fd, body.data(), body.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(body.size());
+        if (read_head_end(fd, o.answer, at) != std::string::npos) o.last = status_of(o.answer.substr(at));
+    }
+    char chunk[4096];
+    for (ssize_t n; o.answer.size() < 65536 && (n = ::recv(fd, chunk, sizeof chunk, 0)) > 0;)
+        o.answer.append(chunk, static_cast<std::size_t>(n));
+    ::close(fd);
+    UNSCOPED_INFO("Expect: 100-continue: first " << o.first << ", last " << o.last << ", body sent " << o.body_sent
+                                                 << "; answer: " << o.answer.substr(0, 300));
+    return o;
 }
 
 // Sends `head` then trickles `body` one byte per second, while another thread
@@ -296,23 +354,14 @@ TEST_CASE("faceq serve: hostile clients are refused early, cut off in time, and 
 
     // Bodies: refused from the head (no key), or cut at the de-chunked limit.
     {
-        const std::uint64_t total = 64ull << 20;
-        const auto o = probe(
-            port, pid, "POST /analyze HTTP/1.1\r\nHost: x\r\n" + multipart + "Transfer-Encoding: chunked\r\n\r\n",
-            chunked_size(total),
-            [total](std::uint64_t at, char* out, std::size_t room) { return fill_chunked(at, out, room, total); });
+        const auto o = chunked_upload(port, pid, "", 64ull << 20);
         CHECK(o.status == 401);
         CHECK(o.seconds < 1);
         CHECK(o.sent < (16u << 20));
         CHECK(o.rss_peak_kb - o.rss_before_kb < rss_slack_kb);
     }
     {
-        const std::uint64_t total = 300ull << 20;
-        const auto o = probe(
-            port, pid,
-            "POST /analyze HTTP/1.1\r\nHost: x\r\n" + with_key + multipart + "Transfer-Encoding: chunked\r\n\r\n",
-            chunked_size(total),
-            [total](std::uint64_t at, char* out, std::size_t room) { return fill_chunked(at, out, room, total); });
+        const auto o = chunked_upload(port, pid, with_key, 300ull << 20);
         CHECK(o.status == 413);
         CHECK(o.seconds < 2);
         CHECK(o.sent < (16u << 20));
@@ -343,6 +392,47 @@ TEST_CASE("faceq serve: hostile clients are refused early, cut off in time, and 
         CHECK(o.status == 413);
         CHECK(o.seconds < 1);
         CHECK(o.answer.find("\"too_large\"") != std::string::npos);
+    }
+    // Expect: 100-continue — the decision comes from the head: no 100 (and no
+    // body) for a request that will be refused, 100 then the real answer
+    // for one that will be read.
+    {
+        const std::string form =
+            "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n"
+            "Content-Type: image/jpeg\r\n\r\nplain text, not an image\r\n--b--\r\n";
+        const auto post = [&](const std::string& headers, std::uint64_t length) {
+            return "POST /analyze HTTP/1.1\r\nHost: x\r\n" + headers + multipart +
+                   "Expect: 100-continue\r\nConnection: close\r\nContent-Length: " + std::to_string(length) +
+                   "\r\n\r\n";
+        };
+        const auto no_key = expect_continue(port, post("", form.size()), form);
+        CHECK(no_key.first == 401);
+        CHECK_FALSE(no_key.body_sent);
+        CHECK(no_key.answer.find(" 100 ") == std::string::npos);
+
+        // The body reaches the handler: a file that is not an image is its 400.
+        const auto keyed = expect_continue(port, post(with_key, form.size()), form);
+        CHECK(keyed.first == 100);
+        CHECK(keyed.body_sent);
+        CHECK(keyed.last == 400);
+        CHECK(keyed.answer.find("\"invalid_input\"") != std::string::npos);
+
+        const auto too_big = expect_continue(port, post(with_key, 2u << 20), std::string(2u << 20, 'x'));
+        CHECK(too_big.first == 413);
+        CHECK_FALSE(too_big.body_sent);
+        CHECK(too_big.answer.find(" 100 ") == std::string::npos);
+
+        // Chunked: the size is unknown from the head, so 100, then 413 at the
+        // de-chunked limit.
+        std::string chunked_body;
+        for (int i = 0; i < 32; ++i) chunked_body += "10000\r\n" + std::string(64 * 1024, 'x') + "\r\n";
+        chunked_body += "0\r\n\r\n";
+        const auto chunked = expect_continue(port,
+                                             "POST /analyze HTTP/1.1\r\nHost: x\r\n" + with_key + multipart +
+                                                 "Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
+                                             chunked_body);
+        CHECK(chunked.first == 100);
+        CHECK(chunked.last == 413);
     }
     // A request line of 64 MiB that never ends: 431 after 16 KiB.
     {
@@ -377,6 +467,19 @@ TEST_CASE("faceq serve: hostile clients are refused early, cut off in time, and 
         for (auto at = o.answer.find("HTTP/1.1 "); at != std::string::npos; at = o.answer.find("HTTP/1.1 ", at + 1))
             statuses.push_back(std::atoi(o.answer.c_str() + at + 9));
         CHECK(statuses == std::vector<int>{200, 404, 405});
+    }
+    // The same without the key: /health is open, an unknown route is 401 (a
+    // client without the key learns nothing about routes), a wrong method on
+    // /health 405 — answered in order all the same.
+    {
+        const auto o = probe(port, pid,
+                             "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "GET /no-such-route HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "DELETE /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        std::vector<int> statuses;
+        for (auto at = o.answer.find("HTTP/1.1 "); at != std::string::npos; at = o.answer.find("HTTP/1.1 ", at + 1))
+            statuses.push_back(std::atoi(o.answer.c_str() + at + 9));
+        CHECK(statuses == std::vector<int>{200, 401, 405});
     }
     // Range is ignored: 2,600 ranges get the plain answer.
     {
@@ -444,5 +547,71 @@ TEST_CASE("faceq serve: hostile clients are refused early, cut off in time, and 
         CHECK(o.status >= 400);
         CHECK(o.answer.find(home_path) == std::string::npos);
     }
+    CHECK(server.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("faceq serve: connections over --max-connections are closed at once, the others still answered", "[serve]") {
+    REQUIRE_MODELS();
+    ServeHome home;
+    constexpr int cap = 4;
+    // --read-timeout 10: the held connections must outlive the steps below.
+    ServeProcess server(home.dir.path(), {"--port", "0", "--threads", "1", "-j", "1", "--max-connections",
+                                          std::to_string(cap), "--read-timeout", "10"});
+    const int port = server.port();
+    INFO("server log:\n" << server.log());
+    REQUIRE(port > 0);
+    {
+        const auto deadline = Clock::now() + std::chrono::seconds(180);
+        while (health(port).first != 200 && Clock::now() < deadline && !server.exited())
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        REQUIRE(health(port).first == 200);
+    }
+    // The server may close those /health connections a moment after the
+    // client read its answer: let them leave the count first.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const std::string keep_alive = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    // One keep-alive /health on a held connection: its status (0: none in 5 s).
+    const auto ask = [&keep_alive](int fd) {
+        (void)!::send(fd, keep_alive.data(), keep_alive.size(), MSG_NOSIGNAL);
+        char buf[512];
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        return n > 0 ? status_of(std::string(buf, static_cast<std::size_t>(n))) : 0;
+    };
+    std::vector<int> held;
+    for (int i = 0; i < cap; ++i) {
+        held.push_back(connect_to(port, false));
+        timeval tv{5, 0};
+        ::setsockopt(held.back(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        CHECK(ask(held.back()) == 200);  // answered: the server counts it
+    }
+    // One more: closed by the server at once, without an answer (EOF, not a
+    // 5 s wait for a request that the server will never read).
+    {
+        const auto start = Clock::now();
+        const int fd = connect_to(port, false);
+        timeval tv{5, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char buf[512];
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        const int error = n < 0 ? errno : 0;
+        const double seconds = since(start);
+        ::close(fd);
+        INFO("recv " << n << " (errno " << error << ") after " << seconds << " s");
+        CHECK((n == 0 || error == ECONNRESET));
+        CHECK(seconds < 1.0);
+    }
+    // The held connections are still served.
+    for (int fd : held) CHECK(ask(fd) == 200);
+    // Once one closes, a new connection gets in (the server notices the
+    // close on its event loop: allow it a moment).
+    ::close(held.back());
+    held.pop_back();
+    int status = 0;
+    for (const auto deadline = Clock::now() + std::chrono::seconds(2); status != 200 && Clock::now() < deadline;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        status = health(port).first;
+    }
+    CHECK(status == 200);
+    for (int fd : held) ::close(fd);
     CHECK(server.stop(SIGTERM) == 0);
 }

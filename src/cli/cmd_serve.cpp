@@ -6,7 +6,9 @@
 // Exit codes: 0 stopped by a signal, 1 cannot listen or load, 2 usage.
 #include <fmt/format.h>
 #include <malloc.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -66,7 +68,26 @@ void limit_malloc_arenas(int jobs) {
     mallopt(M_ARENA_MAX, std::max(2, jobs));
 }
 
+// Every open connection is a file descriptor. With the soft limit many
+// systems start processes with (1,024) the server would run out of them before
+// --max-connections (accept then fails and retries, SQLite cannot open its
+// files), so the soft limit is raised towards the hard one; if that is still
+// short, the operator is told.
+void raise_fd_limit(int max_connections, const Context& ctx) {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+    const rlim_t wanted = static_cast<rlim_t>(max_connections) + 256;  // models, the gallery, logs, accepts
+    if (lim.rlim_cur == RLIM_INFINITY || lim.rlim_cur >= wanted) return;
+    const rlim_t before = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max == RLIM_INFINITY ? wanted : std::min(wanted, lim.rlim_max);
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) lim.rlim_cur = before;
+    if (lim.rlim_cur < wanted)
+        ctx.warn(fmt::format("open files are limited to {} (ulimit -n): fewer than --max-connections {} can be served",
+                             lim.rlim_cur, max_connections));
+}
+
 int run_serve(ServeCommand& cmd, Context& ctx) {
+    raise_fd_limit(cmd.http.max_connections, ctx);
     cmd.http.max_upload_bytes = static_cast<std::uint64_t>(cmd.max_upload_mb * 1024 * 1024);
     cmd.http.read_timeout = std::chrono::seconds(cmd.read_timeout);
     cmd.http.write_timeout = std::chrono::seconds(cmd.write_timeout);
@@ -155,6 +176,10 @@ std::pair<CLI::App*, Runner> register_serve(CLI::App& app, Context& ctx) {
         ->capture_default_str();
     sub->add_option("--read-timeout", cmd->read_timeout, "Seconds for a whole request (head and body) to arrive")
         ->check(CLI::Range(1, 3600))
+        ->capture_default_str();
+    sub->add_option("--max-connections", cmd->http.max_connections,
+                    "Connections open at once (idle ones included); further ones are closed on accept")
+        ->check(CLI::Range(1, 100000))
         ->capture_default_str();
     sub->add_option("--write-timeout", cmd->write_timeout, "Seconds to wait while sending a response")
         ->check(CLI::Range(1, 3600))

@@ -179,6 +179,7 @@ struct HttpOptions {
     std::chrono::seconds read_timeout{30};         // to receive a whole request, head and body
     std::chrono::seconds write_timeout{30};        // to send a response
     std::chrono::seconds keep_alive_timeout{5};    // idle between two requests
+    int max_connections = 1024;                    // open at once; further ones are closed on accept
 };
 
 // Boost.Beast's HTTP/1.1 around an ApiService: admit() on the head, the body

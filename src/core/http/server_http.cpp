@@ -14,9 +14,13 @@
 //      event loops, which keep accepting and answering meanwhile;
 //   6. the answer, then the next request from the same buffer: pipelined
 //      requests are answered in order. Range headers are not looked at.
+// At most --max-connections are open at once; the accept loop closes any
+// further one at once (no answer: reading its request would be the work the
+// cap is there to avoid).
 // A refusal that leaves a body unread closes the connection: the server
 // stops sending, reads and drops up to 8 MiB or 2 s of what the client still
-// sends (so that it sees the answer and not a reset), then closes.
+// sends, at most 4 MiB/s (so that it sees the answer and not a reset, without
+// letting an endless body cost more than that), then closes.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -50,10 +54,14 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t header_limit = 16 * 1024;   // request line + headers
 constexpr int listen_backlog = 1024;              // bursts of connections wait here, not in SYN retries
-constexpr int max_connections = 1024;             // above it new connections are closed at once
 constexpr std::size_t drain_limit = 8u << 20;     // bytes dropped after a refusal, before closing
 constexpr std::chrono::seconds drain_timeout{2};  // ... and how long that may take
-constexpr std::size_t first_read = 8 * 1024;      // bytes asked for when waiting for a request
+// ... and how fast: drain_limit over drain_timeout (4 MiB/s). Unpaced, a client
+// that sends an endless body and reconnects made the event loops read 9 MiB per
+// connection as fast as loopback goes (600 MB/s, p99 of /health x2.4 for the
+// others; docs/http.md); paced, the same client costs 6-8 MB/s.
+constexpr double drain_bytes_per_second = static_cast<double>(drain_limit) / drain_timeout.count();
+constexpr std::size_t first_read = 8 * 1024;  // bytes asked for when waiting for a request
 
 int hex_value(char c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -175,6 +183,8 @@ private:
     Clock::time_point started_{};
     std::vector<char> drain_;
     std::size_t drained_ = 0;
+    Clock::time_point drain_start_{};
+    std::optional<net::steady_timer> drain_pause_;
 
     ApiService& api() { return server_.service; }
 
@@ -317,11 +327,29 @@ private:
         stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
         drain_.resize(64 * 1024);
         drained_ = 0;
+        drain_start_ = Clock::now();
         stream_.expires_after(drain_timeout);
         drain_more();
     }
 
+    // Reads on only once the bytes dropped so far are within the pace; the
+    // stream's deadline (drain_timeout) still ends it, paused or not: a read
+    // started after it fails at once.
     void drain_more() {
+        const auto due = drain_start_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                                            static_cast<double>(drained_) / drain_bytes_per_second));
+        if (due > Clock::now()) {
+            if (!drain_pause_) drain_pause_.emplace(stream_.get_executor());
+            drain_pause_->expires_at(due);
+            return drain_pause_->async_wait([self = shared_from_this()](beast::error_code ec) {
+                if (ec) return self->close();
+                self->drain_read();
+            });
+        }
+        drain_read();
+    }
+
+    void drain_read() {
         stream_.async_read_some(net::buffer(drain_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
             self->drained_ += n;
             if (ec || self->drained_ >= drain_limit) return self->close();
@@ -348,8 +376,12 @@ void Server::accept() {
             });
             return;
         }
-        if (connections.load() >= max_connections) {
+        if (connections.load() >= options.max_connections) {
+            // Over the cap: closed at once, before reading anything, so that a
+            // flood of connections costs one accept and one close each and
+            // never a Session; a client that has not written yet sees EOF.
             beast::error_code ignored;
+            socket.shutdown(tcp::socket::shutdown_both, ignored);
             socket.close(ignored);
         } else {
             std::make_shared<Session>(std::move(socket), *this)->start();
