@@ -76,3 +76,22 @@ TEST_CASE("faceq bench identify: 20 celeba-dev identities, 16 enrolled with 3 ph
     const auto share = bench_identify({celeba.string(), "--strangers", "0"});
     CHECK(share.exit_code == 2);
 }
+
+TEST_CASE("faceq bench identify: an empty person folder is no identity", "[identify_bench][cli]") {
+    REQUIRE_MODELS();
+    TempDir dir;
+    // Three celeba-dev identities and an empty folder: 3 identities, not 4.
+    for (const char* person : {"7201", "7204", "7206"})
+        std::filesystem::create_directory_symlink(data_dir() / "celeba-dev" / person, dir / person);
+    std::filesystem::create_directory(dir / "empty_person");
+    const auto r = bench_identify({dir.path().string(), "--strangers", "0.34", "--jobs", "2", "--format", "jsonl"});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK_THAT(r.err, Catch::Contains("no images in directory"));  // said, then left out
+    const auto j = nlohmann::json::parse(r.out);
+    CHECK(j["known_identities"].get<int>() + j["stranger_identities"].get<int>() == 3);
+    CHECK(j["stranger_identities"] == 1);
+    CHECK(j["enrolled_photos"] == 6);
+    CHECK(j["known_probes"] == 10);
+    CHECK(j["known_missed"] == 0);
+}

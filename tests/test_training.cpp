@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "faceq/base/error.hpp"
+#include "faceq/identity/calibration.hpp"
 #include "faceq/models/registry.hpp"
 #include "faceq/models/resolve.hpp"
 #include "faceq/pipeline/attributes.hpp"
@@ -217,6 +218,65 @@ TEST_CASE("recognition calibration from identities", "[training]") {
 
     CHECK_THROWS_AS(train_recognition(synthetic_utk(100, 128), o), Error);
     CHECK_THROWS_WITH(train_recognition(synthetic_identities(1, 4, 0.02), o), Catch::Contains("impostor"));
+}
+
+TEST_CASE("recognition calibration over several sets: the strictest threshold, checked on each", "[training]") {
+    // Wider photo spread also spreads impostors: set "wide" has the larger
+    // impostor distances, "tight" the smaller, so tight's threshold is stricter.
+    PreparedDataset wide = synthetic_identities(120, 4, 0.02), tight = synthetic_identities(120, 4, 0.01);
+    wide.dir = "/sets/wide";
+    tight.dir = "/sets/tight/";  // a trailing slash does not hide the name
+    RecognitionTrainOptions o;
+    o.far_target = 0.01;
+    o.reference_persons = 10;
+    const RecognitionTrainResult w = train_recognition(wide, o), t = train_recognition(tight, o);
+    REQUIRE(t.metrics["threshold"].get<double>() < w.metrics["threshold"].get<double>());
+
+    const RecognitionTrainResult r = train_recognition({&wide, &tight}, o);
+    const json& m = r.metrics;
+    CHECK(m["threshold"] == t.metrics["threshold"]);
+    CHECK(m["margin"] == t.metrics["margin"]);
+    CHECK(m["wide.threshold_at_far"] == w.metrics["threshold"]);
+    CHECK(m["tight.threshold_at_far"] == t.metrics["threshold"]);
+    CHECK(m["wide.train_eer"] == w.metrics["train_eer"]);
+    // Each set checked at the chosen threshold: the target holds on both
+    // (tight exactly at its own threshold, wide below its own).
+    CHECK(m["tight.far_at_threshold"].get<double>() == Approx(0.01).epsilon(0.15));
+    CHECK(m["wide.far_at_threshold"].get<double>() < m["tight.far_at_threshold"].get<double>());
+    CHECK(m["wide.test_tar_at_threshold"].get<double>() <= w.metrics["test_tar_at_threshold"].get<double>());
+    // The plain names carry the worst set's figure.
+    CHECK(m["train_eer"].get<double>() ==
+          std::max(m["wide.train_eer"].get<double>(), m["tight.train_eer"].get<double>()));
+    CHECK(m["test_tar_at_threshold"].get<double>() ==
+          std::min(m["wide.test_tar_at_threshold"].get<double>(), m["tight.test_tar_at_threshold"].get<double>()));
+    const json& c = r.calibration;
+    REQUIRE(c["sets"].size() == 2);
+    CHECK(c["sets"][0]["name"] == "wide");
+    CHECK(c["sets"][1]["name"] == "tight");
+    CHECK(c["trained_on"] == "/sets/wide, /sets/tight/");
+    CHECK(r.roc["wide"]["train"].size() == 51);
+    // The combined impostor tail is at least each set's rate at each set's points:
+    // --far on it is as strict as on the stricter set.
+    const Calibration combined = calibration_from_json(c);
+    const Calibration cw = calibration_from_json(w.calibration), ct = calibration_from_json(t.calibration);
+    for (const Calibration* set : {&cw, &ct})
+        for (const auto& [d, rate] : set->impostor_tail) {
+            INFO("distance " << d);
+            CHECK(impostor_pair_rate(combined, d) >= rate * (1 - 1e-9));
+        }
+
+    // One set gives what it always gave, plus its figures under "sets".
+    CHECK(t.calibration["sets"].size() == 1);
+    CHECK_FALSE(t.metrics.contains("tight.train_eer"));
+    // Refused: the same name twice, sets from two embedders.
+    CHECK_THROWS_WITH(train_recognition({&wide, &wide}, o), Catch::Contains("two prepared sets are named 'wide'"));
+    PreparedDataset other = synthetic_identities(20, 3, 0.02);
+    other.manifest["pipeline"]["embedder"] = "emb@222";
+    CHECK_THROWS_WITH(train_recognition({&wide, &other}, o), Catch::Contains("prepare them with one"));
+    // A set too small for the target is named.
+    PreparedDataset small = synthetic_identities(12, 3, 0.02);
+    small.dir = "/sets/small";
+    CHECK_THROWS_WITH(train_recognition({&wide, &small}, o), Catch::StartsWith("'/sets/small': "));
 }
 
 // ---------------------------------------------------------------- real data

@@ -5,14 +5,15 @@
 //
 //   faceq train age-gender [--data PREPARED] [--gamma G]... [--lambda L]...
 //                          [--max-train N] [--seed N]
-//   faceq train recognition --data PREPARED|NAME [--far F] [--persons N]
+//   faceq train recognition --data PREPARED|NAME... [--far F] [--persons N]
 //                          [--report-far F] [--max-impostor-pairs N]
 //   faceq train smoke [--data DATASET] [--images N]
 //
 // age-gender reads <home>/datasets/utkface/prepared by default and leaves the
 // head (age_gender.json + .f32) and metrics.json as artifacts; recognition
 // leaves calibration.json (threshold, margin, ROC, EER, TAR@FAR) for the
-// gallery; smoke prepares a few dozen UTKFace images into
+// gallery, from one prepared set or the strictest of several (a table per set
+// on stderr); smoke prepares a few dozen UTKFace images into
 // <home>/datasets/smoke and trains a tiny head end to end (for CI).
 // stdout: one JSON line per run {run_id, experiment, status, metrics}; stderr:
 // candidates, the per-age-band report, progress on a TTY. Ctrl-C stops at
@@ -45,6 +46,7 @@ using json = nlohmann::json;
 
 struct TrainCmd {
     std::string data;
+    std::vector<std::string> sets;  // train recognition's --data
     std::vector<double> gammas, lambdas;
     std::size_t max_train = 0;
     std::uint64_t seed = 1;
@@ -93,6 +95,23 @@ void print_recognition_report(const Context& ctx, const TrainCmd& cmd, const Rec
             ? fmt::format(", test EER {:.2f}%, test TAR {:.2f}% at pair FAR {}", 100 * m["test_eer"].get<double>(),
                           100 * m["test_tar_at_far"].get<double>(), cmd.report_far)
             : std::string()));
+    if (ctx.verbosity < 0 || r.calibration["sets"].size() < 2) return;
+    // Several sets: the chosen threshold checked on each (the strictest set's is chosen).
+    const auto cell = [](const json& set, const std::string& key, bool percent) {
+        if (!set.contains(key)) return std::string("-");
+        const double v = set[key].get<double>();
+        return percent ? fmt::format("{:.2f}%", 100 * v) : fmt::format("{:.4f}", v);
+    };
+    std::vector<std::vector<std::string>> rows{{"set", "own threshold", "train EER", "test EER",
+                                                "test TAR at threshold", "FAR at threshold (train)",
+                                                "FAR at threshold (test)"}};
+    for (const auto& set : r.calibration["sets"])
+        rows.push_back({set["name"].get<std::string>(), cell(set, "threshold_at_far", false),
+                        cell(set, "train_eer", true), cell(set, "test_eer", true),
+                        cell(set, "test_tar_at_threshold", true), cell(set, "far_at_threshold", true),
+                        cell(set, "test_far_at_threshold", true)});
+    std::fflush(stdout);
+    print_table(rows, std::cerr);
 }
 
 // Runs an experiment while SIGINT/SIGTERM stop it between steps; prints its
@@ -139,9 +158,12 @@ int train_age_gender_cmd(const Context& ctx, const TrainCmd& cmd) {
 }
 
 int train_recognition_cmd(const Context& ctx, const TrainCmd& cmd) {
-    if (cmd.data.empty())
+    if (cmd.sets.empty())
         throw Error(ErrorKind::usage, "give --data: a folder written by `faceq prepare identities`, or its name");
-    const PreparedDataset data = load_prepared(find_identities(ctx.home, cmd.data));
+    std::vector<PreparedDataset> data;
+    for (const auto& set : cmd.sets) data.push_back(load_prepared(find_identities(ctx.home, set)));
+    std::vector<const PreparedDataset*> sets;
+    for (const auto& d : data) sets.push_back(&d);
     RecognitionTrainOptions o;
     o.far_target = cmd.far;
     o.reference_persons = cmd.persons;
@@ -150,7 +172,7 @@ int train_recognition_cmd(const Context& ctx, const TrainCmd& cmd) {
     o.seed = cmd.seed;
     Registry registry(ctx.home);
     return run_and_print(
-        ctx, [&] { return run_recognition(registry, data, required_embedder(ctx), o, experiment_context(ctx)); },
+        ctx, [&] { return run_recognition(registry, sets, required_embedder(ctx), o, experiment_context(ctx)); },
         [&](const RecognitionTrainResult& r) { print_recognition_report(ctx, cmd, r); });
 }
 
@@ -187,8 +209,11 @@ std::pair<CLI::App*, Runner> register_train(CLI::App& app, Context& ctx) {
     ag->add_option("--seed", cmd->seed, "Seed of the --max-train subsample");
 
     CLI::App* rec = train->add_subcommand("recognition", "Threshold and margin for identification, ROC, EER, TAR@FAR");
-    rec->add_option("--data", cmd->data, "Prepared identities (folder, or name under <home>/datasets/identities)")
-        ->required();
+    rec->add_option("--data", cmd->sets,
+                    "Prepared identities (folder, or name under <home>/datasets/identities); several: the "
+                    "threshold holds on each")
+        ->required()
+        ->take_all();
     rec->add_option("--far", cmd->far, "Target fraction of strangers named as somebody")
         ->capture_default_str()
         ->check(CLI::Range(1e-6, 0.5));

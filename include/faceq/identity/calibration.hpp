@@ -126,6 +126,15 @@ Calibration default_calibration();
 Calibration calibrate(std::vector<float> genuine, std::vector<float> impostor, double far_target,
                       std::size_t reference_persons = 100);
 
+// One calibration for several sets of people (say, portraits and everyday
+// photos), each calibrated by calibrate() for the same target: the strictest —
+// the lowest threshold, so the false-accept target holds on every set — with
+// the margin and stranger threshold scaled from it as calibrate() does, and an
+// impostor tail that at each distance takes the highest rate any set has (so
+// `--far` stays conservative on every set). Requires a non-empty list; one
+// calibration comes back unchanged.
+Calibration strictest_calibration(const std::vector<Calibration>& per_set);
+
 // Fraction of impostor pairs nearer than `distance`, from impostor_tail
 // (linear interpolation; 0 below the table, the last value above it).
 double impostor_pair_rate(const Calibration& calibration, float distance);

@@ -34,6 +34,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "faceq/base/progress.hpp"
 #include "faceq/models/models.hpp"
@@ -74,6 +75,11 @@ struct RecognitionRun {
 
 RecognitionRun run_recognition(Registry& registry, const PreparedDataset& data, const EmbedderIdentity& installed,
                                RecognitionTrainOptions options, const ExperimentContext& context);
+// The same on several prepared sets (train_recognition's second form); the run's
+// params list their folders.
+RecognitionRun run_recognition(Registry& registry, const std::vector<const PreparedDataset*>& sets,
+                               const EmbedderIdentity& installed, RecognitionTrainOptions options,
+                               const ExperimentContext& context);
 
 struct SmokeOptions {
     std::filesystem::path dataset_dir;   // holds images/ with UTKFace names

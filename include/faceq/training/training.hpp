@@ -62,4 +62,18 @@ struct RecognitionTrainResult {
 
 RecognitionTrainResult train_recognition(const PreparedDataset& data, const RecognitionTrainOptions& options);
 
+// Calibrated on several prepared sets at once (say, portraits and everyday
+// photos; they must share an embedder and have distinct folder names): each
+// set is calibrated on its own, the strictest wins (strictest_calibration()),
+// and every set is checked against the chosen threshold. metrics holds, for
+// each figure, the worst set's value under its plain name (train_eer,
+// test_tar_at_threshold, ...) and each set's as "<set>.<figure>", including
+// "<set>.threshold_at_far" (the set's own threshold) and "<set>.far_at_threshold"
+// / "<set>.test_far_at_threshold" (the share of strangers named at
+// reference_persons, from the train and the test people); calibration.json
+// lists the sets' figures under "sets"; roc is keyed by set. One set gives
+// what the overload above gives (plus "sets").
+RecognitionTrainResult train_recognition(const std::vector<const PreparedDataset*>& sets,
+                                         const RecognitionTrainOptions& options);
+
 }  // namespace faceq

@@ -138,6 +138,28 @@ Calibration calibrate(std::vector<float> genuine, std::vector<float> impostor, d
     return c;
 }
 
+Calibration strictest_calibration(const std::vector<Calibration>& per_set) {
+    if (per_set.empty()) throw Error(ErrorKind::usage, "no calibration to combine");
+    const auto strictest = std::min_element(per_set.begin(), per_set.end(),
+                                            [](const auto& a, const auto& b) { return a.threshold < b.threshold; });
+    Calibration c = *strictest;
+    if (per_set.size() == 1) return c;
+    // The upper envelope of the tails: every point of every set, ascending in
+    // distance, kept when its rate exceeds every rate kept before it.
+    std::vector<std::pair<float, double>> points;
+    for (const auto& s : per_set) points.insert(points.end(), s.impostor_tail.begin(), s.impostor_tail.end());
+    std::sort(points.begin(), points.end());
+    c.impostor_tail.clear();
+    for (const auto& p : points) {
+        if (!c.impostor_tail.empty() && p.second <= c.impostor_tail.back().second) continue;
+        if (!c.impostor_tail.empty() && p.first == c.impostor_tail.back().first)
+            c.impostor_tail.back().second = p.second;  // the same distance: the higher rate
+        else
+            c.impostor_tail.push_back(p);
+    }
+    return c;
+}
+
 double impostor_pair_rate(const Calibration& c, float distance) {
     const auto& t = c.impostor_tail;
     if (t.empty()) return 0.0;

@@ -63,12 +63,7 @@ Identity identify_one(const IndexCache& cache, const Descriptor& d, const Calibr
     // The two indexes hold every row once: one pass over all of them, as before.
     const auto known = cache.nearest_known(d, 2);
     const auto strangers = cache.nearest_strangers(d, strangers_read);
-    std::vector<PersonMatch> both(known);
-    both.insert(both.end(), strangers.begin(), strangers.end());
-    std::stable_sort(both.begin(), both.end(),
-                     [](const PersonMatch& a, const PersonMatch& b) { return a.distance < b.distance; });
-    if (both.size() > 2) both.resize(2);
-    auto decided = decide(both, calibration);
+    auto decided = decide(nearest_of(known, strangers, 2), calibration);
     const bool named = decided.decision == Decision::known && cache.person(decided.nearest->person).kind == "known";
     if (!named) {
         if (const auto k = known_despite_strangers(cache, known, strangers, calibration)) {

@@ -58,14 +58,16 @@ void IndexCache::add_sample(std::int64_t person, const Descriptor& d) {
         e.row = index_for(e.ref).add(person, mean_of(e));
 }
 
+std::vector<PersonMatch> nearest_of(std::vector<PersonMatch> a, const std::vector<PersonMatch>& b, std::size_t k) {
+    a.insert(a.end(), b.begin(), b.end());
+    std::stable_sort(a.begin(), a.end(),
+                     [](const PersonMatch& x, const PersonMatch& y) { return x.distance < y.distance; });
+    if (a.size() > k) a.resize(k);
+    return a;
+}
+
 std::vector<PersonMatch> IndexCache::nearest(const Descriptor& query, std::size_t k) const {
-    std::vector<PersonMatch> out = known_.nearest_persons(query, k);
-    const auto strangers = strangers_.nearest_persons(query, k);
-    out.insert(out.end(), strangers.begin(), strangers.end());
-    std::stable_sort(out.begin(), out.end(),
-                     [](const PersonMatch& a, const PersonMatch& b) { return a.distance < b.distance; });
-    if (out.size() > k) out.resize(k);
-    return out;
+    return nearest_of(known_.nearest_persons(query, k), strangers_.nearest_persons(query, k), k);
 }
 
 Descriptor IndexCache::mean(std::int64_t person) const { return mean_of(persons_.at(person)); }

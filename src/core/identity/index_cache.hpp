@@ -37,6 +37,10 @@
 
 namespace faceq {
 
+// The k nearest of two lists of matches (each best first), best first; on
+// equal distances `a`'s come first.
+std::vector<PersonMatch> nearest_of(std::vector<PersonMatch> a, const std::vector<PersonMatch>& b, std::size_t k);
+
 class IndexCache {
 public:
     // Makes the index current for `embedder`: cheap when nothing changed.

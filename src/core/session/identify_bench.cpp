@@ -97,6 +97,17 @@ IdentifyBenchResult bench_identify(const Home& home, const Manifest& manifest, c
     if (!(o.strangers > 0 && o.strangers < 1))
         throw Error(ErrorKind::usage, "bench identify: --strangers must be a share between 0 and 1 (e.g. 0.2)");
     std::vector<PersonPhotos> plan = plan_person_folders(dir);
+    // Only photos count: an item that is bad before decoding (an empty or
+    // unreadable folder, an unreadable file) is neither enrolled nor probed —
+    // it would count as a missed known person — and a folder left with none is
+    // no identity.
+    for (auto& p : plan) {
+        for (const auto& item : p.photos)
+            if (item.error && log) log("warning: " + *item.error);
+        p.photos.erase(std::remove_if(p.photos.begin(), p.photos.end(),
+                                      [](const InputItem& item) { return item.error.has_value(); }),
+                       p.photos.end());
+    }
     plan.erase(std::remove_if(plan.begin(), plan.end(), [](const PersonPhotos& p) { return p.photos.empty(); }),
                plan.end());
     if (o.identities > 0 && plan.size() > o.identities) plan.resize(o.identities);

@@ -102,16 +102,31 @@ AgeGenderRun run_age_gender(Registry& registry, const PreparedDataset& data, con
 
 RecognitionRun run_recognition(Registry& registry, const PreparedDataset& data, const EmbedderIdentity& installed,
                                RecognitionTrainOptions options, const ExperimentContext& context) {
-    check_prepared_embedder(data, installed);
+    return run_recognition(registry, std::vector<const PreparedDataset*>{&data}, installed, std::move(options),
+                           context);
+}
+
+RecognitionRun run_recognition(Registry& registry, const std::vector<const PreparedDataset*>& sets,
+                               const EmbedderIdentity& installed, RecognitionTrainOptions options,
+                               const ExperimentContext& context) {
+    if (sets.empty()) throw Error(ErrorKind::usage, "no prepared identities to calibrate on");
+    std::size_t samples = 0;
+    json dirs = json::array();
+    for (const PreparedDataset* data : sets) {
+        check_prepared_embedder(*data, installed);
+        samples += data->samples.size();
+        dirs.push_back(data->dir.string());
+    }
     options.cancelled = context.cancelled;
     RunSpec spec;
     spec.experiment = "recognition";
-    spec.params = json{{"data", data.dir.string()},
-                       {"samples", data.samples.size()},
+    // One set keeps the params' shape of runs recorded before several were allowed.
+    spec.params = json{{"data", sets.size() == 1 ? json(sets.front()->dir.string()) : dirs},
+                       {"samples", samples},
                        {"far_target", options.far_target},
                        {"reference_persons", options.reference_persons},
                        {"report_far", options.report_far}};
-    spec.tags = run_tags(recognition_model_name, prepared_embedder(data), "test_tar_at_far", "max",
+    spec.tags = run_tags(recognition_model_name, prepared_embedder(*sets.front()), "test_tar_at_far", "max",
                          {"threshold", "margin", "train_eer", "test_eer", "test_tar_at_far", "test_tar_at_threshold",
                           "test_pair_far_at_threshold"});
     spec.source_version = context.source_version;
@@ -119,7 +134,7 @@ RecognitionRun run_recognition(Registry& registry, const PreparedDataset& data, 
     out.outcome = run_experiment(
         registry, spec,
         [&](Registry& reg, const RunInfo& run) {
-            RecognitionTrainResult r = train_recognition(data, options);
+            RecognitionTrainResult r = train_recognition(sets, options);
             write_file_atomic(run.artifacts_dir() / "calibration.json", r.calibration.dump(2) + "\n");
             write_file_atomic(run.artifacts_dir() / "roc.json", r.roc.dump() + "\n");
             reg.log_metrics(run.id, r.metrics, 0);

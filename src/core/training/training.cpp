@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
+#include <set>
 
 #include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
@@ -17,6 +19,7 @@ namespace faceq {
 namespace {
 
 using json = nlohmann::json;
+namespace fs = std::filesystem;
 
 float distance(const float* a, const float* b) {
     float s = 0;
@@ -139,39 +142,142 @@ VerificationStats verification_stats(std::vector<float> genuine, std::vector<flo
     return s;
 }
 
-RecognitionTrainResult train_recognition(const PreparedDataset& data, const RecognitionTrainOptions& options) {
-    const json pipeline = data.manifest.value("pipeline", json::object());
+namespace {
+
+// A prepared set's name in reports: its folder's name.
+std::string set_name(const PreparedDataset& data) {
+    const fs::path dir = data.dir.filename().empty() ? data.dir.parent_path() : data.dir;
+    return dir.filename().string();
+}
+
+double fraction_below(const std::vector<float>& v, float t) {
+    return static_cast<double>(std::count_if(v.begin(), v.end(), [t](float x) { return x < t; })) /
+           static_cast<double>(v.size());
+}
+
+// One set's pairs, its own calibration for the target, and its statistics.
+struct SetCalibration {
+    std::string name;
+    Pairs train, test;
+    Calibration own;
+    json metrics;  // train_/test_ statistics, as one set's run reports them
+    json roc;
+};
+
+SetCalibration calibrate_set(const PreparedDataset& data, const RecognitionTrainOptions& options) {
+    SetCalibration s;
+    s.name = set_name(data);
     if (data.manifest.value("dataset", "") != "identities" || data.dim != 128)
         throw Error(ErrorKind::invalid_input,
                     fmt::format("'{}' is not a prepared identities set (run: faceq prepare identities DIR)",
                                 data.dir.string()));
-    const Pairs train = pairs_of(data, "train", options);
-    if (train.genuine.empty() || train.impostor.empty())
+    s.train = pairs_of(data, "train", options);
+    if (s.train.genuine.empty() || s.train.impostor.empty())
         throw Error(ErrorKind::invalid_input,
                     fmt::format("prepared identities '{}' have {} genuine and {} impostor pairs among the train "
                                 "people: calibration needs both (at least two people with two photos each)",
-                                data.dir.string(), train.genuine.size(), train.impostor.size()));
-    const Pairs test = pairs_of(data, "test", options);
+                                data.dir.string(), s.train.genuine.size(), s.train.impostor.size()));
+    s.test = pairs_of(data, "test", options);
+    try {
+        s.own = calibrate(s.train.genuine, s.train.impostor, options.far_target, options.reference_persons);
+    } catch (const Error& e) {
+        throw Error(e.kind(), fmt::format("'{}': {}", data.dir.string(), e.what()));
+    }
+    const VerificationStats st = verification_stats(s.train.genuine, s.train.impostor, options.report_far);
+    s.metrics = stats_metrics("train", st);
+    s.roc["train"] = roc_json(st);
+    if (!s.test.genuine.empty() && !s.test.impostor.empty()) {
+        const VerificationStats ss = verification_stats(s.test.genuine, s.test.impostor, options.report_far);
+        s.metrics.update(stats_metrics("test", ss));
+        s.roc["test"] = roc_json(ss);
+    }
+    s.metrics["threshold_at_far"] = s.own.threshold;
+    return s;
+}
 
-    Calibration cal = calibrate(train.genuine, train.impostor, options.far_target, options.reference_persons);
+// How the chosen threshold does on a set: on its train people (the expected
+// share of strangers named in a gallery of reference_persons, from the set's
+// own impostor tail) and on its test people, whom nothing was chosen on.
+void check_threshold(SetCalibration& s, float threshold, const RecognitionTrainOptions& options) {
+    s.metrics["far_at_threshold"] = expected_far(s.own, threshold, options.reference_persons);
+    if (s.test.genuine.empty() || s.test.impostor.empty()) return;
+    const double pair_far = fraction_below(s.test.impostor, threshold);
+    s.metrics["test_tar_at_threshold"] = fraction_below(s.test.genuine, threshold);
+    s.metrics["test_pair_far_at_threshold"] = pair_far;
+    s.metrics["test_far_at_threshold"] =
+        -std::expm1(static_cast<double>(options.reference_persons) * std::log1p(-std::min(pair_far, 1.0 - 1e-12)));
+}
+
+// Over several sets, each headline metric is the worst set's.
+void worst_of(json& out, const std::vector<SetCalibration>& sets) {
+    const std::vector<std::pair<std::string, bool>> keys{{"train_eer", true},
+                                                         {"test_eer", true},
+                                                         {"test_tar_at_far", false},
+                                                         {"test_tar_at_threshold", false},
+                                                         {"test_pair_far_at_threshold", true},
+                                                         {"test_far_at_threshold", true},
+                                                         {"far_at_threshold", true}};
+    for (const auto& [key, higher_is_worse] : keys) {
+        std::optional<double> worst;
+        for (const auto& s : sets) {
+            if (!s.metrics.contains(key)) continue;
+            const double v = s.metrics[key].get<double>();
+            if (!worst || (higher_is_worse ? v > *worst : v < *worst)) worst = v;
+        }
+        if (worst) out[key] = *worst;
+    }
+}
+
+}  // namespace
+
+RecognitionTrainResult train_recognition(const PreparedDataset& data, const RecognitionTrainOptions& options) {
+    return train_recognition(std::vector<const PreparedDataset*>{&data}, options);
+}
+
+RecognitionTrainResult train_recognition(const std::vector<const PreparedDataset*>& sets,
+                                         const RecognitionTrainOptions& options) {
+    if (sets.empty()) throw Error(ErrorKind::usage, "no prepared identities to calibrate on");
+    const json pipeline = sets.front()->manifest.value("pipeline", json::object());
+    std::vector<SetCalibration> per_set;
+    std::vector<Calibration> calibrations;
+    std::set<std::string> names;
+    for (const PreparedDataset* data : sets) {
+        const json p = data->manifest.value("pipeline", json::object());
+        if (p.value("embedder", "") != pipeline.value("embedder", ""))
+            throw Error(ErrorKind::invalid_input,
+                        fmt::format("'{}' was prepared with embedder {}, '{}' with {}: prepare them with one",
+                                    sets.front()->dir.string(), pipeline.value("embedder", ""), data->dir.string(),
+                                    p.value("embedder", "")));
+        per_set.push_back(calibrate_set(*data, options));
+        if (!names.insert(per_set.back().name).second)
+            throw Error(ErrorKind::usage,
+                        fmt::format("two prepared sets are named '{}': give each set once", per_set.back().name));
+        calibrations.push_back(per_set.back().own);
+    }
+    Calibration cal = strictest_calibration(calibrations);
     cal.embedder = pipeline.value("embedder", "");
     cal.embedder_sha256 = pipeline.value("embedder_sha256", "");
+    for (auto& s : per_set) check_threshold(s, cal.threshold, options);
 
     RecognitionTrainResult r;
-    const VerificationStats st = verification_stats(train.genuine, train.impostor, options.report_far);
-    r.metrics = stats_metrics("train", st);
-    r.roc["train"] = roc_json(st);
-    if (!test.genuine.empty() && !test.impostor.empty()) {
-        const VerificationStats ss = verification_stats(test.genuine, test.impostor, options.report_far);
-        r.metrics.update(stats_metrics("test", ss));
-        r.roc["test"] = roc_json(ss);
-        // How the chosen threshold does on people it never saw.
-        const auto below = [](const std::vector<float>& v, float t) {
-            return static_cast<double>(std::count_if(v.begin(), v.end(), [t](float x) { return x < t; })) /
-                   static_cast<double>(v.size());
-        };
-        r.metrics["test_tar_at_threshold"] = below(test.genuine, cal.threshold);
-        r.metrics["test_pair_far_at_threshold"] = below(test.impostor, cal.threshold);
+    json figures = json::array();
+    if (per_set.size() == 1) {
+        r.metrics = per_set.front().metrics;
+        r.metrics.erase("threshold_at_far");
+        r.roc = per_set.front().roc;
+    } else {
+        r.metrics = json::object();
+        worst_of(r.metrics, per_set);
+        for (const auto& s : per_set) {
+            for (const auto& [key, value] : s.metrics.items()) r.metrics[s.name + "." + key] = value;
+            r.roc[s.name] = s.roc;
+        }
+    }
+    for (std::size_t i = 0; i < per_set.size(); ++i) {
+        json f = per_set[i].metrics;
+        f["name"] = per_set[i].name;
+        f["dir"] = sets[i]->dir.string();
+        figures.push_back(std::move(f));
     }
     r.metrics["threshold"] = cal.threshold;
     r.metrics["margin"] = cal.margin;
@@ -182,7 +288,10 @@ RecognitionTrainResult train_recognition(const PreparedDataset& data, const Reco
     r.calibration["embedder_sha256"] = cal.embedder_sha256;
     r.calibration["metrics"] = r.metrics;
     r.calibration["report_far"] = options.report_far;
-    r.calibration["trained_on"] = data.dir.string();
+    r.calibration["sets"] = figures;
+    r.calibration["trained_on"] = sets.front()->dir.string();
+    for (std::size_t i = 1; i < sets.size(); ++i)
+        r.calibration["trained_on"] = r.calibration["trained_on"].get<std::string>() + ", " + sets[i]->dir.string();
     r.calibration["trained_at"] = utc_now_iso8601();
     r.params = json{{"far_target", options.far_target},
                     {"reference_persons", options.reference_persons},
