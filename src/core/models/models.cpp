@@ -245,7 +245,7 @@ Manifest parse_manifest(std::string_view text, const std::string& source) {
     json doc;
     try {
         doc = json::parse(text.begin(), text.end());
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for a number such as 1e400
         throw Error(ErrorKind::invalid_input, fmt::format("{}: not valid JSON: {}", where, e.what()));
     }
     if (!doc.is_object() || !doc.contains("models") || !doc["models"].is_array())
