@@ -154,7 +154,7 @@ TEST_CASE("calibration: default, --far thresholds, JSON round trip, bad input", 
     // behaviour converting to std::size_t) is refused, not wrapped or truncated.
     CHECK(calibration_from_json({{"threshold", 0.5}, {"margin", 0.05}, {"reference_persons", 30}}).reference_persons ==
           30);
-    for (const nlohmann::json count : {nlohmann::json(1e300), nlohmann::json(-1), nlohmann::json(2.5)}) {
+    for (const nlohmann::json& count : {nlohmann::json(1e300), nlohmann::json(-1), nlohmann::json(2.5)}) {
         INFO(count.dump());
         CHECK_THROWS_AS(calibration_from_json({{"threshold", 0.5}, {"margin", 0.05}, {"reference_persons", count}}),
                         Error);
