@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <iterator>
 
 #include "faceq/base/error.hpp"
@@ -207,9 +208,10 @@ Calibration calibration_from_json(const nlohmann::json& j) {
             j.value("stranger_threshold", default_stranger_threshold * c.threshold / default_threshold);
         c.far_target = j.value("far_target", 0.0);
         // A count: get<std::size_t>() of a float out of range (1e300) is
-        // undefined behaviour, so only a non-negative integer is taken.
+        // undefined behaviour, so only a non-negative integer is taken (signed
+        // in a document built in C++, unsigned in one parsed from text).
         if (const auto it = j.find("reference_persons"); it != j.end()) {
-            if (!it->is_number_unsigned())
+            if (!it->is_number_integer() || (!it->is_number_unsigned() && it->get<std::int64_t>() < 0))
                 throw Error(
                     ErrorKind::invalid_input,
                     fmt::format("calibration's reference_persons is {}, not a non-negative integer", it->dump()));
