@@ -8,8 +8,11 @@
 // metrics.jsonl, model.json of the registered model "face-recognition", its
 // version 1's version.json, and that version's artifacts/calibration.json.
 // A missing section is a missing file. They are written into a scratch home
-// (on /dev/shm when there is one: the registry fsyncs what it rewrites) and
-// read back through the public API, as the CLI and resolve_calibration() do.
+// and read back through the public API, as the CLI and resolve_calibration()
+// do. The home is made in $TMPDIR when it is set (tools/test.sh points it into
+// the run's directory), else on /dev/shm when there is one (the registry
+// fsyncs what it rewrites): libFuzzer ends a run with _Exit, so nothing the
+// harness registers at exit runs and the home outlives the process.
 #include <unistd.h>
 
 #include <cstddef>
@@ -33,16 +36,13 @@ namespace {
 const std::string run_id = "20261201-000000-000-abcdef";
 const std::string model = "face-recognition";
 
-// The scratch home, made once and removed at exit.
+// The scratch home, made once per process.
 const fs::path& home_root() {
     static const fs::path root = [] {
-        const fs::path base = fs::is_directory("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+        const bool shm = std::getenv("TMPDIR") == nullptr && fs::is_directory("/dev/shm");
+        const fs::path base = shm ? fs::path("/dev/shm") : fs::temp_directory_path();
         std::string pattern = (base / "faceq-fuzz-registry-XXXXXX").string();
         if (::mkdtemp(pattern.data()) == nullptr) std::abort();
-        std::atexit([] {
-            std::error_code ec;
-            fs::remove_all(home_root(), ec);
-        });
         return fs::path(pattern);
     }();
     return root;

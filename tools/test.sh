@@ -57,7 +57,8 @@ part_asan() {
 
 # Each harness runs in build-fuzz/run/<harness>/ on a fresh copy of
 # fuzz/corpus/<harness>/ (libFuzzer adds what it finds to the copy, never to
-# the repository), its output in log there and a failing input in crashes/.
+# the repository), its output in log there, a failing input in crashes/ and
+# its scratch files in tmp/ (TMPDIR: a harness cannot clean up after itself).
 # Fuzzing is random: a run that passes proves little, one that fails has found
 # an input to turn into a test (docs/fuzzing.md says how).
 part_fuzz() {
@@ -67,9 +68,9 @@ part_fuzz() {
   for h in image multipart manifest registry; do
     work="$dir/run/$h"
     rm -rf "$work"
-    mkdir -p "$work/corpus" "$work/crashes"
+    mkdir -p "$work/corpus" "$work/crashes" "$work/tmp"
     cp "$FACEQ_ROOT/fuzz/corpus/$h/"* "$work/corpus/"
-    if (cd "$work" && "$dir/fuzz/fuzz_$h" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+    if (cd "$work" && TMPDIR="$work/tmp" "$dir/fuzz/fuzz_$h" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix="$work/crashes/" corpus >"$work/log" 2>&1); then
       tsay "fuzz_$h: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$work/log"), $(grep -E '^#[0-9]+' "$work/log" | tail -n 1 | grep -o 'cov: [0-9]* ft: [0-9]*'), corpus $(ls "$work/corpus" | wc -l) inputs"
     else
