@@ -9,8 +9,8 @@
 // version 1's version.json, and that version's artifacts/calibration.json.
 // A missing section is a missing file. They are written into a scratch home
 // and read back through the public API, as the CLI and resolve_calibration()
-// do. The home is made in $TMPDIR when it is set (tools/test.sh points it into
-// the run's directory), else on /dev/shm when there is one (the registry
+// do. The home is made in $TMPDIR when it is set (tools/test.sh makes one and
+// removes it after the run), else on /dev/shm when there is one (the registry
 // fsyncs what it rewrites): libFuzzer ends a run with _Exit, so nothing the
 // harness registers at exit runs and the home outlives the process.
 #include <unistd.h>

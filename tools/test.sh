@@ -57,20 +57,23 @@ part_asan() {
 
 # Each harness runs in build-fuzz/run/<harness>/ on a fresh copy of
 # fuzz/corpus/<harness>/ (libFuzzer adds what it finds to the copy, never to
-# the repository), its output in log there, a failing input in crashes/ and
-# its scratch files in tmp/ (TMPDIR: a harness cannot clean up after itself).
+# the repository), its output in log there and a failing input in crashes/.
+# Its scratch files go to a TMPDIR made here, on /dev/shm when there is one
+# (fuzz_registry writes five files per input: 8x faster than on disk), and
+# removed here: libFuzzer's _Exit leaves a harness no way to clean up.
 # Fuzzing is random: a run that passes proves little, one that fails has found
 # an input to turn into a test (docs/fuzzing.md says how).
 part_fuzz() {
-  local dir="$FACEQ_ROOT/build-fuzz" secs="${FACEQ_FUZZ_SECONDS:-45}" rc=0 h work
+  local dir="$FACEQ_ROOT/build-fuzz" secs="${FACEQ_FUZZ_SECONDS:-45}" rc=0 h work scratch
   cmake -S "$FACEQ_ROOT" -B "$dir" -DFACEQ_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++-14 -DFACEQ_WERROR=ON >/dev/null || return
   cmake --build "$dir" -j"$FACEQ_JOBS" >&2 || return
   for h in image multipart manifest registry; do
     work="$dir/run/$h"
     rm -rf "$work"
-    mkdir -p "$work/corpus" "$work/crashes" "$work/tmp"
+    mkdir -p "$work/corpus" "$work/crashes"
+    scratch="$(mktemp -d -p /dev/shm faceq-fuzz.XXXXXX 2>/dev/null || mktemp -d)"
     cp "$FACEQ_ROOT/fuzz/corpus/$h/"* "$work/corpus/"
-    if (cd "$work" && TMPDIR="$work/tmp" "$dir/fuzz/fuzz_$h" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+    if (cd "$work" && TMPDIR="$scratch" "$dir/fuzz/fuzz_$h" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix="$work/crashes/" corpus >"$work/log" 2>&1); then
       tsay "fuzz_$h: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$work/log"), $(grep -E '^#[0-9]+' "$work/log" | tail -n 1 | grep -o 'cov: [0-9]* ft: [0-9]*'), corpus $(ls "$work/corpus" | wc -l) inputs"
     else
@@ -79,6 +82,7 @@ part_fuzz() {
       grep -v '^imdecode_' "$work/log" | tail -n 60 >&2
       tsay "fuzz_$h FAILED; input: $(ls -d "$work/crashes/"* 2>/dev/null | head -n 1); replay: $dir/fuzz/fuzz_$h <input>"
     fi
+    rm -rf "$scratch"
   done
   return "$rc"
 }
