@@ -233,6 +233,9 @@ TEST_CASE("a malformed manifest is refused with its path in the message", "[down
     CHECK(faceq::load_manifest(path).models.size() == 1);
 
     CHECK_THAT(load_error("{not json"), Catch::Contains("not valid JSON"));
+    // fuzz/fuzz_manifest.cpp's first crash: nlohmann-json reports a number
+    // beyond double's range as out_of_range, not parse_error, and it escaped.
+    CHECK_THAT(load_error(R"({"models": [3e643935]})"), Catch::Contains("number overflow"));
     CHECK_THAT(load_error(R"({"models":{}})"), Catch::Contains("'models' array"));
     std::string bad = good_entry;
     bad.replace(bad.find(R"("sha256":"")"), 11, R"("sha256":"abc")");

@@ -150,6 +150,15 @@ TEST_CASE("calibration: default, --far thresholds, JSON round trip, bad input", 
     CHECK_THROWS_AS(calibration_from_json({{"margin", 0.05}}), Error);
     CHECK_THROWS_AS(calibration_from_json({{"threshold", -1}, {"margin", 0.05}}), Error);
     CHECK_THROWS_AS(calibration_from_json({{"threshold", "x"}, {"margin", 0.05}}), Error);
+    // A count that is not one (fuzz/fuzz_registry.cpp: 1e300 was undefined
+    // behaviour converting to std::size_t) is refused, not wrapped or truncated.
+    CHECK(calibration_from_json({{"threshold", 0.5}, {"margin", 0.05}, {"reference_persons", 30}}).reference_persons ==
+          30);
+    for (const nlohmann::json& count : {nlohmann::json(1e300), nlohmann::json(-1), nlohmann::json(2.5)}) {
+        INFO(count.dump());
+        CHECK_THROWS_AS(calibration_from_json({{"threshold", 0.5}, {"margin", 0.05}, {"reference_persons", count}}),
+                        Error);
+    }
 }
 
 TEST_CASE("calibrate: threshold from impostor distances for a FAR target", "[gallery]") {

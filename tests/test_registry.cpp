@@ -2,14 +2,18 @@
 // artifacts, a killed run reading FAILED), registered versions (numbering,
 // artifact copies, never reusing a number), aliases (deploy, rollback), clean
 // (never an aliased version), leftovers of a writer that crashed mid-write,
-// and several processes registering at once. Everything in a TempDir home.
+// several processes registering at once, and files edited by hand (the
+// fuzzer's findings). Everything in a TempDir home.
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "base/fsutil.hpp"
 #include "faceq/base/error.hpp"
@@ -361,4 +365,94 @@ TEST_CASE("processes registering at once get distinct versions", "[registry]") {
     CHECK(numbers.size() == writers * each);
     CHECK(*numbers.rbegin() == writers * each);
     CHECK(read_json(home.registry_dir() / "models" / "m" / "model.json")["next_version"] == writers * each + 1);
+}
+
+// Inputs of fuzz/fuzz_registry.cpp (docs/fuzzing.md): files that parse as JSON
+// but are not what the CLI writes — a field missing, of another type, a float
+// where an integer belongs. Each used to crash a reader (an assertion or
+// undefined behaviour in nlohmann-json, or a json::type_error escaping the
+// core); each must read as the file says or be Error{invalid_input}.
+TEST_CASE("registry files edited by hand or by other tools never crash a reader", "[registry]") {
+    TempDir dir;
+    const Home home{dir.path()};
+    Registry r(home);
+    const std::string id = finished_run(r, "m", json{{"score", 1}}, json{{"headline_metrics", {"score"}}});
+    const fs::path run_json = home.registry_dir() / "runs" / id / "run.json";
+    const json good = read_json(run_json);
+    const auto rewrite = [&](const json& j) { write_text(run_json, j.dump()); };
+    const auto refused = [&] {
+        try {
+            (void)r.run(id);
+        } catch (const Error& e) {
+            return e.kind() == ErrorKind::invalid_input;
+        }
+        return false;
+    };
+
+    // What the fuzzer found first: end_time, git_version and error are
+    // optional (null or absent), read through a const json.
+    json j = good;
+    j.erase("end_time");
+    j.erase("git_version");
+    j.erase("error");
+    rewrite(j);
+    const RunInfo sparse = r.run(id);
+    CHECK(sparse.status == RunStatus::finished);
+    CHECK(sparse.end_time.empty());
+    CHECK(sparse.git_version.empty());
+
+    for (const json& bad : {json::array(), json(5), json("run")}) {
+        INFO(bad.dump());
+        rewrite(bad);
+        CHECK(refused());
+        const auto listed = r.runs();  // listed as FAILED, not thrown
+        REQUIRE(listed.size() == 1);
+        CHECK(listed[0].status == RunStatus::failed);
+    }
+    for (const auto& [field, value] : std::vector<std::pair<std::string, json>>{
+             {"status", 5}, {"host", json::array()}, {"pid", 1e300}, {"pid", "12"}, {"pid", 18446744073709551615ull}}) {
+        INFO(field << " = " << value.dump());
+        j = good;
+        j[field] = value;
+        j["status"] = field == "status" ? value : json("RUNNING");
+        rewrite(j);
+        CHECK(refused());
+    }
+    rewrite(good);
+
+    // Step metrics: lines that are not metrics are skipped, odd fields read as absent.
+    write_text(home.registry_dir() / "runs" / id / "metrics.jsonl",
+               "{\"key\":5,\"value\":1}\n{\"key\":\"a\"}\n{\"key\":\"b\",\"value\":2,\"step\":1e300}\n"
+               "{\"key\":\"c\",\"value\":3,\"timestamp\":7}\n[1]\n");
+    const auto history = r.metric_history(id);
+    REQUIRE(history.size() == 3);
+    CHECK(std::isnan(history[0].value));
+    CHECK(history[1].step == 0);
+    CHECK(history[2].timestamp.empty());
+
+    // A version number that is not an int, a model.json that is not an object, odd tags.
+    r.register_model("m", id);
+    const fs::path model = home.registry_dir() / "models" / "m";
+    const json version = read_json(model / "versions" / "1" / "version.json");
+    for (const json& number : {json(1e300), json("1"), json(-1), json(4294967297ll)}) {
+        INFO(number.dump());
+        json v = version;
+        v["version"] = number;
+        write_text(model / "versions" / "1" / "version.json", v.dump());
+        CHECK_THROWS_AS(r.versions("m"), Error);
+    }
+    json v = version;
+    v["tags"] = json{{"headline_metrics", {1, "score", nullptr}}};
+    write_text(model / "versions" / "1" / "version.json", v.dump());
+    CHECK(headline_metrics(r.versions("m")) == std::vector<std::string>{"score"});
+    v["tags"] = 7;
+    write_text(model / "versions" / "1" / "version.json", v.dump());
+    CHECK(headline_metrics(r.versions("m")) == std::vector<std::string>{"score"});  // from the metrics
+    write_text(model / "model.json", "[1]");
+    try {
+        (void)find_deployed(home, "m");
+        FAIL("a model.json that is an array was read");
+    } catch (const Error& e) {
+        CHECK(e.kind() == ErrorKind::invalid_input);
+    }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tools/test.sh — the README's test command, and CI's (.ci/run): installs the
-# dependencies, then runs three parts, each whatever the others did, and fails
+# dependencies, then runs four parts, each whatever the others did, and fails
 # if any failed:
 #   format   tools/format.sh --check: every tracked .cpp/.hpp clang-formatted
 #   release  build/ (Release, -DFACEQ_WERROR=ON): the whole suite, slow tests
@@ -8,6 +8,11 @@
 #   asan     build-asan/ (-DFACEQ_SANITIZE=ON: ASan + UBSan, the core at -O1,
 #            CLI and tests at -O0, -DFACEQ_WERROR=ON): the suite minus the slow
 #            tests ([.slow], which the release part runs)
+#   fuzz     build-fuzz/ (-DFACEQ_FUZZ=ON, clang++-14: ASan + UBSan + libFuzzer,
+#            a few of the core's files, no dlib): each harness in fuzz/ for
+#            FACEQ_FUZZ_SECONDS (45) on a copy of its seed corpus; a crash, a
+#            leak or a 10 s input fails it and names the saved input
+#            (docs/fuzzing.md)
 # The same on a developer's machine as in CI (CI=true changes nothing). The
 # tests install their models once per build tree (test-home/) from the mirror.
 # Idempotent: a second run installs nothing and rebuilds only what changed.
@@ -15,11 +20,12 @@
 # Environment: FACEQ_REQUIRE_DATA (default 1: a test whose data — ../shared,
 # the model mirror — is missing fails, naming it; 0: such tests are skipped and
 # the run's summary says how many and why), FACEQ_TEST_PARTS (default
-# "format release asan"; e.g. "release" runs one part), and setup.sh's.
+# "format release asan fuzz"; e.g. "release" runs one part),
+# FACEQ_FUZZ_SECONDS (per harness, default 45), and setup.sh's.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 export FACEQ_REQUIRE_DATA="${FACEQ_REQUIRE_DATA:-1}"
-parts="${FACEQ_TEST_PARTS:-format release asan}"
+parts="${FACEQ_TEST_PARTS:-format release asan fuzz}"
 tsay() { printf 'test: %s\n' "$*" >&2; }
 
 # Runs the test binary of build directory $1 with the test spec $2, its output
@@ -49,6 +55,38 @@ part_asan() {
   UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" run_tests "$FACEQ_ROOT/build-asan" "~[.slow]"
 }
 
+# Each harness runs in build-fuzz/run/<harness>/ on a fresh copy of
+# fuzz/corpus/<harness>/ (libFuzzer adds what it finds to the copy, never to
+# the repository), its output in log there and a failing input in crashes/.
+# Its scratch files go to a TMPDIR made here, on /dev/shm when there is one
+# (fuzz_registry writes five files per input: 8x faster than on disk), and
+# removed here: libFuzzer's _Exit leaves a harness no way to clean up.
+# Fuzzing is random: a run that passes proves little, one that fails has found
+# an input to turn into a test (docs/fuzzing.md says how).
+part_fuzz() {
+  local dir="$FACEQ_ROOT/build-fuzz" secs="${FACEQ_FUZZ_SECONDS:-45}" rc=0 h work scratch
+  cmake -S "$FACEQ_ROOT" -B "$dir" -DFACEQ_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++-14 -DFACEQ_WERROR=ON >/dev/null || return
+  cmake --build "$dir" -j"$FACEQ_JOBS" >&2 || return
+  for h in image multipart manifest registry; do
+    work="$dir/run/$h"
+    rm -rf "$work"
+    mkdir -p "$work/corpus" "$work/crashes"
+    scratch="$(mktemp -d -p /dev/shm faceq-fuzz.XXXXXX 2>/dev/null || mktemp -d)"
+    cp "$FACEQ_ROOT/fuzz/corpus/$h/"* "$work/corpus/"
+    if (cd "$work" && TMPDIR="$scratch" "$dir/fuzz/fuzz_$h" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+      -artifact_prefix="$work/crashes/" corpus >"$work/log" 2>&1); then
+      tsay "fuzz_$h: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$work/log"), $(grep -E '^#[0-9]+' "$work/log" | tail -n 1 | grep -o 'cov: [0-9]* ft: [0-9]*'), corpus $(ls "$work/corpus" | wc -l) inputs"
+    else
+      rc=1
+      # OpenCV's imgcodecs prints a line for each image it cannot read: not the news.
+      grep -v '^imdecode_' "$work/log" | tail -n 60 >&2
+      tsay "fuzz_$h FAILED; input: $(ls -d "$work/crashes/"* 2>/dev/null | head -n 1); replay: $dir/fuzz/fuzz_$h <input>"
+    fi
+    rm -rf "$scratch"
+  done
+  return "$rc"
+}
+
 # A row of the summary: part, minutes and seconds since $2, outcome.
 result_row() {
   local secs=$((SECONDS - $2))
@@ -75,7 +113,11 @@ for part in $parts; do
   declare -F "part_$part" >/dev/null || { tsay "error: unknown part '$part' in FACEQ_TEST_PARTS"; exit 2; }
 done
 start=$SECONDS
-install_packages clang-format
+extra_packages=(clang-format)
+# libFuzzer ships in libclang-rt-14-dev (libclang_rt.fuzzer*.a): Debian's
+# libfuzzer-14-dev, a libFuzzer.a for other compilers, is not needed.
+case " $parts " in *" fuzz "*) extra_packages+=(clang-14 libclang-rt-14-dev) ;; esac
+install_packages "${extra_packages[@]}"
 default_mirror
 results+=("$(result_row setup "$start" "packages present or installed")")
 for part in $parts; do run_part "$part"; done

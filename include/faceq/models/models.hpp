@@ -16,10 +16,10 @@
 // records (find_installed verifies, see Verify): a damaged or edited model
 // would otherwise run and give wrong descriptors without a word.
 //
-// Errors: load_manifest throws Error{invalid_input} for a malformed manifest,
-// Error{not_found} for a missing one. find_installed returns std::nullopt when
-// a role has no installed model; require_installed throws Error{model} with the
-// command that installs it.
+// Errors: load_manifest and parse_manifest throw Error{invalid_input} for a
+// malformed manifest, load_manifest Error{not_found} for a missing one.
+// find_installed returns std::nullopt when a role has no installed model;
+// require_installed throws Error{model} with the command that installs it.
 //
 // Thread-safety: Manifest, ModelEntry and InstalledModel are plain values;
 // the functions read files and keep no state, so any thread may call them.
@@ -31,6 +31,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace faceq {
@@ -67,6 +68,9 @@ struct Manifest {
 };
 
 Manifest load_manifest(const std::filesystem::path& models_json);
+// The same checks on a manifest's text; `source` names it in messages
+// (load_manifest passes the path). Throws Error{invalid_input}.
+Manifest parse_manifest(std::string_view text, const std::string& source);
 
 struct InstalledModel {
     ModelEntry entry;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <iterator>
 
 #include "faceq/base/error.hpp"
@@ -228,7 +229,16 @@ Calibration calibration_from_json(const nlohmann::json& j) {
         c.stranger_threshold =
             j.value("stranger_threshold", default_stranger_threshold * c.threshold / default_threshold);
         c.far_target = j.value("far_target", 0.0);
-        c.reference_persons = j.value("reference_persons", std::size_t{100});
+        // A count: get<std::size_t>() of a float out of range (1e300) is
+        // undefined behaviour, so only a non-negative integer is taken (signed
+        // in a document built in C++, unsigned in one parsed from text).
+        if (const auto it = j.find("reference_persons"); it != j.end()) {
+            if (!it->is_number_integer() || (!it->is_number_unsigned() && it->get<std::int64_t>() < 0))
+                throw Error(
+                    ErrorKind::invalid_input,
+                    fmt::format("calibration's reference_persons is {}, not a non-negative integer", it->dump()));
+            c.reference_persons = it->get<std::size_t>();
+        }
         c.aggregation = j.value("aggregation", std::string("mean_descriptor"));
         c.embedder = j.value("embedder", std::string());
         c.embedder_sha256 = j.value("embedder_sha256", std::string());

@@ -236,12 +236,16 @@ Manifest load_manifest(const fs::path& models_json) {
     if (!fs::exists(models_json, ec))
         throw Error(ErrorKind::not_found, fmt::format("model manifest '{}': no such file", models_json.string()));
     const auto bytes = read_file(models_json);
-    const std::string where = fmt::format("model manifest '{}'", models_json.string());
+    return parse_manifest(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                          models_json.string());
+}
 
+Manifest parse_manifest(std::string_view text, const std::string& source) {
+    const std::string where = fmt::format("model manifest '{}'", source);
     json doc;
     try {
-        doc = json::parse(bytes.begin(), bytes.end());
-    } catch (const json::parse_error& e) {
+        doc = json::parse(text.begin(), text.end());
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for a number such as 1e400
         throw Error(ErrorKind::invalid_input, fmt::format("{}: not valid JSON: {}", where, e.what()));
     }
     if (!doc.is_object() || !doc.contains("models") || !doc["models"].is_array())

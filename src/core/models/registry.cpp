@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <system_error>
 
@@ -34,12 +35,17 @@ namespace registry_impl {
 std::optional<json> read_json_if_exists(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return std::nullopt;
+    json j;
     try {
-        return json::parse(in);
+        j = json::parse(in);
     } catch (const json::exception& e) {
         throw Error(ErrorKind::invalid_input,
                     fmt::format("registry file '{}' does not parse: {}", path.string(), e.what()));
     }
+    if (!j.is_object())
+        throw Error(ErrorKind::invalid_input,
+                    fmt::format("registry file '{}' is not a JSON object but {}", path.string(), j.type_name()));
+    return j;
 }
 
 void write_json(const fs::path& path, const json& j) { write_file_atomic(path, j.dump(2) + "\n"); }
@@ -87,6 +93,23 @@ std::vector<std::string> list_files(const fs::path& dir) {
     }
     std::sort(out.begin(), out.end());
     return out;
+}
+
+std::string string_or_empty(const json& j, const char* key) {
+    const auto it = j.find(key);  // end() for a j that is not an object
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::optional<std::int64_t> integer_field(const json& j, const char* key, std::int64_t fallback) {
+    const auto it = j.find(key);
+    if (it == j.end()) return fallback;
+    if (it->is_number_unsigned()) {
+        if (it->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+            return std::nullopt;
+        return static_cast<std::int64_t>(it->get<std::uint64_t>());
+    }
+    if (it->is_number_integer()) return it->get<std::int64_t>();
+    return std::nullopt;
 }
 
 std::optional<double> metric_value(const json& metrics, const std::string& key) {
@@ -160,9 +183,13 @@ MetricCondition parse_metric_condition(const std::string& text) {
 std::vector<std::string> headline_metrics(const std::vector<ModelVersion>& versions) {
     std::vector<std::string> keys;
     std::set<std::string> seen;
-    for (const auto& v : versions)
-        for (const auto& k : v.tags.value("headline_metrics", std::vector<std::string>{}))
-            if (seen.insert(k).second) keys.push_back(k);
+    for (const auto& v : versions) {
+        // Tags are whatever the run was given: only a list's strings count.
+        const auto it = v.tags.find("headline_metrics");
+        if (it == v.tags.end() || !it->is_array()) continue;
+        for (const auto& k : *it)
+            if (k.is_string() && seen.insert(k.get<std::string>()).second) keys.push_back(k.get<std::string>());
+    }
     if (keys.empty())
         for (const auto& v : versions)
             for (const auto& [k, val] : v.metrics.items())

@@ -10,6 +10,7 @@
 // the rest is reentrant.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -27,7 +28,9 @@ inline constexpr int registry_schema = 1;
 
 // ---------------------------------------------------------------- files
 
-// The parsed file, or std::nullopt when it cannot be opened.
+// The parsed file, or std::nullopt when it cannot be opened. Every registry
+// file is a JSON object: anything else is Error{invalid_input}, so readers may
+// look fields up without checking the type first.
 std::optional<json> read_json_if_exists(const fs::path& path);
 void write_json(const fs::path& path, const json& j);  // atomically
 void make_dirs(const fs::path& dir);
@@ -40,6 +43,15 @@ std::vector<std::string> list_files(const fs::path& dir);
 
 // metrics[key] when it is a finite number.
 std::optional<double> metric_value(const json& metrics, const std::string& key);
+
+// Fields of files people and tools edit, read without trusting their type
+// (a const json's operator[] on a missing key is undefined behaviour, and
+// get<int>() of a huge float is too; both found by fuzz/fuzz_registry.cpp):
+// j[key] when it is a string, else "" (missing, null or another type).
+std::string string_or_empty(const json& j, const char* key);
+// j[key] when it is an integer that fits, `fallback` when it is missing, and
+// std::nullopt when it is anything else.
+std::optional<std::int64_t> integer_field(const json& j, const char* key, std::int64_t fallback);
 
 // An exclusive flock on registry/.lock for the lifetime of the object.
 class RegistryLock {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <limits>
 #include <set>
 #include <system_error>
 
@@ -68,7 +69,12 @@ ModelVersion version_from_json(const json& j, const fs::path& dir) {
     v.dir = dir;
     try {
         v.name = j.at("name").get<std::string>();
-        v.version = j.at("version").get<int>();
+        const auto number = integer_field(j, "version", 0);
+        if (!number || *number < 1 || *number > std::numeric_limits<int>::max())
+            throw Error(ErrorKind::invalid_input, fmt::format("registry file '{}' is malformed: version is not a "
+                                                              "positive integer",
+                                                              (dir / "version.json").string()));
+        v.version = static_cast<int>(*number);
         v.run_id = j.value("run_id", "");
         v.experiment = j.value("experiment", "");
         v.created_at = j.value("created_at", "");

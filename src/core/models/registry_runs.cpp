@@ -77,40 +77,44 @@ std::string new_run_id() {
 }
 
 RunInfo run_from_json(const json& j, const fs::path& dir) {
+    const std::string file = (dir / "run.json").string();
     RunInfo r;
     r.dir = dir;
+    std::optional<RunStatus> status;
+    std::optional<std::int64_t> pid;
     try {
         r.id = j.at("id").get<std::string>();
         r.experiment = j.at("experiment").get<std::string>();
-        const auto status = parse_run_status(j.at("status").get<std::string>());
-        if (!status) throw Error(ErrorKind::invalid_input, "bad status");
-        r.status = *status;
+        status = parse_run_status(j.at("status").get<std::string>());
         r.start_time = j.value("start_time", "");
-        r.end_time = j["end_time"].is_string() ? j["end_time"].get<std::string>() : "";
-        r.pid = j.value("pid", std::int64_t{0});
+        r.end_time = string_or_empty(j, "end_time");  // null while running
+        pid = integer_field(j, "pid", 0);
         r.host = j.value("host", "");
-        r.git_version = j["git_version"].is_string() ? j["git_version"].get<std::string>() : "";
+        r.git_version = string_or_empty(j, "git_version");  // null when unknown
         r.faceq_version = j.value("faceq_version", "");
-        r.error = j["error"].is_string() ? j["error"].get<std::string>() : "";
+        r.error = string_or_empty(j, "error");  // null unless failed
         r.params = j.value("params", json::object());
         r.tags = j.value("tags", json::object());
         r.metrics = j.value("metrics", json::object());
         r.artifacts = j.value("artifacts", std::vector<std::string>{});
     } catch (const json::exception& e) {
-        throw Error(ErrorKind::invalid_input,
-                    fmt::format("registry file '{}' is malformed: {}", (dir / "run.json").string(), e.what()));
-    } catch (const Error&) {
-        throw Error(ErrorKind::invalid_input,
-                    fmt::format("registry file '{}' has an unknown status", (dir / "run.json").string()));
+        throw Error(ErrorKind::invalid_input, fmt::format("registry file '{}' is malformed: {}", file, e.what()));
     }
+    if (!status) throw Error(ErrorKind::invalid_input, fmt::format("registry file '{}' has an unknown status", file));
+    if (!pid)
+        throw Error(ErrorKind::invalid_input,
+                    fmt::format("registry file '{}' is malformed: pid is not an integer", file));
+    r.status = *status;
+    r.pid = *pid;
     return r;
 }
 
-// A RUNNING run whose process is gone (same host, pid dead or reused).
+// A RUNNING run whose process is gone (same host, pid dead or reused). A
+// malformed pid reads as no process: run_from_json() then reports the file.
 bool is_orphaned(const json& j) {
-    if (j.value("status", "") != "RUNNING") return false;
-    if (j.value("host", "") != this_host()) return false;  // cannot tell from here
-    return !process_alive(j.value("pid", std::int64_t{0}), j.value("process_start", ""));
+    if (string_or_empty(j, "status") != "RUNNING") return false;
+    if (string_or_empty(j, "host") != this_host()) return false;  // cannot tell from here
+    return !process_alive(integer_field(j, "pid", 0).value_or(0), string_or_empty(j, "process_start"));
 }
 
 }  // namespace
@@ -219,7 +223,7 @@ RunInfo Registry::run(const std::string& run_id) const {
                 (*j)["status"] = "FAILED";
                 (*j)["end_time"] = utc_now_iso8601();
                 (*j)["error"] = fmt::format("process {} on {} ended without finishing the run (killed or crashed)",
-                                            j->value("pid", std::int64_t{0}), j->value("host", ""));
+                                            integer_field(*j, "pid", 0).value_or(0), string_or_empty(*j, "host"));
                 (*j)["artifacts"] = list_files(dir / "artifacts");
                 write_json(dir / "run.json", *j);
             }
@@ -270,12 +274,14 @@ std::vector<MetricPoint> Registry::metric_history(const std::string& run_id) con
     std::string line;
     while (std::getline(in, line)) {
         const json j = json::parse(line, nullptr, false);
-        if (j.is_discarded() || !j.is_object() || !j.contains("key")) continue;  // a torn last line
+        // A torn last line, or one that is not a metric: skipped.
+        if (j.is_discarded() || !j.is_object() || !j.contains("key") || !j["key"].is_string()) continue;
         MetricPoint p;
-        p.key = j.value("key", "");
-        p.value = j["value"].is_number() ? j["value"].get<double>() : std::nan("");
-        p.step = j.value("step", std::int64_t{0});
-        p.timestamp = j.value("timestamp", "");
+        p.key = j["key"].get<std::string>();
+        const auto value = j.find("value");  // null for a value that was not finite
+        p.value = value != j.end() && value->is_number() ? value->get<double>() : std::nan("");
+        p.step = integer_field(j, "step", 0).value_or(0);
+        p.timestamp = string_or_empty(j, "timestamp");
         out.push_back(std::move(p));
     }
     return out;
