@@ -226,8 +226,11 @@ TEST_CASE("train recognition on two prepared sets: the strictest threshold, each
     CHECK(cal["sets"].size() == 2);
     CHECK(cal["threshold"] == m["threshold"]);
 
+    const auto runs = Registry(h.home()).runs().size();
     r = h.run({"train", "recognition", "--data", "lfw", "--data", "lfw"});
+    INFO(r.err);
     CHECK(r.exit_code == 2);
+    CHECK(Registry(h.home()).runs().size() == runs);  // refused before a run is recorded
     CHECK(r.err.find("two prepared sets are named 'lfw'") != std::string::npos);
 }
 

@@ -76,4 +76,8 @@ RecognitionTrainResult train_recognition(const PreparedDataset& data, const Reco
 RecognitionTrainResult train_recognition(const std::vector<const PreparedDataset*>& sets,
                                          const RecognitionTrainOptions& options);
 
+// Throws Error{usage} when two of the sets have the same name (their folders'
+// names): their figures would be reported under one name.
+void check_distinct_sets(const std::vector<const PreparedDataset*>& sets);
+
 }  // namespace faceq

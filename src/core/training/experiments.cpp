@@ -110,6 +110,7 @@ RecognitionRun run_recognition(Registry& registry, const std::vector<const Prepa
                                const EmbedderIdentity& installed, RecognitionTrainOptions options,
                                const ExperimentContext& context) {
     if (sets.empty()) throw Error(ErrorKind::usage, "no prepared identities to calibrate on");
+    check_distinct_sets(sets);  // before a run is recorded
     std::size_t samples = 0;
     json dirs = json::array();
     for (const PreparedDataset* data : sets) {

@@ -230,6 +230,14 @@ void worst_of(json& out, const std::vector<SetCalibration>& sets) {
 
 }  // namespace
 
+void check_distinct_sets(const std::vector<const PreparedDataset*>& sets) {
+    std::set<std::string> names;
+    for (const PreparedDataset* data : sets)
+        if (!names.insert(set_name(*data)).second)
+            throw Error(ErrorKind::usage,
+                        fmt::format("two prepared sets are named '{}': give each set once", set_name(*data)));
+}
+
 RecognitionTrainResult train_recognition(const PreparedDataset& data, const RecognitionTrainOptions& options) {
     return train_recognition(std::vector<const PreparedDataset*>{&data}, options);
 }
@@ -237,10 +245,10 @@ RecognitionTrainResult train_recognition(const PreparedDataset& data, const Reco
 RecognitionTrainResult train_recognition(const std::vector<const PreparedDataset*>& sets,
                                          const RecognitionTrainOptions& options) {
     if (sets.empty()) throw Error(ErrorKind::usage, "no prepared identities to calibrate on");
+    check_distinct_sets(sets);
     const json pipeline = sets.front()->manifest.value("pipeline", json::object());
     std::vector<SetCalibration> per_set;
     std::vector<Calibration> calibrations;
-    std::set<std::string> names;
     for (const PreparedDataset* data : sets) {
         const json p = data->manifest.value("pipeline", json::object());
         if (p.value("embedder", "") != pipeline.value("embedder", ""))
@@ -249,9 +257,6 @@ RecognitionTrainResult train_recognition(const std::vector<const PreparedDataset
                                     sets.front()->dir.string(), pipeline.value("embedder", ""), data->dir.string(),
                                     p.value("embedder", "")));
         per_set.push_back(calibrate_set(*data, options));
-        if (!names.insert(per_set.back().name).second)
-            throw Error(ErrorKind::usage,
-                        fmt::format("two prepared sets are named '{}': give each set once", per_set.back().name));
         calibrations.push_back(per_set.back().own);
     }
     Calibration cal = strictest_calibration(calibrations);
