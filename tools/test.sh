@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tools/test.sh — the README's test command, and CI's (.ci/run): installs the
-# dependencies, then runs three parts, each whatever the others did, and fails
+# dependencies, then runs four parts, each whatever the others did, and fails
 # if any failed:
 #   format   tools/format.sh --check: every tracked .cpp/.hpp clang-formatted
 #   release  build/ (Release, -DFACEQ_WERROR=ON): the whole suite, slow tests
@@ -8,6 +8,10 @@
 #   asan     build-asan/ (-DFACEQ_SANITIZE=ON: ASan + UBSan, the core at -O1,
 #            CLI and tests at -O0, -DFACEQ_WERROR=ON): the suite minus the slow
 #            tests ([.slow], which the release part runs)
+#   deploy   tools/check_deploy.sh: deploy/'s Kubernetes manifests parse and
+#            hold together, and the Slurm array script, run through bash as
+#            2 tasks with build/'s faceq, covers a photo folder once (~10 s;
+#            after release, whose build and test home it uses)
 # The same on a developer's machine as in CI (CI=true changes nothing). The
 # tests install their models once per build tree (test-home/) from the mirror.
 # Idempotent: a second run installs nothing and rebuilds only what changed.
@@ -15,11 +19,11 @@
 # Environment: FACEQ_REQUIRE_DATA (default 1: a test whose data — ../shared,
 # the model mirror — is missing fails, naming it; 0: such tests are skipped and
 # the run's summary says how many and why), FACEQ_TEST_PARTS (default
-# "format release asan"; e.g. "release" runs one part), and setup.sh's.
+# "format release asan deploy"; e.g. "release" runs one part), and setup.sh's.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 export FACEQ_REQUIRE_DATA="${FACEQ_REQUIRE_DATA:-1}"
-parts="${FACEQ_TEST_PARTS:-format release asan}"
+parts="${FACEQ_TEST_PARTS:-format release asan deploy}"
 tsay() { printf 'test: %s\n' "$*" >&2; }
 
 # Runs the test binary of build directory $1 with the test spec $2, its output
@@ -47,6 +51,12 @@ part_asan() {
   FACEQ_BUILD_DIR="$FACEQ_ROOT/build-asan" FACEQ_BUILD_TYPE=RelWithDebInfo \
     build_faceq -DFACEQ_BUILD_TESTS=ON -DFACEQ_SANITIZE=ON -DFACEQ_WERROR=ON || return
   UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" run_tests "$FACEQ_ROOT/build-asan" "~[.slow]"
+}
+
+# Builds build/ when the release part did not (FACEQ_TEST_PARTS=deploy).
+part_deploy() {
+  build_faceq -DFACEQ_BUILD_TESTS=ON -DFACEQ_WERROR=ON || return
+  bash "$FACEQ_ROOT/tools/check_deploy.sh"
 }
 
 # A row of the summary: part, minutes and seconds since $2, outcome.
