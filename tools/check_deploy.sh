@@ -3,9 +3,10 @@
 # can (tools/test.sh's `deploy` part):
 #   1. every YAML file under deploy/ parses (python3-yaml), and the fields that
 #      matter hold: the analyze Job is Indexed with FACEQ_SHARD_COUNT equal to
-#      its completions and runs `analyze --shard auto`, the Deployment's probes
-#      GET /health on a port the container opens, its API key comes from a
-#      Secret, the Service selects the Deployment's pods and targets that port;
+#      its completions, runs `analyze --shard auto`, and its podFailurePolicy
+#      names its container; the Deployment's probes GET /health on a port the
+#      container opens and its API key comes from a Secret; the Service
+#      selects the Deployment's pods and targets that port;
 #   2. deploy/slurm/faceq-array.sbatch runs through bash as a 2-task array
 #      (SLURM_ARRAY_TASK_ID 0 and 1, MIN 0, COUNT 2) with the freshly built
 #      faceq over a folder of real photos, and the two tasks' records name
@@ -70,6 +71,9 @@ if "faceq-analyze" in jobs:
           f"{where}: FACEQ_SHARD_COUNT={count!r} differs from completions={spec.get('completions')!r}")
     check(job["spec"]["template"]["spec"].get("restartPolicy") in ("Never", "OnFailure"),
           f"{where}: a Job's pods need restartPolicy Never or OnFailure")
+    for rule in spec.get("podFailurePolicy", {}).get("rules", []):
+        named = rule.get("onExitCodes", {}).get("containerName")
+        check(named in (None, container["name"]), f"{where}: podFailurePolicy names no container {named!r}")
 
 check(len(deployments) == 1, "not exactly one Deployment")
 for where, dep in deployments:
