@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tools/test.sh — the README's test command, and CI's (.ci/run): installs the
-# dependencies, then runs four parts, each whatever the others did, and fails
+# dependencies, then runs five parts, each whatever the others did, and fails
 # if any failed:
 #   format   tools/format.sh --check: every tracked .cpp/.hpp clang-formatted
 #   release  build/ (Release, -DFACEQ_WERROR=ON): the whole suite, slow tests
@@ -13,6 +13,10 @@
 #            FACEQ_FUZZ_SECONDS (45) on a copy of its seed corpus; a crash, a
 #            leak or a 10 s input fails it and names the saved input
 #            (docs/fuzzing.md)
+#   deploy   tools/check_deploy.sh: deploy/'s Kubernetes manifests parse and
+#            hold together, and the Slurm array script, run through bash as
+#            2 tasks with build/'s faceq, covers a photo folder once (~10 s;
+#            after release, whose build and test home it uses)
 # The same on a developer's machine as in CI (CI=true changes nothing). The
 # tests install their models once per build tree (test-home/) from the mirror.
 # Idempotent: a second run installs nothing and rebuilds only what changed.
@@ -20,12 +24,12 @@
 # Environment: FACEQ_REQUIRE_DATA (default 1: a test whose data — ../shared,
 # the model mirror — is missing fails, naming it; 0: such tests are skipped and
 # the run's summary says how many and why), FACEQ_TEST_PARTS (default
-# "format release asan fuzz"; e.g. "release" runs one part),
+# "format release deploy asan fuzz"; e.g. "release" runs one part),
 # FACEQ_FUZZ_SECONDS (per harness, default 45), and setup.sh's.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 export FACEQ_REQUIRE_DATA="${FACEQ_REQUIRE_DATA:-1}"
-parts="${FACEQ_TEST_PARTS:-format release asan fuzz}"
+parts="${FACEQ_TEST_PARTS:-format release deploy asan fuzz}"
 tsay() { printf 'test: %s\n' "$*" >&2; }
 
 # Runs the test binary of build directory $1 with the test spec $2, its output
@@ -85,6 +89,12 @@ part_fuzz() {
     rm -rf "$scratch"
   done
   return "$rc"
+}
+
+# Builds build/ when the release part did not (FACEQ_TEST_PARTS=deploy).
+part_deploy() {
+  build_faceq -DFACEQ_BUILD_TESTS=ON -DFACEQ_WERROR=ON || return
+  bash "$FACEQ_ROOT/tools/check_deploy.sh"
 }
 
 # A row of the summary: part, minutes and seconds since $2, outcome.

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <set>
@@ -12,6 +13,7 @@
 #include "context.hpp"
 #include "faceq/base/batch.hpp"
 #include "faceq/base/error.hpp"
+#include "faceq/base/shard.hpp"
 #include "faceq/pipeline/analyzer.hpp"
 #include "faceq/pipeline/draw.hpp"
 #include "faceq/pipeline/image_io.hpp"
@@ -31,6 +33,7 @@ struct AnalyzeCommand {
     bool embeddings = false;
     std::string draw_dir;
     std::uint64_t max_pixels = ImageLimits{}.max_pixels;
+    std::string shard;  // "K/N", "auto" or empty (every input)
     SessionOptions session;
 };
 
@@ -79,10 +82,38 @@ std::vector<std::filesystem::path> draw_targets(const std::vector<InputItem>& it
     return out;
 }
 
+// This worker's inputs of the whole batch `all`, and their --draw targets.
+// The targets are chosen over the whole batch, so that workers drawing into
+// one folder pick the same unique names and never overwrite each other.
+void select_shard(const Shard& shard, std::vector<InputItem>& all, std::vector<std::filesystem::path>& targets,
+                  const Context& ctx) {
+    std::vector<InputItem> mine;
+    std::vector<std::filesystem::path> my_targets;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        if (shard_of(all[i].key, shard.count) != shard.index) continue;
+        mine.push_back(std::move(all[i]));
+        if (!targets.empty()) my_targets.push_back(std::move(targets[i]));
+    }
+    const bool spelled_out = shard.source.rfind("--shard", 0) == 0;
+    ctx.info(fmt::format("shard {}/{}{}: {} of {} inputs", shard.index, shard.count,
+                         spelled_out ? "" : fmt::format(" ({})", shard.source), mine.size(), all.size()));
+    all = std::move(mine);
+    targets = std::move(my_targets);
+}
+
 int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
     const auto format = parse_record_format(cmd.format);
-    const auto items = expand_inputs(cmd.paths, cmd.recursive, &std::cin);
+    // Checked before stdin is read or a model loaded: a misconfigured worker stops at once.
+    std::optional<Shard> shard;
+    if (cmd.shard == "auto")
+        shard = shard_from_environment([](const char* name) { return std::getenv(name); });
+    else if (!cmd.shard.empty())
+        shard = parse_shard(cmd.shard);
+    auto items = expand_inputs(cmd.paths, cmd.recursive, &std::cin);
     if (items.empty()) throw Error(ErrorKind::usage, "no input images (give files, folders, or - for stdin)");
+    auto targets = draw_targets(items, cmd.draw_dir);
+    // An empty shard is no error: with more workers than inputs some get none.
+    if (shard) select_shard(*shard, items, targets, ctx);
     if (!cmd.draw_dir.empty()) {
         std::error_code ec;
         std::filesystem::create_directories(cmd.draw_dir, ec);
@@ -95,7 +126,6 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
     const auto& v = session.versions();
     ctx.debug(fmt::format("models: detector {}, landmarks {}, embedder {}, gender {}", v.detector, v.landmarks,
                           v.embedder, v.gender.empty() ? "none" : v.gender));
-    const auto targets = draw_targets(items, cmd.draw_dir);
     const ImageLimits limits{cmd.max_pixels, ImageLimits{}.max_file_bytes};
 
     RecordWriter writer(std::cout, format);
@@ -170,6 +200,12 @@ std::pair<CLI::App*, Runner> register_analyze(CLI::App& app, Context& ctx) {
                   "Record images and detections in the gallery (strangers get stable ids); "
                   "images stored before with the same models are skipped");
     sub->add_flag("--force", cmd->session.force, "With --store: analyse and store images again even when unchanged");
+    sub->add_option("--shard", cmd->shard,
+                    "Analyse only shard K of N (K/N, 0-based) of the inputs, so N workers split one batch without "
+                    "talking; 'auto' reads Kubernetes' JOB_COMPLETION_INDEX + FACEQ_SHARD_COUNT or Slurm's "
+                    "SLURM_ARRAY_TASK_ID/_MIN/_COUNT. Inputs split by a hash of their path relative to the folder "
+                    "argument they were found in (a file given directly or on stdin: its path as given), so "
+                    "workers mounting the photos at different roots agree");
     add_calibration_flags(sub, cmd->session.calibration);
     return {sub, [cmd, &ctx] { return run_analyze(*cmd, ctx); }};
 }

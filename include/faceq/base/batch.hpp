@@ -8,7 +8,11 @@
 // so the batch reports it and goes on; so does each entry that cannot be read
 // (a directory or subdirectory that does not open, an image-named symbolic
 // link that is dangling or loops), in its place by name. Symbolic links to
-// directories are not followed.
+// directories are not followed. Each item's `key` names it independently of
+// where the photos are mounted (see faceq/base/shard.hpp): an image found in
+// a folder argument is keyed by its path relative to that folder ("sub/x.jpg"
+// whether the folder was given as /mnt/a/photos or /data/photos); a file
+// given directly, or on stdin, by the path as given.
 //
 // ordered_parallel(): `jobs` threads each build their own worker state with
 // `make_worker` (e.g. a copy of an Analyzer), take indices from a shared
@@ -36,6 +40,7 @@ namespace faceq {
 struct InputItem {
     std::string path;
     std::optional<std::string> error;  // set for inputs that are bad before decoding
+    std::string key;                   // the path relative to its folder argument, else as given
 };
 
 std::vector<InputItem> expand_inputs(const std::vector<std::string>& args, bool recursive, std::istream* stdin_paths);
