@@ -212,6 +212,25 @@ TEST_CASE("FaceIndex: the nearest distinct persons, exactly", "[gallery]") {
     CHECK(FaceIndex().nearest_persons(random_descriptor(rng), 3).empty());
 }
 
+TEST_CASE("FaceIndex: remove moves the last row into the gap", "[gallery]") {
+    std::mt19937 rng(2);
+    FaceIndex index;
+    const Descriptor a = random_descriptor(rng), b = random_descriptor(rng), c = random_descriptor(rng);
+    index.add(1, a);
+    index.add(2, b);
+    index.add(3, c);
+    CHECK(index.remove(0) == std::optional<std::int64_t>(3));  // row 0 now holds person 3
+    REQUIRE(index.samples() == 2);
+    CHECK(index.nearest_persons(c, 1).at(0).person == 3);
+    CHECK(index.nearest_persons(c, 1).at(0).distance == 0.0f);
+    CHECK(index.nearest_persons(a, 2).size() == 2);  // person 1 is gone
+    CHECK(index.nearest_persons(a, 2).at(0).person != 1);
+    CHECK(index.nearest_persons(a, 2).at(1).person != 1);
+    CHECK_FALSE(index.remove(1).has_value());  // the last row: nothing moves
+    CHECK(index.samples() == 1);
+    CHECK(index.nearest_persons(b, 1).at(0).person == 3);
+}
+
 TEST_CASE("descriptor BLOBs are little-endian float32", "[gallery]") {
     const float v[2] = {1.0f, -2.5f};
     const auto blob = faceq::detail::floats_to_blob(v, 2);

@@ -12,13 +12,14 @@
 // (docs/benchmarks.md).
 //
 // Invariants: rows and person ids stay parallel. Thread-safety: const
-// methods may run concurrently; add/replace/clear need exclusive access.
+// methods may run concurrently; add/replace/remove/clear need exclusive access.
 // Throws nothing but std::bad_alloc.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace faceq {
@@ -37,6 +38,9 @@ public:
     std::size_t add(std::int64_t person, const Descriptor& descriptor);
     // Overwrites the descriptor of row `row` (e.g. a person's updated mean).
     void replace(std::size_t row, const Descriptor& descriptor);
+    // Removes row `row` by moving the last row into its place; returns the
+    // person of the row that moved there (nullopt when `row` was the last).
+    std::optional<std::int64_t> remove(std::size_t row);
     void clear();
 
     std::size_t samples() const { return persons_of_rows_.size(); }

@@ -41,6 +41,20 @@ void FaceIndex::replace(std::size_t row, const Descriptor& descriptor) {
     std::copy(descriptor.begin(), descriptor.end(), data_.begin() + static_cast<std::ptrdiff_t>(row * 128));
 }
 
+std::optional<std::int64_t> FaceIndex::remove(std::size_t row) {
+    const std::size_t last = samples() - 1;
+    std::optional<std::int64_t> moved;
+    if (row != last) {
+        std::copy_n(data_.begin() + static_cast<std::ptrdiff_t>(last * 128), 128,
+                    data_.begin() + static_cast<std::ptrdiff_t>(row * 128));
+        persons_of_rows_[row] = persons_of_rows_[last];
+        moved = persons_of_rows_[row];
+    }
+    data_.resize(last * 128);
+    persons_of_rows_.pop_back();
+    return moved;
+}
+
 void FaceIndex::clear() {
     data_.clear();
     persons_of_rows_.clear();
