@@ -22,7 +22,6 @@ TEST_CASE("ApiService: routes, 503 before start, API key, error shapes", "[serve
     std::vector<std::string> access;
     ServiceInfo info;
     info.version = "test";
-    info.gallery_path = "/nonexistent/faceq.db";
     info.access_log = [&access](const std::string& line) { access.push_back(line); };
     ApiService api(info);
     const auto request = [](const std::string& method, const std::string& path) {

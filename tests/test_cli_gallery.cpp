@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "faceq/identity/calibration.hpp"
+#include "test_gallery_db.hpp"
 #include "test_models.hpp"
 #include "test_sqlite.hpp"
 
@@ -32,22 +33,34 @@ const auto lfw = [] { return data_dir() / "lfw-dev" / "lfw-deepfunneled"; };
 const std::vector<std::string> characters = {"amy",   "bernadette", "howard",  "leonard",
                                              "penny", "raj",        "sheldon", "stuart"};
 
-// A fresh home sharing the test home's models.
+// A fresh home sharing the test home's models, its gallery on `engine`
+// (test_gallery_db.hpp): the home's SQLite file, or a fresh PostgreSQL
+// database that every faceq run gets as FACEQ_DB.
 class GalleryHome {
 public:
-    GalleryHome() { std::filesystem::create_directory_symlink(test_home().models_dir(), dir_ / "models"); }
+    explicit GalleryHome(const std::string& engine = "sqlite") : db_(engine, dir_.path()) {
+        std::filesystem::create_directory_symlink(test_home().models_dir(), dir_ / "models");
+    }
     std::string root() const { return dir_.path().string(); }
-    std::filesystem::path db() const { return dir_ / "faceq.db"; }
+    const TestGalleryDb& db() const { return db_; }
+    // The gallery was created (SQLite: its file; PostgreSQL: faceq's schema).
+    bool gallery_exists() const {
+        return db_.postgres() ? db_int(db_, "SELECT count(*) FROM pg_namespace WHERE nspname = 'faceq'") > 0
+                              : std::filesystem::exists(db_.location());
+    }
     std::filesystem::path operator/(const std::string& name) const { return dir_ / name; }
+    // FACEQ_DB for PostgreSQL; nothing for SQLite.
+    std::vector<std::string> env() const { return db_.env(); }
 
     CommandResult run(std::vector<std::string> args,
                       std::chrono::milliseconds timeout = std::chrono::minutes(3)) const {
         args.insert(args.begin(), {"--home", root()});
-        return run_faceq(args, {}, {}, timeout);
+        return run_faceq(args, {}, env(), timeout);
     }
 
 private:
     TempDir dir_;
+    TestGalleryDb db_;
 };
 
 std::vector<json> lines(const std::string& out) {
@@ -62,16 +75,26 @@ std::vector<json> lines(const std::string& out) {
 }
 
 // The database is whole and holds no duplicates.
-void check_consistent(const std::filesystem::path& db) {
-    CHECK(db_text(db, "PRAGMA integrity_check") == "ok");
-    CHECK(db_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
+void check_consistent(const TestGalleryDb& db) {
+    if (!db.postgres()) {  // PostgreSQL enforces its foreign keys as it goes
+        CHECK(db_text(db, "PRAGMA integrity_check") == "ok");
+        CHECK(db_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
+    }
     CHECK(db_int(db,
                  "SELECT count(*) FROM (SELECT 1 FROM samples GROUP BY person_id, embedder, source_sha256, box_x,"
-                 " box_y HAVING count(*) > 1)") == 0);
-    CHECK(db_int(db, "SELECT count(*) FROM (SELECT 1 FROM images GROUP BY sha256, models HAVING count(*) > 1)") == 0);
+                 " box_y HAVING count(*) > 1) AS t") == 0);
+    CHECK(db_int(db, "SELECT count(*) FROM (SELECT 1 FROM images GROUP BY sha256, models HAVING count(*) > 1) AS t") ==
+          0);
     CHECK(db_int(db,
                  "SELECT count(*) FROM (SELECT 1 FROM detections GROUP BY image_id, box_x, box_y, box_w, box_h"
-                 " HAVING count(*) > 1)") == 0);
+                 " HAVING count(*) > 1) AS t") == 0);
+}
+
+// The persons' public ids in id order, comma-separated.
+std::string public_ids(const TestGalleryDb& db) {
+    return db_text(db, db.postgres()
+                           ? "SELECT string_agg(public_id, ',' ORDER BY id) FROM persons"
+                           : "SELECT group_concat(public_id) FROM (SELECT public_id FROM persons ORDER BY id)");
 }
 
 // A folder per person with symlinks to `per_person` photos of each.
@@ -119,10 +142,21 @@ std::filesystem::path lfw_photo(const std::string& who, int k) {
 }
 
 // A count from the database, or -1 while it cannot be read (not created yet).
-std::int64_t try_query(const std::filesystem::path& db, const std::string& sql) {
-    sqlite3* h = nullptr;
+std::int64_t try_query(const TestGalleryDb& db, const std::string& sql) {
     std::int64_t v = -1;
-    if (sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    if (db.postgres()) {
+        PGconn* c = PQconnectdb(db.location().c_str());
+        if (PQstatus(c) == CONNECTION_OK) {
+            PQclear(PQexec(c, "SET search_path = faceq"));
+            PGresult* r = PQexec(c, sql.c_str());
+            if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) v = std::stoll(PQgetvalue(r, 0, 0));
+            PQclear(r);
+        }
+        PQfinish(c);
+        return v;
+    }
+    sqlite3* h = nullptr;
+    if (sqlite3_open_v2(db.location().c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
         sqlite3_stmt* s = nullptr;
         if (sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
             v = sqlite3_column_int64(s, 0);
@@ -141,13 +175,17 @@ bool kill_when(const GalleryHome& home, std::vector<std::string> args, const std
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    auto env = detail::child_environment(home.env());
+    std::vector<char*> envp;
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     const std::string out = (home / "killed.out").string(), err = (home / "killed.err").string();
     posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     pid_t pid = 0;
-    const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+    const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     REQUIRE(rc == 0);
     const auto deadline = std::chrono::steady_clock::now() + limit;
@@ -170,7 +208,8 @@ bool kill_when(const GalleryHome& home, std::vector<std::string> args, const std
 
 TEST_CASE("enroll --dir, then analyze names known people; search and stats", "[cli][gallery]") {
     REQUIRE_MODELS();
-    GalleryHome home;
+    GALLERY_ENGINE(engine);
+    GalleryHome home(engine);
     // Photos 1-4 of each character enrolled; photo 5 identified.
     const auto people = person_folders(home, characters, bbt_photo, 4);
     const auto enroll = home.run({"enroll", "--dir", people.string(), "--jobs", "2"});
@@ -257,7 +296,8 @@ TEST_CASE("enroll --dir, then analyze names known people; search and stats", "[c
 TEST_CASE("analyze --store: stable stranger ids, unchanged photos skipped, --force, then persons care",
           "[cli][gallery]") {
     REQUIRE_MODELS();
-    GalleryHome home;
+    GALLERY_ENGINE(engine);
+    GalleryHome home(engine);
     // One face in each (checked below).
     const std::string a1 = (lfw() / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg").string(),
                       a2 = (lfw() / "Aaron_Peirsol" / "Aaron_Peirsol_0002.jpg").string(),
@@ -267,7 +307,7 @@ TEST_CASE("analyze --store: stable stranger ids, unchanged photos skipped, --for
     const auto plain = home.run({"analyze", a1});
     REQUIRE(plain.exit_code == 0);
     CHECK_FALSE(lines(plain.out)[0]["faces"][0].contains("identity"));
-    CHECK_FALSE(std::filesystem::exists(home.db()));
+    CHECK_FALSE(home.gallery_exists());
 
     const auto first = home.run({"analyze", "--store", "--jobs", "2", a1, a2, b1});
     INFO("stderr: " << first.err);
@@ -343,7 +383,8 @@ TEST_CASE("analyze --store: stable stranger ids, unchanged photos skipped, --for
 
 TEST_CASE("cluster joins one stranger's detections into one person", "[cli][gallery]") {
     REQUIRE_MODELS();
-    GalleryHome home;
+    GALLERY_ENGINE(engine);
+    GalleryHome home(engine);
     // A strict threshold while storing makes every face a new stranger.
     std::vector<std::string> args{"analyze", "--store", "--threshold", "0.1", "--stranger-threshold", "0.1",
                                   "--jobs",  "2"};
@@ -362,10 +403,10 @@ TEST_CASE("cluster joins one stranger's detections into one person", "[cli][gall
     CHECK(r["detections"] == 9);
     CHECK(r["clusters"] == 4);  // Aaron Peirsol's 4, Abdullah Gul's 3, and the two others alone
     CHECK(db_int(home.db(), "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 4);
-    CHECK(db_int(home.db(), "SELECT max(n) FROM (SELECT count(*) AS n FROM detections GROUP BY person_id)") == 4);
-    const auto before = db_text(home.db(), "SELECT group_concat(public_id) FROM persons ORDER BY id");
+    CHECK(db_int(home.db(), "SELECT max(n) FROM (SELECT count(*) AS n FROM detections GROUP BY person_id) AS t") == 4);
+    const auto before = public_ids(home.db());
     REQUIRE(home.run({"cluster", "--threshold", "0.55"}).exit_code == 0);
-    CHECK(db_text(home.db(), "SELECT group_concat(public_id) FROM persons ORDER BY id") == before);
+    CHECK(public_ids(home.db()) == before);
     check_consistent(home.db());
 
     // Aaron Peirsol enrolled by name: the stranger his four photos made is
@@ -520,7 +561,8 @@ TEST_CASE("a deployed calibration is used when its embedder is installed; anothe
 
 TEST_CASE("two faceq processes writing at once: no lost rows, no 'database is locked'", "[cli][gallery]") {
     REQUIRE_MODELS();
-    GalleryHome home;
+    GALLERY_ENGINE(engine);
+    GalleryHome home(engine);
     const auto people = person_folders(home, characters, bbt_photo, 5);
     std::vector<std::string> analyze{"analyze", "--store", "--jobs", "1"};
     for (const auto& p : lfw_people(1, 24)) analyze.push_back(lfw_files(p).front().string());
@@ -551,7 +593,8 @@ TEST_CASE("two faceq processes writing at once: no lost rows, no 'database is lo
 
 TEST_CASE("kill -9 during enroll --dir and analyze --store: consistent, and a rerun completes", "[cli][gallery]") {
     REQUIRE_MODELS();
-    GalleryHome home;
+    GALLERY_ENGINE(engine);
+    GalleryHome home(engine);
     const auto who = lfw_people(2, 60);
     const auto people = person_folders(home, who, lfw_photo, 2);
     const std::vector<std::string> enroll{"enroll", "--dir", people.string(), "--jobs", "1", "--pick", "largest"};
@@ -565,7 +608,8 @@ TEST_CASE("kill -9 during enroll --dir and analyze --store: consistent, and a re
     CHECK(persons_before < 60);
     // Persons are written whole: each has all its photos that show a face.
     CHECK(db_int(home.db(),
-                 "SELECT count(*) FROM (SELECT person_id FROM samples GROUP BY person_id HAVING count(*) > 2)") == 0);
+                 "SELECT count(*) FROM (SELECT person_id FROM samples GROUP BY person_id HAVING count(*) > 2) AS t") ==
+          0);
     const auto rerun = home.run(enroll);
     INFO("killed after " << persons_before << " persons; rerun stderr: " << rerun.err);
     std::int64_t skipped = 0, added = 0, failed = 0;

@@ -18,6 +18,7 @@
 #include "faceq/identity/face_index.hpp"
 #include "faceq/identity/gallery.hpp"
 #include "test_faces.hpp"
+#include "test_gallery_db.hpp"
 #include "test_sqlite.hpp"
 #include "test_support.hpp"
 
@@ -278,8 +279,11 @@ TEST_CASE("gallery: schema, WAL, foreign keys; a newer schema is refused", "[gal
 }
 
 TEST_CASE("gallery: enroll, re-enroll is a no-op, names are case-insensitive and stored as given", "[gallery]") {
+    GALLERY_ENGINE(engine);
     TempDir dir;
-    Gallery g(dir / "faceq.db");
+    const TestGalleryDb db(engine, dir.path());
+    const auto gallery = db.open();
+    Gallery& g = *gallery;
     std::mt19937 rng(2);
     const Descriptor alice = random_descriptor(rng);
     const auto r1 = g.enroll("Alice O'Hara", {sample(alice, "a1"), sample(jitter(alice, rng), "a2")}, emb);
@@ -315,8 +319,11 @@ TEST_CASE("gallery: enroll, re-enroll is a no-op, names are case-insensitive and
 }
 
 TEST_CASE("gallery: quotes, SQL metacharacters, unicode and LIKE wildcards in names and searches", "[gallery]") {
+    GALLERY_ENGINE(engine);
     TempDir dir;
-    Gallery g(dir / "faceq.db");
+    const TestGalleryDb db(engine, dir.path());
+    const auto gallery = db.open();
+    Gallery& g = *gallery;
     std::mt19937 rng(3);
     const std::vector<std::string> names = {"Robert'); DROP TABLE persons;--", "Zoë \"Zed\" Ñandú", "王小明",
                                             "100% _real_ \\name", std::string(128, 'L')};
@@ -340,8 +347,11 @@ TEST_CASE("gallery: quotes, SQL metacharacters, unicode and LIKE wildcards in na
 }
 
 TEST_CASE("gallery: identification with the mean of each person's samples", "[gallery]") {
+    GALLERY_ENGINE(engine);
     TempDir dir;
-    Gallery g(dir / "faceq.db");
+    const TestGalleryDb db(engine, dir.path());
+    const auto gallery = db.open();
+    Gallery& g = *gallery;
     std::mt19937 rng(4);
     const Descriptor a = random_descriptor(rng), b = random_descriptor(rng);
     g.enroll("A", {sample(jitter(a, rng, 0.1f), "a1"), sample(jitter(a, rng, 0.1f), "a2")}, emb);
@@ -382,9 +392,11 @@ TEST_CASE("gallery: identification with the mean of each person's samples", "[ga
 }
 
 TEST_CASE("gallery: stored strangers get a stable id, re-used when seen again", "[gallery]") {
+    GALLERY_ENGINE(engine);
     TempDir dir;
-    const auto db = dir / "faceq.db";
-    Gallery g(db);
+    const TestGalleryDb db(engine, dir.path());
+    const auto gallery = db.open();
+    Gallery& g = *gallery;
     std::mt19937 rng(6);
     const Descriptor alice = random_descriptor(rng), s1 = random_descriptor(rng), s2 = random_descriptor(rng);
     g.enroll("Alice", {sample(alice, "a")}, emb);
@@ -415,8 +427,8 @@ TEST_CASE("gallery: stored strangers get a stable id, re-used when seen again", 
     CHECK((*second)[1].person->public_id != stranger);
 
     // A second process (another connection) sees the strangers too.
-    Gallery other(db);
-    const auto seen = other.identify({jitter(s2, rng, 0.1f)}, context());
+    const auto other = db.open();
+    const auto seen = other->identify({jitter(s2, rng, 0.1f)}, context());
     CHECK(seen[0].person->public_id == (*second)[1].person->public_id);
 
     // --force: replaces img1's detections, does not duplicate them.
@@ -439,9 +451,11 @@ TEST_CASE("gallery: stored strangers get a stable id, re-used when seen again", 
 }
 
 TEST_CASE("gallery: rename, merge and delete persons", "[gallery]") {
+    GALLERY_ENGINE(engine);
     TempDir dir;
-    const auto db = dir / "faceq.db";
-    Gallery g(db);
+    const TestGalleryDb db(engine, dir.path());
+    const auto gallery = db.open();
+    Gallery& g = *gallery;
     std::mt19937 rng(8);
     const Descriptor alice = random_descriptor(rng), bob = random_descriptor(rng), carol = random_descriptor(rng);
     g.enroll("Alice", {sample(alice, "a")}, emb);
@@ -486,9 +500,11 @@ TEST_CASE("gallery: rename, merge and delete persons", "[gallery]") {
 }
 
 TEST_CASE("gallery: prune old detections and forgotten strangers", "[gallery]") {
+    GALLERY_ENGINE(engine);
     TempDir dir;
-    const auto db = dir / "faceq.db";
-    Gallery g(db);
+    const TestGalleryDb db(engine, dir.path());
+    const auto gallery = db.open();
+    Gallery& g = *gallery;
     std::mt19937 rng(9);
     REQUIRE(g.record_analysis(image("old"), {face_with(random_descriptor(rng))}, context(), false));
     REQUIRE(g.record_analysis(image("new"), {face_with(random_descriptor(rng))}, context(), false));
@@ -511,13 +527,15 @@ TEST_CASE("gallery: prune old detections and forgotten strangers", "[gallery]") 
     CHECK(db_int(db, "SELECT count(*) FROM detections") == 1);
     CHECK(db_int(db, "SELECT count(*) FROM persons") == 1);
     CHECK(db_int(db, "SELECT count(*) FROM images") == 2);  // images stay: no re-analysis
-    CHECK(db_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
+    if (!db.postgres()) CHECK(db_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
 }
 
 TEST_CASE("gallery: cluster groups strangers' detections and keeps ids stable", "[gallery]") {
+    GALLERY_ENGINE(engine);
     TempDir dir;
-    const auto db = dir / "faceq.db";
-    Gallery g(db);
+    const TestGalleryDb db(engine, dir.path());
+    const auto gallery = db.open();
+    Gallery& g = *gallery;
     std::mt19937 rng(10);
     const Descriptor x = random_descriptor(rng), y = random_descriptor(rng);
     // Two strangers, seen 4 times each; a loose threshold at storing time made
@@ -564,9 +582,11 @@ static Descriptor between(const Descriptor& a, const Descriptor& b, float f) {
 }
 
 TEST_CASE("gallery: strangers — the stranger tier, no cascade, merge candidates", "[gallery]") {
+    GALLERY_ENGINE(engine);
     TempDir dir;
-    const auto db = dir / "faceq.db";
-    Gallery g(db);
+    const TestGalleryDb db(engine, dir.path());
+    const auto gallery = db.open();
+    Gallery& g = *gallery;
     std::mt19937 rng(12);
     const Calibration c = default_calibration();  // threshold 0.45, margin 0.08, strangers up to 0.53
     REQUIRE(stranger_limit(c) == Approx(0.53f));
@@ -639,15 +659,17 @@ TEST_CASE("gallery: strangers — the stranger tier, no cascade, merge candidate
 }
 
 TEST_CASE("gallery: two connections writing at once lose nothing and never fail busy", "[gallery]") {
+    GALLERY_ENGINE(engine);
     TempDir dir;
-    const auto db = dir / "faceq.db";
-    { Gallery init(db); }
+    const TestGalleryDb db(engine, dir.path());
+    db.open();
     std::atomic<int> failures{0};
     std::mutex mu;
     std::string messages;
     auto writer = [&](int who) {
         try {
-            Gallery g(db);
+            const auto gallery = db.open();
+            Gallery& g = *gallery;
             std::mt19937 rng(100 + who);
             for (int i = 0; i < 60; ++i) {
                 const std::string tag = std::to_string(who) + "-" + std::to_string(i);

@@ -15,7 +15,7 @@ FACEQ_JOBS="${FACEQ_JOBS:-$(nproc)}"
 FACEQ_PACKAGES=(
   cmake g++ make pkg-config ccache
   libdlib-dev libdlib-data libopenblas-dev liblapack-dev
-  libopencv-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libsqlite3-dev libfmt-dev libcli11-dev catch2 nlohmann-json3-dev
+  libopencv-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libsqlite3-dev libpq-dev libfmt-dev libcli11-dev catch2 nlohmann-json3-dev
   libcpp-httplib-dev libboost-dev libcurl4-openssl-dev libarchive-dev libssl-dev
 )
 

@@ -17,6 +17,10 @@
 #            hold together, and the Slurm array script, run through bash as
 #            2 tasks with build/'s faceq, covers a photo folder once (~10 s;
 #            after release, whose build and test home it uses)
+# The release and asan parts run the gallery tests on SQLite and on a real
+# PostgreSQL server that this script starts (postgresql-15, a throw-away
+# cluster in /tmp run by an unprivileged user: tools/pg_cluster.sh) and stops
+# at exit, pass or fail.
 # The same on a developer's machine as in CI (CI=true changes nothing). The
 # tests install their models once per build tree (test-home/) from the mirror.
 # Idempotent: a second run installs nothing and rebuilds only what changed.
@@ -97,6 +101,22 @@ part_deploy() {
   bash "$FACEQ_ROOT/tools/check_deploy.sh"
 }
 
+# A throw-away PostgreSQL server for the release and asan parts' gallery
+# tests (tools/pg_cluster.sh; test_gallery_db.hpp), stopped when this script
+# exits, pass or fail. FACEQ_TEST_PG set by the caller is used instead.
+pg_dir=""
+stop_test_server() { [ -z "$pg_dir" ] || bash "$FACEQ_ROOT/tools/pg_cluster.sh" stop "$pg_dir"; }
+start_test_server() {
+  case " $parts " in *" release "* | *" asan "*) ;; *) return 0 ;; esac
+  [ -z "${FACEQ_TEST_PG:-}" ] || { tsay "PostgreSQL test server: $FACEQ_TEST_PG (given)"; return 0; }
+  pg_dir="$(mktemp -d /tmp/faceq-pg.XXXXXX)"
+  rmdir "$pg_dir"
+  trap stop_test_server EXIT
+  FACEQ_TEST_PG="$(bash "$FACEQ_ROOT/tools/pg_cluster.sh" start "$pg_dir")"
+  export FACEQ_TEST_PG
+  tsay "PostgreSQL test server: $FACEQ_TEST_PG ($pg_dir)"
+}
+
 # A row of the summary: part, minutes and seconds since $2, outcome.
 result_row() {
   local secs=$((SECONDS - $2))
@@ -127,8 +147,11 @@ extra_packages=(clang-format)
 # libFuzzer ships in libclang-rt-14-dev (libclang_rt.fuzzer*.a): Debian's
 # libfuzzer-14-dev, a libFuzzer.a for other compilers, is not needed.
 case " $parts " in *" fuzz "*) extra_packages+=(clang-14 libclang-rt-14-dev) ;; esac
+# The gallery tests run on SQLite and on a real PostgreSQL server.
+case " $parts " in *" release "* | *" asan "*) extra_packages+=(postgresql-15 python3) ;; esac
 install_packages "${extra_packages[@]}"
 default_mirror
+start_test_server
 results+=("$(result_row setup "$start" "packages present or installed")")
 for part in $parts; do run_part "$part"; done
 tsay "summary ($(nproc) cores, load average now $(cut -d' ' -f1-3 /proc/loadavg), FACEQ_REQUIRE_DATA=$FACEQ_REQUIRE_DATA):"

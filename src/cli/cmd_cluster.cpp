@@ -37,7 +37,8 @@ int run_cluster(const ClusterCommand& cmd, Context& ctx) {
         ctx.home, embedder_identity(require_installed(ctx.home.models_dir(), manifest, role::embedder)),
         cmd.calibration, false, log_to(ctx));
     if (!id.gallery)
-        throw Error(ErrorKind::not_found, fmt::format("no gallery '{}'", ctx.home.gallery_path().string()));
+        throw Error(ErrorKind::not_found,
+                    fmt::format("no gallery '{}'", Gallery::describe_location(ctx.home.gallery_location())));
     const auto& c = id.context.calibration;
     // Edges as far apart as the incremental matching lets a stranger's faces
     // be (stranger_limit()), so the two agree.

@@ -27,7 +27,7 @@ int run_reindex(const ReindexCommand& cmd, Context& ctx) {
     auto gallery = open_gallery(ctx.home, false);
     if (!gallery)
         throw Error(ErrorKind::not_found, fmt::format("no gallery at '{}' (enroll or analyze --store make one)",
-                                                      ctx.home.gallery_path().string()));
+                                                      Gallery::describe_location(ctx.home.gallery_location())));
     const ModelSet models =
         installed_models(ctx.home.models_dir(), load_manifest(ctx.manifest_path()), cmd.options.detector == "cnn");
     StopSignals signals(stop_between_steps);

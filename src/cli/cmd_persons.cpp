@@ -44,8 +44,8 @@ void print(const nlohmann::json& j) { print_record("person", j); }
 std::unique_ptr<Gallery> require_gallery(const Context& ctx) {
     auto g = open_gallery(ctx.home, false);
     if (!g)
-        throw Error(ErrorKind::not_found,
-                    fmt::format("no gallery '{}' (enroll someone first)", ctx.home.gallery_path().string()));
+        throw Error(ErrorKind::not_found, fmt::format("no gallery '{}' (enroll someone first)",
+                                                      Gallery::describe_location(ctx.home.gallery_location())));
     return g;
 }
 

@@ -94,7 +94,6 @@ int run_serve(ServeCommand& cmd, Context& ctx) {
 
     ServiceInfo info;
     info.version = faceq::version();
-    info.gallery_path = ctx.home.gallery_path();
     info.max_body_bytes = cmd.http.max_upload_bytes;
     if (auto key = read_api_key(cmd.api_key_file, log_to(ctx))) {
         ctx.debug(fmt::format("API key from {}", key->source));

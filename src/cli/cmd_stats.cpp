@@ -77,7 +77,8 @@ int run_stats(const StatsCommand& cmd, Context& ctx) {
         for (std::int64_t day = now - now % 86400 - 29 * 86400; day <= now; day += 86400)
             s.detections_per_day.emplace_back(iso_day(day), 0);
     }
-    const auto j = stats_json(s, ctx.home.gallery_path().string(), embedder);
+    const auto j = stats_json(
+        s, gallery ? s.database_location : Gallery::describe_location(ctx.home.gallery_location()), embedder);
     if (cmd.format == "json")
         print_record("stats", j);
     else

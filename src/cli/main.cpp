@@ -14,6 +14,7 @@
 #include "context.hpp"
 #include "faceq/base/error.hpp"
 #include "faceq/base/home.hpp"
+#include "faceq/identity/gallery.hpp"
 #include "faceq/pipeline/compute.hpp"
 
 namespace {
@@ -43,11 +44,14 @@ int main(int argc, char** argv) {
     cli::Context ctx;
     CLI::App app{"faceq — fast, offline face analytics: detect, identify, estimate age and gender"};
     app.require_subcommand(0, 1);
-    std::string home_flag, color = "auto", data_dir_flag;
+    std::string home_flag, db_flag, color = "auto", data_dir_flag;
     bool quiet = false, verbose = false, version_flag = false;
     app.set_version_flag("");
     app.add_flag("--version", version_flag, "Print the version (with -v: libraries and BLAS)");
     app.add_option("--home", home_flag, "State directory (default: $FACEQ_HOME, else $XDG_DATA_HOME/faceq)");
+    app.add_option("--db", db_flag,
+                   "The gallery's PostgreSQL database, as a libpq URL or key=value string (default: $FACEQ_DB, "
+                   "else the SQLite file faceq.db in the home)");
     app.add_option("--data-dir", data_dir_flag, "Directory holding models.json (default: installed data/)");
     app.add_flag("-q,--quiet", quiet, "Only errors on stderr");
     app.add_flag("-v,--verbose", verbose, "More detail on stderr");
@@ -75,6 +79,7 @@ int main(int argc, char** argv) {
     ctx.color = color == "always" || (color == "auto" && ctx.stderr_tty && !no_color);
     ctx.home.root = !home_flag.empty() ? std::filesystem::path(home_flag)
                                        : std::filesystem::path(env_or("FACEQ_HOME", default_home().string()));
+    ctx.home.database_url = !db_flag.empty() ? db_flag : env_or("FACEQ_DB", "");
     ctx.data_dir = resolve_data_dir(env_or("FACEQ_DATA_DIR", data_dir_flag), executable_path());
     if (data_dir_flag.size()) ctx.data_dir = data_dir_flag;
     ctx.mirror = env_or("FACEQ_MIRROR", "");
@@ -90,6 +95,11 @@ int main(int argc, char** argv) {
     }
 
     try {
+        if (!ctx.home.database_url.empty() && !Gallery::is_database_url(ctx.home.database_url))
+            throw Error(ErrorKind::usage,
+                        fmt::format("--db/FACEQ_DB '{}' is not a PostgreSQL URL (postgresql://user@host:port/dbname) "
+                                    "or key=value string; without it the gallery is the SQLite file in the home",
+                                    ctx.home.database_url));
         for (auto& [sub, run] : commands)
             if (sub->parsed()) return run();
         std::cout << app.help();

@@ -105,7 +105,6 @@ struct ApiResponse {
 // What the service knows before the models are loaded.
 struct ServiceInfo {
     std::string version;                 // faceq's
-    std::filesystem::path gallery_path;  // shown by /stats (never by /health)
     std::optional<std::string> api_key;  // when set, every route but /health needs it (and /health's details)
     std::uint64_t max_body_bytes = 0;    // request bodies above it get 413 from admit(); 0 = no limit
     // Called once per finished request with the access log line (no newline).

@@ -1,8 +1,9 @@
 // faceq/identity/gallery.hpp — who is who: the persons faceq knows, their face
 // samples, the images it analysed and every face it saw, and identification
 // against them. Gallery holds the rules; a GalleryStore (store.hpp) holds the
-// rows: SQLite in $FACEQ_HOME/faceq.db by default (Gallery(path)), or any
-// store given to Gallery(std::unique_ptr<GalleryStore>).
+// rows: SQLite in $FACEQ_HOME/faceq.db by default (Gallery(path)), PostgreSQL
+// for a database URL (Gallery::open), or any store given to
+// Gallery(std::unique_ptr<GalleryStore>).
 //
 // Persons are `known` (enrolled under a name) or `unknown` (strangers met by
 // `analyze --store`, named by a stable public id `unknown_<unix time>_<4
@@ -49,6 +50,7 @@
 #include <string>
 #include <vector>
 
+#include "faceq/base/progress.hpp"
 #include "faceq/base/text.hpp"  // fold_case, which callers compare names with
 #include "faceq/identity/calibration.hpp"
 #include "faceq/identity/face_index.hpp"
@@ -208,9 +210,19 @@ class GalleryStore;
 class Gallery {
 public:
     struct Options {
-        int busy_timeout_ms = 30000;
-        bool create = true;  // create the file when missing (else Error{not_found})
+        int busy_timeout_ms = 30000;  // SQLite: how long a writer waits for another
+        bool create = true;           // create the file (PostgreSQL: the schema) when missing, else Error{not_found}
+        LogFn log;                    // says when a transaction is tried again
     };
+
+    // The gallery at `location`: a PostgreSQL database when it is a
+    // postgresql:// (postgres://) URL or a libpq key=value string, else the
+    // SQLite file at that path.
+    static std::unique_ptr<Gallery> open(const std::string& location, const Options& options);
+    // True when `location` names a PostgreSQL database.
+    static bool is_database_url(const std::string& location);
+    // `location` for people: a database URL without its password, else as given.
+    static std::string describe_location(const std::string& location);
 
     // The SQLite gallery in the file `path` (created with its folder unless
     // options.create is off).
@@ -226,6 +238,8 @@ public:
     const std::filesystem::path& path() const;
     // The SQLite schema version this faceq creates and understands.
     static int schema_version_supported();
+    // The PostgreSQL schema version this faceq creates and understands.
+    static int postgres_schema_version_supported();
 
     // ---- persons
     // Adds the samples to the known person `name` (created when missing), in

@@ -4,8 +4,8 @@
 // per-person mean descriptors, the decision rule, when a face becomes a new
 // stranger, clustering, stats assembly and the JSON shapes. A GalleryStore
 // only keeps rows. SQLite implements it today (src/core/identity/
-// sqlite_store.hpp); a PostgreSQL store, for many processes on many machines
-// writing one gallery, implements the same contract.
+// sqlite_store.hpp) and PostgreSQL does, for many processes on many machines
+// writing one gallery (src/core/identity/pg_store.hpp).
 //
 // Data. Persons are `known` (a name, and a name key = fold_case(name) that is
 // unique) or `unknown` (strangers, no name); a public id is unique and never
@@ -24,18 +24,25 @@
 // - read(body): the body sees one consistent snapshot of committed data.
 // - write(body): one transaction; it commits whole when the body returns, or
 //   leaves nothing behind when the body (or the commit) throws. Before the
-//   body runs, the store holds the gallery's writer lock: write transactions
-//   of every process and machine sharing the gallery run one at a time, and
-//   the body's reads see everything committed before it got the lock
-//   (SQLite: BEGIN IMMEDIATE, waiting up to the busy timeout; PostgreSQL:
-//   READ COMMITTED with pg_advisory_xact_lock(<gallery key>) as the first
-//   statement, so every later statement's snapshot is taken under the lock).
+//   body runs (Lock::at_start), or from the moment the body calls
+//   lock_gallery() (Lock::on_demand), the store holds the gallery's writer
+//   lock: those transactions of every process and machine sharing the
+//   gallery run one at a time, and the body's reads after taking it see
+//   everything committed before (SQLite: BEGIN IMMEDIATE, waiting up to the
+//   busy timeout, for every write whatever the Lock; PostgreSQL: READ
+//   COMMITTED, and pg_advisory_xact_lock(<gallery key>), so every later
+//   statement's snapshot is taken under the lock). Without the lock, a
+//   PostgreSQL write runs beside others: row locks order what two of them
+//   change, and an image two of them add at once is an image conflict,
+//   reported as TransientError (the retry finds the image stored).
 // - The stranger contract rests on that lock. Gallery::record_analysis, inside
 //   one write, (a) refreshes its index from what the body reads — every
 //   committed sample and person, (b) decides which faces nobody is near, (c)
-//   inserts those as new strangers. No other writer can commit in between, so
-//   two processes meeting the same new face cannot both create a person for
-//   it: the second one finds the first one's stranger in step (a).
+//   inserts those as new strangers. It takes the lock (on demand) before (a)
+//   whenever a face might be new, so no other writer creates a stranger in
+//   between: two processes meeting the same new face cannot both create a
+//   person for it: the second one finds the first one's stranger in step (a).
+//   Every other Gallery write runs with Lock::at_start.
 // - Retries. When an attempt fails with TransientError (PostgreSQL: a
 //   serialization failure or deadlock, a lost connection; for SQLite a busy
 //   database is already waited for by BEGIN IMMEDIATE and the busy timeout),
@@ -57,10 +64,12 @@
 // connection may have committed anything (SQLite: PRAGMA data_version;
 // PostgreSQL: e.g. a counter of LISTEN/NOTIFY messages, or the generation
 // itself). Gallery asks change_probe() before every identification and
-// generation() only when the probe moved. Because the generation only grows,
-// a store may later offer "samples and persons changed since generation G"
-// for an incremental refresh (per-row generation columns, a migration); today
-// Gallery reloads the index whole when the generation moved.
+// generation() only when the probe moved. Each change that moves the
+// generation also logs the person it concerns under the new generation, so
+// changed_persons(G) lists the persons to re-read after generation G and the
+// index is refreshed person by person instead of whole. The log keeps the
+// last log_generations generations (older ones are dropped as writes go on);
+// asked about an older G, changed_persons() says nullopt: reload whole.
 //
 // Search is portable: find_persons() gets a query folded by the caller
 // (fold_case) and matches it as a plain substring of the stored name key or
@@ -102,6 +111,9 @@ class TransientError : public Error {
 public:
     explicit TransientError(const std::string& message) : Error(ErrorKind::database, message) {}
 };
+
+// How many generations of changes a store keeps in its log (changed_persons).
+inline constexpr std::int64_t log_generations = 100000;
 
 struct RetryPolicy {
     int attempts = 5;  // in all, the first one included
@@ -185,6 +197,15 @@ public:
                               const std::function<void(std::int64_t person, const Descriptor&)>& visit) = 0;
     // Samples per embedder, most first.
     virtual std::vector<EmbedderSamples> embedders() = 0;
+    // The persons whose identification data (samples, name, kind, existence)
+    // changed after generation `since`, each once; nullopt when the log no
+    // longer reaches back to `since`.
+    virtual std::optional<std::vector<std::int64_t>> changed_persons(std::int64_t since) = 0;
+    // scan_persons and scan_samples for the persons in `ids` only (those that exist).
+    virtual void scan_persons_in(const std::vector<std::int64_t>& ids,
+                                 const std::function<void(const PersonRef&)>& visit) = 0;
+    virtual void scan_samples_of(const std::string& embedder, const std::vector<std::int64_t>& ids,
+                                 const std::function<void(std::int64_t person, const Descriptor&)>& visit) = 0;
 
     // ---- images and detections
     virtual std::optional<StoredImage> find_image(const std::string& sha256, const std::string& models) = 0;
@@ -204,6 +225,10 @@ public:
 
 class StoreWriter : public StoreReader {
 public:
+    // Takes the gallery's writer lock for the rest of the transaction (a
+    // no-op when the transaction holds it already).
+    virtual void lock_gallery() = 0;
+
     // ---- persons
     // Returns the new id. A taken public id or name key is an Error{database}.
     virtual std::int64_t add_person(const NewPerson& person) = 0;
@@ -255,11 +280,15 @@ public:
 class GalleryStore {
 public:
     enum class Finish { commit, roll_back };
+    enum class Lock { at_start, on_demand };
 
     virtual ~GalleryStore() = default;
 
     virtual void read(const std::function<void(StoreReader&)>& body) = 0;
-    virtual void write(const std::function<void(StoreWriter&)>& body, Finish finish = Finish::commit) = 0;
+    virtual void write(const std::function<void(StoreWriter&)>& body, Finish finish, Lock lock) = 0;
+    void write(const std::function<void(StoreWriter&)>& body, Finish finish = Finish::commit) {
+        write(body, finish, Lock::at_start);
+    }
 
     // The schema version of the open database.
     virtual int schema_version() = 0;

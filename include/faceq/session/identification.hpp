@@ -29,8 +29,11 @@ struct Identification {
     nlohmann::json summary() const;
 };
 
-// The home's gallery; nullptr when it does not exist and `create` is false.
-std::unique_ptr<Gallery> open_gallery(const Home& home, bool create);
+// The home's gallery (home.gallery_location(): the SQLite file, or the
+// PostgreSQL database of home.database_url); nullptr when it does not exist
+// (PostgreSQL: the database has no gallery schema) and `create` is false.
+// `log` hears about retried transactions.
+std::unique_ptr<Gallery> open_gallery(const Home& home, bool create, const LogFn& log = {});
 
 // Logs a warning when the gallery holds samples another embedder computed.
 void report_foreign_samples(Gallery& gallery, const std::string& embedder_id, const LogFn& log);

@@ -397,8 +397,8 @@ struct ApiService::Impl {
     ApiResponse stats(const ApiRequest&) {
         require_ready();
         const auto now = unix_now();
-        auto j = stats_json(gallery().stats(now), info.gallery_path.string(),
-                            setup.session->identification().context.embedder);
+        const auto stats = gallery().stats(now);
+        auto j = stats_json(stats, stats.database_location, setup.session->identification().context.embedder);
         j["success"] = true;
         return json_response(200, j);
     }

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <regex>
@@ -14,6 +15,7 @@
 #include "faceq/base/text.hpp"
 #include "faceq/base/time.hpp"
 #include "identity/gallery_impl.hpp"
+#include "identity/pg_store.hpp"
 #include "identity/sqlite_store.hpp"
 
 namespace faceq {
@@ -102,6 +104,12 @@ Identity identify_one(const IndexCache& cache, const Descriptor& d, const Calibr
     return out;
 }
 
+// A face nobody is even near: recording it creates a stranger.
+bool is_new_face(const Identity& id, const IdentifyContext& context) {
+    return id.decision == Decision::unknown && !id.person &&
+           (!id.distance || *id.distance >= context.calibration.threshold);
+}
+
 std::optional<double> widen(const std::optional<float>& v) { return v ? std::optional<double>(*v) : std::nullopt; }
 
 }  // namespace
@@ -140,7 +148,8 @@ Gallery::Impl::Impl(std::unique_ptr<GalleryStore> s) : store(std::move(s)) {
     path = store->description();
 }
 
-void Gallery::Impl::write(const std::function<void(StoreWriter&)>& body, GalleryStore::Finish finish) {
+void Gallery::Impl::write(const std::function<void(StoreWriter&)>& body, GalleryStore::Finish finish,
+                          GalleryStore::Lock lock) {
     bool ran = false;
     try {
         store->write(
@@ -149,7 +158,7 @@ void Gallery::Impl::write(const std::function<void(StoreWriter&)>& body, Gallery
                 ran = true;
                 body(w);
             },
-            finish);
+            finish, lock);
     } catch (...) {
         cache.invalidate();  // it may hold rows that were rolled back
         throw;
@@ -186,8 +195,25 @@ Gallery::Gallery(const std::filesystem::path& path, const Options& options) {
     SqliteStore::Options store_options;
     store_options.busy_timeout_ms = options.busy_timeout_ms;
     store_options.create = options.create;
+    store_options.log = options.log;
     impl_ = std::make_unique<Impl>(std::make_unique<SqliteStore>(path, store_options));
 }
+
+std::unique_ptr<Gallery> Gallery::open(const std::string& location, const Options& options) {
+    if (!is_database_url(location)) return std::make_unique<Gallery>(std::filesystem::path(location), options);
+    PgStore::Options store_options;
+    store_options.create = options.create;
+    store_options.log = options.log;
+    return std::make_unique<Gallery>(std::make_unique<PgStore>(location, store_options));
+}
+
+bool Gallery::is_database_url(const std::string& location) { return is_postgres_url(location); }
+
+std::string Gallery::describe_location(const std::string& location) {
+    return is_postgres_url(location) ? describe_postgres_url(location) : location;
+}
+
+int Gallery::postgres_schema_version_supported() { return PgStore::latest_schema_version(); }
 
 Gallery::Gallery(std::unique_ptr<GalleryStore> store) : impl_(std::make_unique<Impl>(std::move(store))) {}
 
@@ -366,8 +392,7 @@ Identity Gallery::Impl::record_face(StoreWriter& w, std::int64_t image_id, const
     bool add_sample = false;
     if (face.has_descriptor) {
         id = identify_one(cache, face.descriptor, context.calibration);
-        if (id.decision == Decision::unknown && !id.person &&
-            (!id.distance || *id.distance >= context.calibration.threshold)) {
+        if (is_new_face(id, context)) {
             // Nobody is even near: a stranger seen for the first time.
             id.person = add_person(w, std::nullopt, "unknown", now);
             cache.add_person(*id.person);
@@ -401,25 +426,35 @@ std::optional<std::vector<Identity>> Gallery::record_analysis(const ImageFacts& 
                                                               const IdentifyContext& context, bool replace) {
     std::lock_guard<std::mutex> lock(impl_->mu);
     std::optional<std::vector<Identity>> out;
-    impl_->write([&](StoreWriter& w) {
-        out.reset();
-        const std::int64_t now = unix_now();
-        std::int64_t image_id = 0;
-        if (const auto stored = w.find_image(image.sha256, image.models)) {
-            if (!replace) return;  // stored already (maybe by another process): nothing to write
-            image_id = stored->image_id;
-            w.reset_image(image_id, image, now);
-        } else {
-            image_id = w.add_image(image, now);
-        }
-        // The stranger contract (store.hpp): under the writer lock, the index
-        // sees every committed sample before any face is called new.
-        impl_->cache.refresh(w, context.embedder);
-        std::vector<Identity> identities;
-        for (const auto& face : faces) identities.push_back(impl_->record_face(w, image_id, image, face, context, now));
-        impl_->cache.set_generation(w.generation());  // our own samples are in the cache already
-        out = std::move(identities);
-    });
+    impl_->write(
+        [&](StoreWriter& w) {
+            out.reset();
+            const std::int64_t now = unix_now();
+            std::int64_t image_id = 0;
+            if (const auto stored = w.find_image(image.sha256, image.models)) {
+                if (!replace) return;  // stored already (maybe by another process): nothing to write
+                image_id = stored->image_id;
+                w.reset_image(image_id, image, now);
+            } else {
+                image_id = w.add_image(image, now);
+            }
+            // The stranger contract (store.hpp): under the writer lock, the index
+            // sees every committed sample before any face is called new. Faces
+            // that all match someone need no lock: writers run side by side.
+            impl_->cache.refresh(w, context.embedder);
+            if (std::any_of(faces.begin(), faces.end(), [&](const Face& face) {
+                    return face.has_descriptor &&
+                           is_new_face(identify_one(impl_->cache, face.descriptor, context.calibration), context);
+                })) {
+                w.lock_gallery();
+                impl_->cache.refresh(w, context.embedder);
+            }
+            std::vector<Identity> identities;
+            for (const auto& face : faces)
+                identities.push_back(impl_->record_face(w, image_id, image, face, context, now));
+            out = std::move(identities);
+        },
+        GalleryStore::Finish::commit, GalleryStore::Lock::on_demand);
     return out;
 }
 

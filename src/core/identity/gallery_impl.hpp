@@ -36,7 +36,8 @@ struct Gallery::Impl {
     // attempt before was rolled back, with whatever it put in the cache) and
     // when the transaction fails.
     void write(const std::function<void(StoreWriter&)>& body,
-               GalleryStore::Finish finish = GalleryStore::Finish::commit);
+               GalleryStore::Finish finish = GalleryStore::Finish::commit,
+               GalleryStore::Lock lock = GalleryStore::Lock::at_start);
 
     // What body returns, read in one read transaction.
     template <typename Body>

@@ -18,8 +18,46 @@ Descriptor mean_of(const Entry& e) {
 void IndexCache::refresh(StoreReader& reader, const std::string& embedder) {
     const std::int64_t probe = reader.change_probe();
     if (valid_ && embedder_ == embedder && probe == probe_) return;
-    if (!valid_ || embedder_ != embedder || reader.generation() != generation_) reload(reader, embedder);
+    if (!valid_ || embedder_ != embedder) {
+        reload(reader, embedder);
+    } else if (const std::int64_t generation = reader.generation(); generation != generation_) {
+        // Person by person while few changed; whole when many did (one scan
+        // is then cheaper than many lookups) or the log no longer reaches back.
+        const auto changed = reader.changed_persons(generation_);
+        if (changed && changed->size() <= persons_.size() / 2 + 64) {
+            update(reader, *changed);
+            generation_ = generation;
+        } else {
+            reload(reader, embedder);
+        }
+    }
     probe_ = probe;
+}
+
+void IndexCache::update(StoreReader& reader, const std::vector<std::int64_t>& ids) {
+    valid_ = false;  // until every changed person is back
+    for (const std::int64_t id : ids) {
+        const auto it = persons_.find(id);
+        if (it == persons_.end()) continue;
+        if (it->second.row) {
+            const std::size_t row = *it->second.row;
+            if (const auto moved = index_for(it->second.ref).remove(row)) persons_.at(*moved).row = row;
+        }
+        persons_.erase(it);
+    }
+    reader.scan_persons_in(ids, [&](const PersonRef& ref) { persons_[ref.id].ref = ref; });
+    reader.scan_samples_of(embedder_, ids, [&](std::int64_t person, const Descriptor& d) {
+        const auto it = persons_.find(person);
+        if (it == persons_.end()) return;
+        for (std::size_t i = 0; i < d.size(); ++i) it->second.sum[i] += d[i];
+        ++it->second.count;
+    });
+    for (const std::int64_t id : ids) {
+        const auto it = persons_.find(id);
+        if (it != persons_.end() && it->second.count > 0 && !it->second.row)
+            it->second.row = index_for(it->second.ref).add(id, mean_of(it->second));
+    }
+    valid_ = true;
 }
 
 void IndexCache::reload(StoreReader& reader, const std::string& embedder) {

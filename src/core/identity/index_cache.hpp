@@ -10,14 +10,16 @@
 // calibration.hpp). refresh() makes it current from what a
 // StoreReader sees: nothing is read while the store's change probe has not
 // moved; when it moved, the generation tells whether samples or persons
-// changed, and only then is everything reloaded (store.hpp, "Change
-// detection"). A later incremental refresh ("changed since generation G")
-// would live in refresh() alone.
+// changed, and then the persons changed since the cache's generation are
+// read again, each alone (store.hpp, "Change detection"); everything is
+// reloaded only when more than half the persons changed or the store's log
+// does not reach back that far.
 //
 // Invariants: when valid, the index holds exactly the committed samples of
 // `embedder` as of `generation`, plus what add_person/add_sample added inside
-// the current transaction. The owner must invalidate() when a transaction it
-// changed the cache in does not commit (Gallery does, on any failure and
+// the current transaction (which are read again, with any other change, when
+// the generation next moves). The owner must invalidate() when a transaction
+// it changed the cache in does not commit (Gallery does, on any failure and
 // before a retried body runs), and after its own commits that the cache did
 // not follow (its own commits do not move SQLite's probe).
 //
@@ -47,10 +49,6 @@ public:
     void refresh(StoreReader& reader, const std::string& embedder);
     // Forgets everything: the next refresh reloads.
     void invalidate() { valid_ = false; }
-    // The store's generation after the caller's own changes (made through
-    // add_person/add_sample too), so they do not cause a reload.
-    void set_generation(std::int64_t generation) { generation_ = generation; }
-
     // A person created in the current transaction (no samples yet).
     void add_person(const PersonRef& person);
     // A sample the current transaction added to a cached person.
@@ -87,6 +85,8 @@ private:
     FaceIndex& index_for(const PersonRef& person) { return person.kind == "known" ? known_ : strangers_; }
 
     void reload(StoreReader& reader, const std::string& embedder);
+    // Reads the persons `ids` (and their samples) again.
+    void update(StoreReader& reader, const std::vector<std::int64_t>& ids);
 
     bool valid_ = false;
     std::string embedder_;

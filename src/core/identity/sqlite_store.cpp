@@ -97,6 +97,40 @@ CREATE TRIGGER persons_update AFTER UPDATE OF public_id, name, kind ON persons
 CREATE TRIGGER persons_delete AFTER DELETE ON persons
     BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END;
 )sql",
+    // 2: a log of the persons each generation changed, so a process holding an
+    // index re-reads those persons only (store.hpp, "Change detection").
+    // changes_from: the log holds every change after this generation.
+    R"sql(
+CREATE TABLE person_changes (generation INTEGER NOT NULL, person_id INTEGER NOT NULL);
+CREATE INDEX person_changes_generation ON person_changes(generation);
+INSERT INTO meta (key, value) SELECT 'changes_from', value FROM meta WHERE key = 'generation';
+DROP TRIGGER samples_insert;
+DROP TRIGGER samples_delete;
+DROP TRIGGER samples_update;
+DROP TRIGGER persons_update;
+DROP TRIGGER persons_delete;
+CREATE TRIGGER samples_insert AFTER INSERT ON samples BEGIN
+    UPDATE meta SET value = value + 1 WHERE key = 'generation';
+    INSERT INTO person_changes SELECT value, NEW.person_id FROM meta WHERE key = 'generation';
+END;
+CREATE TRIGGER samples_delete AFTER DELETE ON samples BEGIN
+    UPDATE meta SET value = value + 1 WHERE key = 'generation';
+    INSERT INTO person_changes SELECT value, OLD.person_id FROM meta WHERE key = 'generation';
+END;
+CREATE TRIGGER samples_update AFTER UPDATE OF person_id, embedder, descriptor ON samples BEGIN
+    UPDATE meta SET value = value + 1 WHERE key = 'generation';
+    INSERT INTO person_changes SELECT value, OLD.person_id FROM meta WHERE key = 'generation';
+    INSERT INTO person_changes SELECT value, NEW.person_id FROM meta WHERE key = 'generation';
+END;
+CREATE TRIGGER persons_update AFTER UPDATE OF public_id, name, kind ON persons BEGIN
+    UPDATE meta SET value = value + 1 WHERE key = 'generation';
+    INSERT INTO person_changes SELECT value, OLD.id FROM meta WHERE key = 'generation';
+END;
+CREATE TRIGGER persons_delete AFTER DELETE ON persons BEGIN
+    UPDATE meta SET value = value + 1 WHERE key = 'generation';
+    INSERT INTO person_changes SELECT value, OLD.id FROM meta WHERE key = 'generation';
+END;
+)sql",
 };
 constexpr int latest_version = static_cast<int>(sizeof migrations / sizeof migrations[0]);
 
@@ -254,6 +288,43 @@ public:
         while (s->step()) visit(s->int64(0), descriptor(*s, 1));
     }
 
+    std::optional<std::vector<std::int64_t>> changed_persons(std::int64_t since) override {
+        if (since < one_int(use("SELECT value FROM meta WHERE key = 'changes_from'"))) return std::nullopt;
+        Use s = use("SELECT DISTINCT person_id FROM person_changes WHERE generation > ?");
+        s->bind(1, since);
+        std::vector<std::int64_t> out;
+        while (s->step()) out.push_back(s->int64(0));
+        return out;
+    }
+
+    void scan_persons_in(const std::vector<std::int64_t>& ids,
+                         const std::function<void(const PersonRef&)>& visit) override {
+        Use s = use("SELECT id, public_id, name, kind FROM persons WHERE id IN (SELECT value FROM json_each(?))");
+        s->bind(1, json_ids(ids));
+        while (s->step()) visit(read_ref(*s, 0));
+    }
+
+    void scan_samples_of(const std::string& embedder, const std::vector<std::int64_t>& ids,
+                         const std::function<void(std::int64_t, const Descriptor&)>& visit) override {
+        Use s =
+            use("SELECT person_id, descriptor FROM samples WHERE embedder = ?"
+                " AND person_id IN (SELECT value FROM json_each(?))");
+        s->bind(1, embedder).bind(2, json_ids(ids));
+        while (s->step()) visit(s->int64(0), descriptor(*s, 1));
+    }
+
+    // Drops the change log's generations older than log_generations.
+    void trim_change_log() {
+        Use del =
+            use("DELETE FROM person_changes"
+                " WHERE generation <= (SELECT value FROM meta WHERE key = 'generation') - ?");
+        del->bind(1, log_generations).run();
+        Use up =
+            use("UPDATE meta SET value = max(value, (SELECT value FROM meta WHERE key = 'generation') - ?)"
+                " WHERE key = 'changes_from'");
+        up->bind(1, log_generations).run();
+    }
+
     std::vector<EmbedderSamples> embedders() override {
         Use s =
             use("SELECT embedder, count(*), count(DISTINCT person_id) FROM samples GROUP BY embedder"
@@ -339,6 +410,9 @@ public:
         while (s->step()) out[s->int64(0)] = s->int64(1);
         return out;
     }
+
+    // ---- writer
+    void lock_gallery() override {}  // every write transaction holds it (BEGIN IMMEDIATE)
 
     // ---- writer: persons
     std::int64_t add_person(const NewPerson& p) override {
@@ -514,6 +588,13 @@ private:
         return Use(*stmt);
     }
 
+    // `ids` as a JSON array, for json_each().
+    static std::string json_ids(const std::vector<std::int64_t>& ids) {
+        std::string out = "[";
+        for (std::size_t i = 0; i < ids.size(); ++i) out += (i ? "," : "") + std::to_string(ids[i]);
+        return out + "]";
+    }
+
     static std::int64_t one_int(const Use& s) {
         s->step();
         return s->int64(0);
@@ -552,12 +633,15 @@ void SqliteStore::read(const std::function<void(StoreReader&)>& body) {
         options_.retry, options_.log);
 }
 
-void SqliteStore::write(const std::function<void(StoreWriter&)>& body, Finish finish) {
+void SqliteStore::write(const std::function<void(StoreWriter&)>& body, Finish finish, Lock) {
     run_with_retries(
         [&] {
-            detail::Transaction tx(conn_->db());  // BEGIN IMMEDIATE: the writer lock
+            detail::Transaction tx(conn_->db());  // BEGIN IMMEDIATE: the writer lock, whatever `Lock` says
             body(*conn_);
-            if (finish == Finish::commit) tx.commit();
+            if (finish == Finish::commit) {
+                if (++writes_ % 256 == 0) conn_->trim_change_log();
+                tx.commit();
+            }
         },  // else the destructor rolls back
         options_.retry, options_.log);
 }

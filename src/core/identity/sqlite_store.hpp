@@ -9,11 +9,12 @@
 // released migration is never edited: a change is a new one appended to the
 // list (sqlite_store.cpp). write() is BEGIN IMMEDIATE (the writer lock of the
 // stranger contract, retried with back-off while another process holds it
-// for up to the busy timeout); read() is a deferred transaction. Every value
+// for up to the busy timeout); read() is a deferred transaction. Change
+// detection: PRAGMA data_version as the probe; a meta.generation counter and
+// a person_changes log that triggers keep on every change to samples and to
+// persons' identity columns (trimmed every 256th write). Every value
 // goes through a bound parameter of a prepared statement; statements are
-// prepared once per connection and kept. Change detection: PRAGMA
-// data_version as the probe, and a meta.generation counter that triggers
-// increase on every change to samples and to persons' identity columns.
+// prepared once per connection and kept.
 //
 // Errors: Error{not_found} for a missing file without `create`, Error{io} when
 // its folder cannot be created, Error{invalid_input} for a newer schema,
@@ -47,7 +48,8 @@ public:
     static int latest_schema_version();
 
     void read(const std::function<void(StoreReader&)>& body) override;
-    void write(const std::function<void(StoreWriter&)>& body, Finish finish = Finish::commit) override;
+    using GalleryStore::write;
+    void write(const std::function<void(StoreWriter&)>& body, Finish finish, Lock lock) override;
     int schema_version() override;
     std::uint64_t database_bytes() override;
     std::string description() const override;
@@ -56,6 +58,7 @@ private:
     class Connection;
     std::unique_ptr<Connection> conn_;
     Options options_;
+    std::uint64_t writes_ = 0;  // committed writes, to trim the change log now and then
 };
 
 }  // namespace faceq

@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "faceq/base/error.hpp"
+
 namespace faceq {
 namespace {
 
@@ -20,12 +22,21 @@ nlohmann::json Identification::summary() const {
             {"stranger_threshold", round4(stranger_limit(c))}};
 }
 
-std::unique_ptr<Gallery> open_gallery(const Home& home, bool create) {
+std::unique_ptr<Gallery> open_gallery(const Home& home, bool create, const LogFn& log) {
+    Gallery::Options options;
+    options.create = create;
+    options.log = log;
+    if (!home.database_url.empty()) {
+        try {
+            return Gallery::open(home.database_url, options);
+        } catch (const Error& e) {
+            if (e.kind() == ErrorKind::not_found && !create) return nullptr;  // a database without a gallery yet
+            throw;
+        }
+    }
     const auto path = home.gallery_path();
     std::error_code ec;
     if (!create && !std::filesystem::exists(path, ec)) return nullptr;
-    Gallery::Options options;
-    options.create = create;
     return std::make_unique<Gallery>(path, options);
 }
 
@@ -44,7 +55,7 @@ void report_foreign_samples(Gallery& gallery, const std::string& embedder_id, co
 Identification open_identification(const Home& home, const EmbedderIdentity& embedder, const CalibrationChoice& choice,
                                    bool create, const LogFn& log) {
     Identification out;
-    out.gallery = open_gallery(home, create);
+    out.gallery = open_gallery(home, create, log);
     if (!out.gallery) return out;
     report_foreign_samples(*out.gallery, embedder.id, log);
     const std::size_t persons = out.gallery->usable(embedder.id).first;
