@@ -661,3 +661,81 @@ TEST_CASE("enroll --dir reports a looping or dangling entry and enrolls the othe
     for (std::size_t at = 0; (at = enroll.err.find("faceq: error: ", at)) != std::string::npos; ++at) ++error_lines;
     CHECK(error_lines == 2);
 }
+
+TEST_CASE("gallery copy, export, import: SQLite to PostgreSQL and back, the same answers; bad targets refused",
+          "[cli][gallery]") {
+    REQUIRE_MODELS();
+    REQUIRE_DATA(!test_pg_url().empty(), "a PostgreSQL test server", "FACEQ_TEST_PG",
+                 "tools/pg_cluster.sh start DIR, which prints the URL to set (tools/test.sh does this itself)");
+    GalleryHome home;  // SQLite
+    const auto people = person_folders(home, {"howard", "penny", "raj"}, bbt_photo, 2);
+    REQUIRE(home.run({"enroll", "--dir", people.string()}).exit_code == 0);
+    std::vector<std::string> analyze{"analyze", "--store", (bbt() / "bbt4.jpg").string()};
+    for (const auto& p : lfw_people(1, 3)) analyze.push_back(lfw_files(p).front().string());
+    REQUIRE(home.run(analyze).exit_code == 0);
+
+    TempDir pg_dir;
+    const TestGalleryDb pg("postgresql", pg_dir.path());
+    const std::vector<std::string> on_pg{"FACEQ_DB=" + pg.location()};
+    auto run_pg = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {"--home", home.root()});
+        return run_faceq(args, {}, on_pg);
+    };
+    const auto copied = home.run({"gallery", "copy", "--to", pg.location()});
+    INFO("stderr: " << copied.err);
+    REQUIRE(copied.exit_code == 0);
+    const auto c = lines(copied.out).at(0);
+    CHECK(c["type"] == "gallery_copy");
+    CHECK(c["persons"].get<int>() >= 3 + 3);
+    CHECK(c["samples"].get<int>() >= 6);
+    CHECK(c["images"] == 4);
+    CHECK(c["verified"] == true);
+    CHECK(c["to"].get<std::string>().rfind("postgresql://faceq@127.0.0.1:", 0) == 0);
+
+    // The same persons, stats and answers from either database.
+    CHECK(run_pg({"search", "--name", ""}).out == home.run({"search", "--name", ""}).out);
+    const auto s_pg = json::parse(run_pg({"stats", "--format", "json"}).out),
+               s_sq = json::parse(home.run({"stats", "--format", "json"}).out);
+    for (const char* k : {"persons", "samples", "images", "detections"}) CHECK(s_pg[k] == s_sq[k]);
+    CHECK(s_pg["database"]["engine"] == "postgresql");
+    CHECK(s_sq["database"]["engine"] == "sqlite");
+    const auto probe = bbt_photo("penny", 5).string();
+    const auto a_pg = lines(run_pg({"analyze", probe}).out).at(0)["faces"],
+               a_sq = lines(home.run({"analyze", probe}).out).at(0)["faces"];
+    CHECK(a_pg == a_sq);
+    CHECK(a_pg.at(0)["identity"] == "penny");
+
+    // A destination that holds a gallery is refused, in one line, exit 2.
+    const auto twice = home.run({"gallery", "copy", "--to", pg.location()});
+    CHECK(twice.exit_code == 2);
+    CHECK(twice.err.find("already holds a gallery") != std::string::npos);
+    CHECK(std::count(twice.err.begin(), twice.err.end(), '\n') == 1);
+
+    // Export from PostgreSQL into a new file; import that file into a new home.
+    const auto file = (home / "exported.db").string();
+    const auto exported = run_pg({"gallery", "export", file});
+    INFO("export stderr: " << exported.err);
+    REQUIRE(exported.exit_code == 0);
+    CHECK(lines(exported.out).at(0)["digest"] == c["digest"]);
+    CHECK(std::filesystem::exists(file));
+    CHECK_FALSE(std::filesystem::exists(file + ".part"));
+    CHECK(run_pg({"gallery", "export", file}).exit_code == 2);  // never overwrites
+    GalleryHome other;
+    const auto imported = other.run({"gallery", "import", file});
+    INFO("import stderr: " << imported.err);
+    REQUIRE(imported.exit_code == 0);
+    CHECK(lines(imported.out).at(0)["digest"] == c["digest"]);
+    CHECK(other.run({"search", "--name", ""}).out == home.run({"search", "--name", ""}).out);
+    CHECK(other.run({"gallery", "import", file}).exit_code == 2);  // not into a gallery that holds one
+    CHECK(other.run({"gallery", "import", (home / "missing.db").string()}).exit_code == 1);
+
+    // Bad --db values: one line, no crash.
+    const auto bogus = home.run({"--db", "mysql://x", "stats"});
+    CHECK(bogus.exit_code == 2);
+    CHECK(bogus.err.find("is not a PostgreSQL URL") != std::string::npos);
+    const auto down = run_faceq({"--home", home.root(), "--db", "postgresql://faceq:hunter2@127.0.0.1:1/x", "stats"});
+    CHECK(down.exit_code == 1);
+    CHECK(down.err.find("cannot connect to the gallery database") != std::string::npos);
+    CHECK(down.err.find("hunter2") == std::string::npos);
+    CHECK(std::count(down.err.begin(), down.err.end(), '\n') == 1);
+}

@@ -405,6 +405,88 @@ TEST_CASE("gallery store: processes meeting one new stranger at the same moment 
     CHECK(db_int(db, "SELECT count(*) FROM samples") <= max_stranger_samples + processes - 1);
 }
 
+TEST_CASE("gallery copy: every row, verified, all or nothing; and back again unchanged", "[gallery]") {
+    GALLERY_ENGINE(engine);
+    TempDir dir;
+    // The source: SQLite, with known persons, strangers, detections, a
+    // rename and a deletion behind it.
+    const auto source = Gallery::open((dir / "source.db").string(), {});
+    std::mt19937 rng(28);
+    std::vector<Descriptor> known, strangers;
+    for (int i = 0; i < 6; ++i) {
+        known.push_back(random_descriptor(rng));
+        source->enroll("Person " + std::to_string(i), {sample(known.back(), "k" + std::to_string(i))}, emb);
+    }
+    for (int i = 0; i < 4; ++i) strangers.push_back(random_descriptor(rng));
+    for (int i = 0; i < 12; ++i)
+        REQUIRE(source->record_analysis(image("img" + std::to_string(i)),
+                                        {face_with(jitter(known[static_cast<std::size_t>(i % 6)], rng, 0.1f)),
+                                         face_with(jitter(strangers[static_cast<std::size_t>(i % 4)], rng, 0.1f), 300)},
+                                        context(), false));
+    source->rename("Person 0", "Zoë O'Brien");
+    source->remove("Person 5");  // its detections stay, without a person
+    known.pop_back();
+
+    const TestGalleryDb db(engine, dir.path() / "dest");
+    std::filesystem::create_directories(dir / "dest");
+    {
+        // A copy that fails at its end leaves the destination as it was.
+        auto failing = std::make_unique<FailingStore>(make_store(db));
+        failing->permanent = true;
+        Gallery dest(std::move(failing));
+        CHECK_THROWS_AS(source->copy_to(dest), Error);
+        CHECK(dest.stats(0).persons_known + dest.stats(0).images + dest.stats(0).detections == 0);
+    }
+    const auto dest = db.open();
+    const CopyResult r = source->copy_to(*dest);
+    CHECK(r.persons == 5 + 4);
+    CHECK(r.images == 12);
+    CHECK(r.detections == 24);
+    CHECK(r.samples == 5 + 4 * 3);  // each stranger keeps the faces it was met with (3 each)
+    // A destination that holds a gallery is refused, and left as it is.
+    try {
+        source->copy_to(*dest);
+        FAIL("copied into a non-empty gallery");
+    } catch (const Error& e) {
+        CHECK(e.kind() == ErrorKind::usage);
+        CHECK(std::string(e.what()).find("already holds a gallery (9 persons, 12 images)") != std::string::npos);
+    }
+    CHECK(dest->stats(0).detections == 24);
+
+    // The copy answers as the source does, and a copy back is the same rows.
+    const auto back = Gallery::open((dir / "back.db").string(), {});
+    CHECK(dest->copy_to(*back).digest == r.digest);
+    for (Gallery* g : {dest.get(), back.get()}) {
+        Gallery& gallery = *g;
+        const auto persons = [](Gallery& of) {
+            json out = json::array();
+            for (const auto& p : of.find_persons("")) out.push_back(person_json(p));
+            return out;
+        };
+        CHECK(persons(gallery) == persons(*source));
+        for (const auto& d : known) {
+            const auto want = source->identify({d}, context())[0], got = gallery.identify({d}, context())[0];
+            REQUIRE(want.person);
+            REQUIRE(got.person);
+            CHECK(want.decision == Decision::known);
+            CHECK(got.decision == want.decision);
+            CHECK(got.person->public_id == want.person->public_id);
+            CHECK(got.distance == want.distance);
+        }
+        for (const auto& d : strangers) {
+            const auto want = source->identify({d}, context())[0], got = gallery.identify({d}, context())[0];
+            REQUIRE(want.person);
+            REQUIRE(got.person);
+            CHECK(want.person->kind == "unknown");
+            CHECK(got.person->public_id == want.person->public_id);
+        }
+        const auto a = gallery.stats(0), b = source->stats(0);
+        CHECK(a.detections_known == b.detections_known);
+        CHECK(a.detections_unknown == b.detections_unknown);
+        CHECK(a.last_detection == b.last_detection);
+    }
+}
+
 // ---------------------------------------------------------------- PgStore
 
 TEST_CASE("PgStore: its own schema, a newer one refused, no gallery without create, no password shown", "[gallery]") {

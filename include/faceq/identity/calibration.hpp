@@ -66,6 +66,8 @@ namespace faceq {
 
 enum class Decision { known, unknown, ambiguous };
 const char* to_string(Decision decision) noexcept;  // "known" | "unknown" | "ambiguous"
+// The decision to_string() names; nullopt for any other text.
+std::optional<Decision> parse_decision(const std::string& text) noexcept;
 
 struct Calibration {
     float threshold = 0;  // a person is a candidate when nearer than this

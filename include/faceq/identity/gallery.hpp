@@ -205,6 +205,12 @@ struct Redescription {
     Box box;  // the face as the new pipeline found it
 };
 
+// What Gallery::copy_to copied.
+struct CopyResult {
+    std::int64_t persons = 0, samples = 0, images = 0, detections = 0;
+    std::string digest;  // of every row's content, ids aside: the same on both sides
+};
+
 class GalleryStore;
 
 class Gallery {
@@ -298,6 +304,17 @@ public:
     // detections had.
     ClusterResult cluster(const std::string& embedder, float threshold);
     GalleryStats stats(std::int64_t now);
+
+    // ---- moving a gallery (faceq gallery copy / export / import)
+    // Copies every person, sample, image and detection into `dest`, which
+    // must hold no person, sample or image (else Error{usage}), in one
+    // transaction of `dest`: interrupted, it leaves `dest` as it was. Before
+    // committing, reads `dest` back and compares the counts and a digest of
+    // every row's content (public ids, names, paths, boxes, decisions,
+    // descriptors' bytes, times; not the row ids, which `dest` chooses) with
+    // this gallery's: when they differ, Error{database} and nothing is
+    // committed. This gallery is read in one snapshot; its writers may go on.
+    CopyResult copy_to(Gallery& dest);
 
     // ---- re-describing (faceq gallery reindex)
     // Samples and detections with a descriptor computed by another embedder

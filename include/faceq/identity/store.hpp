@@ -130,10 +130,11 @@ void run_with_retries(const std::function<void()>& attempt, const RetryPolicy& p
 // A new person; the public id and name key are chosen by the caller.
 struct NewPerson {
     std::string public_id;
-    std::optional<std::string> name;      // set for known persons
-    std::optional<std::string> name_key;  // fold_case(*name), set with name
-    std::string kind;                     // "known" | "unknown"
-    std::int64_t now = 0;                 // created_at and updated_at
+    std::optional<std::string> name;                        // set for known persons
+    std::optional<std::string> name_key;                    // fold_case(*name), set with name
+    std::string kind;                                       // "known" | "unknown"
+    std::int64_t now = 0;                                   // created_at, and updated_at unless set
+    std::optional<std::int64_t> updated_at = std::nullopt;  // a copied person's
 };
 
 struct NewSample {
@@ -216,6 +217,15 @@ public:
     // each group ordered by path, then id.
     virtual std::vector<StoredDescriptor> stale_descriptors(const std::string& embedder) = 0;
 
+    // ---- whole rows, in id order, for copying a gallery (Gallery::copy_to).
+    // The ids are this store's; a row's references (a detection's image and
+    // person, a sample's person and detection) are ids of rows visited before.
+    virtual void scan_person_rows(const std::function<void(std::int64_t id, const NewPerson&)>& visit) = 0;
+    virtual void scan_image_rows(
+        const std::function<void(std::int64_t id, const ImageFacts&, std::int64_t analyzed_at)>& visit) = 0;
+    virtual void scan_detection_rows(const std::function<void(std::int64_t id, const NewDetection&)>& visit) = 0;
+    virtual void scan_sample_rows(const std::function<void(const NewSample&)>& visit) = 0;
+
     // ---- stats
     // GalleryStats with the counts and last_detection set, the rest left as is.
     virtual GalleryStats counts() = 0;
@@ -261,6 +271,7 @@ public:
     virtual bool redescribe(const Redescription& r) = 0;
 
     // ---- images and detections
+    // `now` is its analysis time.
     virtual std::int64_t add_image(const ImageFacts& image, std::int64_t now) = 0;
     // Deletes the image's detections and updates its path, size, mtime and
     // analysis time (the sha256 and models stay).

@@ -56,6 +56,12 @@ double per_comparison_rate(double far, std::size_t n) {
 
 }  // namespace
 
+std::optional<Decision> parse_decision(const std::string& text) noexcept {
+    for (const Decision d : {Decision::known, Decision::unknown, Decision::ambiguous})
+        if (text == to_string(d)) return d;
+    return std::nullopt;
+}
+
 const char* to_string(Decision decision) noexcept {
     switch (decision) {
         case Decision::known:

@@ -459,6 +459,57 @@ public:
              [&](const Row& row) { visit(row.int64(0), descriptor(row, 1)); });
     }
 
+    void scan_person_rows(const std::function<void(std::int64_t, const NewPerson&)>& visit) override {
+        scan("SELECT id, public_id, name, name_key, kind, created_at, updated_at FROM faceq.persons ORDER BY id",
+             Params{}, "read persons", [&](const Row& r) {
+                 const NewPerson p{r.text(1), r.opt_text(2), r.opt_text(3), r.text(4), r.int64(5), r.int64(6)};
+                 visit(r.int64(0), p);
+             });
+    }
+
+    void scan_image_rows(const std::function<void(std::int64_t, const ImageFacts&, std::int64_t)>& visit) override {
+        scan("SELECT id, path, sha256, size, mtime, models, analyzed_at FROM faceq.images ORDER BY id", Params{},
+             "read images", [&](const Row& r) {
+                 const ImageFacts f{r.text(1), r.text(2), static_cast<std::uint64_t>(r.int64(3)), r.opt_int64(4),
+                                    r.text(5)};
+                 visit(r.int64(0), f, r.int64(6));
+             });
+    }
+
+    void scan_detection_rows(const std::function<void(std::int64_t, const NewDetection&)>& visit) override {
+        scan(
+            "SELECT id, image_id, box_x, box_y, box_w, box_h, confidence, person_id, decision, distance, margin,"
+            " age, gender, embedder, descriptor, detected_at FROM faceq.detections ORDER BY id",
+            Params{}, "read detections", [&](const Row& r) {
+                NewDetection d;
+                d.image = r.int64(1);
+                d.box = box(r, 2);
+                d.confidence = r.dbl(6);
+                d.person = r.opt_int64(7);
+                d.decision = parse_decision(r.text(8)).value_or(Decision::unknown);
+                d.distance = opt_dbl(r, 9);
+                d.margin = opt_dbl(r, 10);
+                d.age = opt_dbl(r, 11);
+                d.gender = r.opt_text(12);
+                if (!r.null(14)) {
+                    d.embedder = r.text(13);
+                    d.descriptor = descriptor(r, 14);
+                }
+                d.detected_at = r.int64(15);
+                visit(r.int64(0), d);
+            });
+    }
+
+    void scan_sample_rows(const std::function<void(const NewSample&)>& visit) override {
+        scan(
+            "SELECT person_id, embedder, descriptor, coalesce(source_path, ''), source_sha256, box_x, box_y, box_w,"
+            " box_h, coalesce(quality, 0), detection_id, created_at FROM faceq.samples ORDER BY id",
+            Params{}, "read samples", [&](const Row& r) {
+                visit({r.int64(0), r.text(1), descriptor(r, 2), r.text(3), r.text(4), box(r, 5), r.dbl(9),
+                       r.opt_int64(10), r.int64(11)});
+            });
+    }
+
     std::optional<StoredImage> find_image(const std::string& sha256, const std::string& models) override {
         const auto r = run("SELECT id, analyzed_at FROM faceq.images WHERE sha256 = $1 AND models = $2",
                            Params().add(sha256).add(models), "find an image");
@@ -551,8 +602,15 @@ public:
     std::int64_t add_person(const NewPerson& p) override {
         const auto r =
             run("INSERT INTO faceq.persons (public_id, name, name_key, kind, created_at, updated_at)"
-                " VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
-                Params().add(p.public_id).add(p.name).add(p.name_key).add(p.kind).add(p.now), "add a person");
+                " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                Params()
+                    .add(p.public_id)
+                    .add(p.name)
+                    .add(p.name_key)
+                    .add(p.kind)
+                    .add(p.now)
+                    .add(p.updated_at.value_or(p.now)),
+                "add a person");
         return Row(r.get(), 0).int64(0);
     }
 
@@ -844,6 +902,15 @@ private:
                         first_line(r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r) : PQerrorMessage(conn_)));
         if (PQstatus(conn_) != CONNECTION_OK || (state && transient_state(state))) throw TransientError(message);
         throw Error(ErrorKind::database, message);
+    }
+
+    static Box box(const Row& r, int first) {
+        return Box{static_cast<int>(r.int64(first)), static_cast<int>(r.int64(first + 1)),
+                   static_cast<int>(r.int64(first + 2)), static_cast<int>(r.int64(first + 3))};
+    }
+
+    static std::optional<double> opt_dbl(const Row& r, int col) {
+        return r.null(col) ? std::nullopt : std::optional<double>(r.dbl(col));
     }
 
     static std::int64_t changed(const ResultPtr& r) {

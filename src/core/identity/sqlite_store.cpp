@@ -325,6 +325,56 @@ public:
         up->bind(1, log_generations).run();
     }
 
+    void scan_person_rows(const std::function<void(std::int64_t, const NewPerson&)>& visit) override {
+        Use s = use("SELECT id, public_id, name, name_key, kind, created_at, updated_at FROM persons ORDER BY id");
+        while (s->step()) {
+            NewPerson p{s->text(1), s->opt_text(2), s->opt_text(3), s->text(4), s->int64(5), s->int64(6)};
+            visit(s->int64(0), p);
+        }
+    }
+
+    void scan_image_rows(const std::function<void(std::int64_t, const ImageFacts&, std::int64_t)>& visit) override {
+        Use s = use("SELECT id, path, sha256, size, mtime, models, analyzed_at FROM images ORDER BY id");
+        while (s->step()) {
+            const ImageFacts f{s->text(1), s->text(2), static_cast<std::uint64_t>(s->int64(3)), s->opt_int64(4),
+                               s->text(5)};
+            visit(s->int64(0), f, s->int64(6));
+        }
+    }
+
+    void scan_detection_rows(const std::function<void(std::int64_t, const NewDetection&)>& visit) override {
+        Use s =
+            use("SELECT id, image_id, box_x, box_y, box_w, box_h, confidence, person_id, decision, distance, margin,"
+                " age, gender, embedder, descriptor, detected_at FROM detections ORDER BY id");
+        while (s->step()) {
+            NewDetection d;
+            d.image = s->int64(1);
+            d.box = box(*s, 2);
+            d.confidence = s->real(6);
+            d.person = s->opt_int64(7);
+            d.decision = parse_decision(s->text(8)).value_or(Decision::unknown);
+            d.distance = s->opt_real(9);
+            d.margin = s->opt_real(10);
+            d.age = s->opt_real(11);
+            d.gender = s->opt_text(12);
+            if (!s->is_null(14)) {
+                d.embedder = s->text(13);
+                d.descriptor = descriptor(*s, 14);
+            }
+            d.detected_at = s->int64(15);
+            visit(s->int64(0), d);
+        }
+    }
+
+    void scan_sample_rows(const std::function<void(const NewSample&)>& visit) override {
+        Use s =
+            use("SELECT person_id, embedder, descriptor, coalesce(source_path, ''), source_sha256, box_x, box_y,"
+                " box_w, box_h, coalesce(quality, 0), detection_id, created_at FROM samples ORDER BY id");
+        while (s->step())
+            visit({s->int64(0), s->text(1), descriptor(*s, 2), s->text(3), s->text(4), box(*s, 5), s->real(9),
+                   s->opt_int64(10), s->int64(11)});
+    }
+
     std::vector<EmbedderSamples> embedders() override {
         Use s =
             use("SELECT embedder, count(*), count(DISTINCT person_id) FROM samples GROUP BY embedder"
@@ -419,7 +469,8 @@ public:
         Use s =
             use("INSERT INTO persons (public_id, name, name_key, kind, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)");
-        s->bind(1, p.public_id).bind(2, p.name).bind(3, p.name_key).bind(4, p.kind).bind(5, p.now).bind(6, p.now);
+        s->bind(1, p.public_id).bind(2, p.name).bind(3, p.name_key).bind(4, p.kind).bind(5, p.now);
+        s->bind(6, p.updated_at.value_or(p.now));
         s->run();
         return db_.last_insert_rowid();
     }
@@ -593,6 +644,11 @@ private:
         std::string out = "[";
         for (std::size_t i = 0; i < ids.size(); ++i) out += (i ? "," : "") + std::to_string(ids[i]);
         return out + "]";
+    }
+
+    static Box box(const Stmt& s, int first) {
+        return Box{static_cast<int>(s.int64(first)), static_cast<int>(s.int64(first + 1)),
+                   static_cast<int>(s.int64(first + 2)), static_cast<int>(s.int64(first + 3))};
     }
 
     static std::int64_t one_int(const Use& s) {
