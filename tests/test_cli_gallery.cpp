@@ -739,3 +739,32 @@ TEST_CASE("gallery copy, export, import: SQLite to PostgreSQL and back, the same
     CHECK(down.err.find("hunter2") == std::string::npos);
     CHECK(std::count(down.err.begin(), down.err.end(), '\n') == 1);
 }
+
+TEST_CASE("bench store: concurrent writers into an empty gallery, figures printed; a real gallery refused",
+          "[cli][gallery]") {
+    GALLERY_ENGINE(engine);
+    TempDir dir;
+    const TestGalleryDb db(engine, dir.path());
+    const auto r = run_faceq({"--home", dir.path().string(), "bench", "store", "--to", db.location(), "--writers", "3",
+                              "--seconds", "1", "--persons", "50", "--new-share", "0.2", "--format", "jsonl"});
+    INFO("stderr: " << r.err);
+    REQUIRE(r.exit_code == 0);
+    const auto rec = lines(r.out).at(0);
+    CHECK(rec["type"] == "store_bench");
+    CHECK(rec["engine"] == engine);
+    CHECK(rec["images"].get<std::int64_t>() > 10);
+    CHECK(rec["detections"] == 2 * rec["images"].get<std::int64_t>());
+    CHECK(rec["new_strangers"].get<std::int64_t>() > 0);
+    CHECK(rec["images_per_second"].get<double>() > 0);
+    // What it claims is what the database holds: every image once, each new
+    // stranger one person.
+    CHECK(db_int(db, "SELECT count(*) FROM images") == rec["images"].get<std::int64_t>());
+    CHECK(db_int(db, "SELECT count(*) FROM detections") == rec["detections"].get<std::int64_t>());
+    CHECK(db_int(db, "SELECT count(*) FROM persons WHERE kind = 'unknown'") ==
+          rec["new_strangers"].get<std::int64_t>());
+    check_consistent(db);
+    // It never writes into a gallery that holds anything.
+    const auto again = run_faceq({"--home", dir.path().string(), "bench", "store", "--to", db.location()});
+    CHECK(again.exit_code == 2);
+    CHECK(again.err.find("holds a gallery") != std::string::npos);
+}

@@ -114,14 +114,16 @@ std::pair<CLI::App*, Runner> register_bench(CLI::App& app, Context& ctx) {
     sub->add_option("--format", cmd->format, "table or jsonl")->check(CLI::IsMember({"table", "jsonl"}));
     const auto [detection, detection_runner] = register_bench_detection(*sub, ctx);
     const auto [identify, identify_runner] = register_bench_identify(*sub, ctx);
+    const auto [store, store_runner] = register_bench_store(*sub, ctx);
     return {sub, [cmd, &ctx, detection = detection, detection_runner = detection_runner, identify = identify,
-                  identify_runner = identify_runner] {
+                  identify_runner = identify_runner, store = store, store_runner = store_runner] {
                 if (detection->parsed()) return detection_runner();
                 if (identify->parsed()) return identify_runner();
+                if (store->parsed()) return store_runner();
                 if (cmd->paths.empty())
                     throw Error(ErrorKind::usage,
                                 "bench: give image files or folders (or: bench detection DIR --boxes F, bench "
-                                "identify DIR)");
+                                "identify DIR, bench store --to DB)");
                 return bench_cmd(*cmd, ctx);
             }};
 }

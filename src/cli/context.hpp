@@ -62,6 +62,7 @@ std::pair<CLI::App*, Runner> register_bench(CLI::App& app, Context& ctx);
 // `bench detection`, a subcommand of `bench` (cmd_bench_detection.cpp).
 std::pair<CLI::App*, Runner> register_bench_detection(CLI::App& bench, Context& ctx);
 std::pair<CLI::App*, Runner> register_bench_identify(CLI::App& bench, Context& ctx);
+std::pair<CLI::App*, Runner> register_bench_store(CLI::App& bench, Context& ctx);
 std::pair<CLI::App*, Runner> register_prepare(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_runs(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_register_model(CLI::App& app, Context& ctx);

@@ -33,8 +33,10 @@
 //   COMMITTED, and pg_advisory_xact_lock(<gallery key>), so every later
 //   statement's snapshot is taken under the lock). Without the lock, a
 //   PostgreSQL write runs beside others: row locks order what two of them
-//   change, and an image two of them add at once is an image conflict,
-//   reported as TransientError (the retry finds the image stored).
+//   change; of two adding one image at once, the second waits for the first
+//   and finds it stored (add_image says nullopt); a row referring to a person
+//   another transaction deleted meanwhile fails as TransientError (the retry
+//   sees the deletion).
 // - The stranger contract rests on that lock. Gallery::record_analysis, inside
 //   one write, (a) refreshes its index from what the body reads — every
 //   committed sample and person, (b) decides which faces nobody is near, (c)
@@ -271,8 +273,9 @@ public:
     virtual bool redescribe(const Redescription& r) = 0;
 
     // ---- images and detections
-    // `now` is its analysis time.
-    virtual std::int64_t add_image(const ImageFacts& image, std::int64_t now) = 0;
+    // `now` is its analysis time. Returns its id, or nullopt (nothing
+    // written) when an image of that sha256 and models is stored already.
+    virtual std::optional<std::int64_t> add_image(const ImageFacts& image, std::int64_t now) = 0;
     // Deletes the image's detections and updates its path, size, mtime and
     // analysis time (the sha256 and models stay).
     virtual void reset_image(std::int64_t image, const ImageFacts& facts, std::int64_t now) = 0;

@@ -430,18 +430,20 @@ std::optional<std::vector<Identity>> Gallery::record_analysis(const ImageFacts& 
         [&](StoreWriter& w) {
             out.reset();
             const std::int64_t now = unix_now();
-            std::int64_t image_id = 0;
-            if (const auto stored = w.find_image(image.sha256, image.models)) {
-                if (!replace) return;  // stored already (maybe by another process): nothing to write
-                image_id = stored->image_id;
-                w.reset_image(image_id, image, now);
-            } else {
-                image_id = w.add_image(image, now);
+            std::optional<std::int64_t> image_id;
+            if (replace) {
+                if (const auto stored = w.find_image(image.sha256, image.models)) {
+                    image_id = stored->image_id;
+                    w.reset_image(*image_id, image, now);
+                }
             }
+            if (!image_id) image_id = w.add_image(image, now);
+            if (!image_id) return;  // stored already (maybe by another process): nothing to write
             // The stranger contract (store.hpp): under the writer lock, the index
             // sees every committed sample before any face is called new. Faces
-            // that all match someone need no lock: writers run side by side.
-            impl_->cache.refresh(w, context.embedder);
+            // that all match someone need no lock: writers run side by side,
+            // matching against an index at most max_staleness old.
+            impl_->cache.refresh_within(w, context.embedder, IndexCache::max_staleness);
             if (std::any_of(faces.begin(), faces.end(), [&](const Face& face) {
                     return face.has_descriptor &&
                            is_new_face(identify_one(impl_->cache, face.descriptor, context.calibration), context);
@@ -451,7 +453,7 @@ std::optional<std::vector<Identity>> Gallery::record_analysis(const ImageFacts& 
             }
             std::vector<Identity> identities;
             for (const auto& face : faces)
-                identities.push_back(impl_->record_face(w, image_id, image, face, context, now));
+                identities.push_back(impl_->record_face(w, *image_id, image, face, context, now));
             out = std::move(identities);
         },
         GalleryStore::Finish::commit, GalleryStore::Lock::on_demand);

@@ -109,7 +109,11 @@ CopyResult Gallery::copy_to(Gallery& dest) {
         impl_->store->read([&](StoreReader& r) {
             r.scan_person_rows([&](std::int64_t id, const NewPerson& p) { persons[id] = w.add_person(p); });
             r.scan_image_rows([&](std::int64_t id, const ImageFacts& f, std::int64_t analyzed_at) {
-                images[id] = w.add_image(f, analyzed_at);
+                const auto copied = w.add_image(f, analyzed_at);
+                if (!copied)
+                    throw Error(ErrorKind::database,
+                                fmt::format("'{}' holds an image twice; nothing was copied", impl_->path.string()));
+                images[id] = *copied;
             });
             r.scan_detection_rows([&](std::int64_t id, const NewDetection& d) {
                 NewDetection copy = d;

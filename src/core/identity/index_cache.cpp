@@ -17,6 +17,7 @@ Descriptor mean_of(const Entry& e) {
 
 void IndexCache::refresh(StoreReader& reader, const std::string& embedder) {
     const std::int64_t probe = reader.change_probe();
+    refreshed_ = std::chrono::steady_clock::now();
     if (valid_ && embedder_ == embedder && probe == probe_) return;
     if (!valid_ || embedder_ != embedder) {
         reload(reader, embedder);

@@ -28,6 +28,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -45,8 +46,19 @@ std::vector<PersonMatch> nearest_of(std::vector<PersonMatch> a, const std::vecto
 
 class IndexCache {
 public:
+    // How old a record_analysis may let the index be when every face matches
+    // someone (Gallery::record_analysis; a face that may be new always
+    // refreshes, under the writer lock).
+    static constexpr std::chrono::milliseconds max_staleness{50};
+
     // Makes the index current for `embedder`: cheap when nothing changed.
     void refresh(StoreReader& reader, const std::string& embedder);
+    // refresh(), unless the index holds `embedder` and was refreshed less
+    // than `max_age` ago.
+    void refresh_within(StoreReader& reader, const std::string& embedder, std::chrono::milliseconds max_age) {
+        if (!valid_ || embedder_ != embedder || std::chrono::steady_clock::now() - refreshed_ > max_age)
+            refresh(reader, embedder);
+    }
     // Forgets everything: the next refresh reloads.
     void invalidate() { valid_ = false; }
     // A person created in the current transaction (no samples yet).
@@ -89,6 +101,7 @@ private:
     void update(StoreReader& reader, const std::vector<std::int64_t>& ids);
 
     bool valid_ = false;
+    std::chrono::steady_clock::time_point refreshed_;
     std::string embedder_;
     std::int64_t generation_ = -1;
     std::int64_t probe_ = -1;

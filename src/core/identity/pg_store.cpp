@@ -248,9 +248,11 @@ std::string first_line(const char* message) {
 }
 
 // Retried failures (pg_store.hpp).
+// 23503 (a foreign key violation): in this schema only a row referring to a
+// person or detection that another transaction deleted since this one read it.
 bool transient_state(const std::string& state) {
     return state.rfind("40", 0) == 0 || state.rfind("08", 0) == 0 || state == "57P01" || state == "57P02" ||
-           state == "57P03" || state == "53300";
+           state == "57P03" || state == "53300" || state == "23503";
 }
 
 PersonRef read_ref(const Row& r, int first) {
@@ -366,8 +368,14 @@ public:
     }
 
     // ---- reader
-    std::int64_t change_probe() override { return generation(); }
-    std::int64_t generation() override { return meta("generation"); }
+    // The probe is the generation; generation() right after it (nothing run
+    // in between) answers from the probe's reading: one round trip, not two.
+    std::int64_t change_probe() override {
+        probe_value_ = meta("generation");
+        probe_at_ = statements_;
+        return probe_value_;
+    }
+    std::int64_t generation() override { return probe_at_ == statements_ ? probe_value_ : meta("generation"); }
 
     std::optional<PersonInfo> find_person(const std::string& public_id, const std::string& name_key) override {
         static const std::string sql = fmt::format(
@@ -695,7 +703,7 @@ public:
         return false;
     }
 
-    std::int64_t add_image(const ImageFacts& image, std::int64_t now) override {
+    std::optional<std::int64_t> add_image(const ImageFacts& image, std::int64_t now) override {
         const auto r =
             run("INSERT INTO faceq.images (path, sha256, size, mtime, analyzed_at, models)"
                 " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sha256, models) DO NOTHING RETURNING id",
@@ -707,10 +715,7 @@ public:
                     .add(now)
                     .add(image.models),
                 "add an image");
-        // Another transaction stored it since this one looked: the retry finds it.
-        if (!PQntuples(r.get()))
-            throw TransientError(fmt::format("image '{}' was stored by another process at the same moment ({})",
-                                             image.path, description_));
+        if (!PQntuples(r.get())) return std::nullopt;  // stored already (perhaps a moment ago, by another writer)
         return Row(r.get(), 0).int64(0);
     }
 
@@ -827,6 +832,7 @@ private:
 
     // Runs SQL without parameters or results (several statements allowed).
     void exec(const char* sql, const char* what) {
+        ++statements_;
         ResultPtr r(PQexec(conn_, sql), &PQclear);
         check(r.get(), what);
     }
@@ -843,6 +849,7 @@ private:
     }
 
     ResultPtr run(const char* sql, const Params& params, const char* what) {
+        ++statements_;
         const std::string& name = statement(sql, params, what);
         std::vector<const char*> values;
         std::vector<int> lengths, formats;
@@ -857,6 +864,7 @@ private:
     // Runs a query and hands each row to `visit` as it arrives (single-row
     // mode: a scan of a million samples never holds them all).
     void scan(const char* sql, const Params& params, const char* what, const std::function<void(const Row&)>& visit) {
+        ++statements_;
         const std::string& name = statement(sql, params, what);
         std::vector<const char*> values;
         std::vector<int> lengths, formats;
@@ -933,7 +941,10 @@ private:
     PGconn* conn_ = nullptr;
     std::string description_;
     std::unordered_map<const char*, std::string> prepared_;
-    bool locked_ = false;  // this transaction holds the gallery's advisory lock
+    bool locked_ = false;           // this transaction holds the gallery's advisory lock
+    std::uint64_t statements_ = 0;  // run so far (BEGIN included): when it has not moved, nothing changed
+    std::uint64_t probe_at_ = ~std::uint64_t{0};
+    std::int64_t probe_value_ = 0;
 };
 
 // ---------------------------------------------------------------- PgStore

@@ -24,7 +24,8 @@
 // retried failures (TransientError): serialization failures and deadlocks
 // (SQLSTATE class 40), lost or refused connections (class 08, 57P01-57P03;
 // the connection is re-opened before the next attempt), too many connections
-// (53300), and an image another transaction stored at the same moment.
+// (53300), and a foreign key violation (23503: a person deleted by another
+// transaction since this one read it).
 // Statements are prepared once per connection (again after a reconnection);
 // every value travels as a parameter, descriptors in binary. Change
 // detection: the probe is the generation itself (one indexed row), kept with

@@ -555,11 +555,14 @@ public:
     }
 
     // ---- writer: images and detections
-    std::int64_t add_image(const ImageFacts& image, std::int64_t now) override {
-        Use s = use("INSERT INTO images (path, sha256, size, mtime, analyzed_at, models) VALUES (?, ?, ?, ?, ?, ?)");
+    std::optional<std::int64_t> add_image(const ImageFacts& image, std::int64_t now) override {
+        Use s =
+            use("INSERT OR IGNORE INTO images (path, sha256, size, mtime, analyzed_at, models)"
+                " VALUES (?, ?, ?, ?, ?, ?)");
         s->bind(1, image.path).bind(2, image.sha256).bind(3, static_cast<std::int64_t>(image.size));
         s->bind(4, image.mtime).bind(5, now).bind(6, image.models);
         s->run();
+        if (db_.changes() == 0) return std::nullopt;
         return db_.last_insert_rowid();
     }
 
