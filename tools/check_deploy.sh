@@ -106,6 +106,15 @@ for where, doc in docs:
     if doc.get("kind") in ("Job", "Deployment"):
         for c in pod_containers(doc):
             check(env_of(c).get("FACEQ_HOME", {}).get("value"), f"{where}: container {c['name']} sets no FACEQ_HOME")
+        # The analyze pods and the serve replicas write one gallery from many
+        # machines: PostgreSQL, its URL (which may hold a password) from a Secret.
+        for c in pod_containers(doc):
+            command = c.get("command", [])
+            if command[:2] in (["faceq", "analyze"], ["faceq", "serve"]):
+                db = env_of(c).get("FACEQ_DB", {})
+                check("secretKeyRef" in db.get("valueFrom", {}),
+                      f"{where}: container {c['name']} takes no FACEQ_DB from a Secret (the shared gallery)")
+                check("--no-store" not in command, f"{where}: container {c['name']} runs with --no-store")
 
 for f in failures:
     print(f"check_deploy: error: {f}", file=sys.stderr)
