@@ -44,16 +44,7 @@ need_packages() {
     || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
 }
 
-models_dir() {
-  if [ -n "${FACEQ_BENCH_MODELS:-}" ]; then echo "$FACEQ_BENCH_MODELS"
-  elif [ -d "$ROOT/build/test-home/models" ]; then echo "$ROOT/build/test-home/models"
-  elif [ -n "${FACEQ_HOME:-}" ]; then echo "$FACEQ_HOME/models"
-  else echo "${XDG_DATA_HOME:-$HOME/.local/share}/faceq/models"; fi
-}
-
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-# CPU seconds the process used so far (user + system), whatever else runs on the machine.
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+source "$ROOT/tools/serve_bench_lib.sh"
 
 [ -x "$FACEQ_BIN" ] || die "no faceq binary at $FACEQ_BIN (build first: cmake --build build -j2)"
 [ -f "$PHOTO" ] || die "no photo at $PHOTO (set FACEQ_BENCH_PHOTO)"
@@ -73,55 +64,11 @@ if [ -n "${FACEQ_BENCH_REGISTRY:-}" ]; then
   [ -d "$FACEQ_BENCH_REGISTRY" ] || die "FACEQ_BENCH_REGISTRY: no directory $FACEQ_BENCH_REGISTRY"
   cp -r "$FACEQ_BENCH_REGISTRY" "$WORK/home/registry"
 fi
-# Lossless crop of the middle 640x480 (offsets on the 16-pixel MCU grid).
-size="$(file -L "$PHOTO" | grep -o ', [0-9]*x[0-9]*,' | tail -1 | tr -d ', ')"
-width="${size%x*}"
-[ -n "$width" ] && [ "$width" -ge 640 ] && [ "${size#*x}" -ge 480 ] || die "$PHOTO is not a JPEG of at least 640x480"
-x0=$(( ( (width - 640) / 2 ) / 16 * 16 ))
-jpegtran -crop "640x480+${x0}+0" -copy none -outfile "$WORK/face640.jpg" "$PHOTO"
-file "$WORK/face640.jpg" | grep -q ', 640x480,' || die "could not make a 640x480 JPEG from $PHOTO"
+crop_640x480 "$PHOTO" "$WORK/face640.jpg"
 
-cat >"$WORK/post.lua" <<'LUA'
--- POST /analyze with the photo as multipart field "file"; prints a JSON summary
--- (errors.status counts responses other than 2xx/3xx).
-local f = assert(io.open(os.getenv("BENCH_PHOTO"), "rb"))
-local photo = f:read("*a")
-f:close()
-local boundary = "faceqbenchboundary7MA4YWxkTrZu0gW"
-wrk.method = "POST"
-wrk.body = "--" .. boundary .. "\r\n" ..
-  "Content-Disposition: form-data; name=\"file\"; filename=\"face640.jpg\"\r\n" ..
-  "Content-Type: image/jpeg\r\n\r\n" .. photo .. "\r\n--" .. boundary .. "--\r\n"
-wrk.headers["Content-Type"] = "multipart/form-data; boundary=" .. boundary
+write_wrk_script "$WORK/post.lua"
 
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '{"requests":%d,"seconds":%.2f,"rps":%.2f,"p50_ms":%.1f,"p90_ms":%.1f,"p99_ms":%.1f,"max_ms":%.1f,' ..
-    '"mean_ms":%.1f,"errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d,"status":%d}}\n',
-    summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1e3, latency:percentile(90) / 1e3, latency:percentile(99) / 1e3,
-    latency.max / 1e3, latency.mean / 1e3, e.connect, e.read, e.write, e.timeout, e.status))
-end
-LUA
-
-say "starting: $FACEQ_BIN serve ${SERVE_ARGS[*]:-}"
-"$FACEQ_BIN" --home "$WORK/home" serve --port 0 "${SERVE_ARGS[@]}" 2>"$WORK/server.log" &
-SERVER_PID=$!
-port=""
-for _ in $(seq 1 600); do
-  port="$(grep -o 'listening on http://[^ ]*' "$WORK/server.log" | sed 's/.*://' || true)"
-  [ -n "$port" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; die "the server exited"; }
-  sleep 0.1
-done
-[ -n "$port" ] || die "the server did not start listening"
-URL="http://127.0.0.1:$port"
-for _ in $(seq 1 1200); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/health")" = 200 ] && break
-  sleep 0.1
-done
-curl -sf -o /dev/null "$URL/health" || die "the server did not get ready"
+start_serve
 curl -sf -F "file=@$WORK/face640.jpg" "$URL/analyze" | grep -q '"faces":\[{' || die "the photo shows no face"
 age_model="$(curl -sf "$URL/health" | grep -o '"age":[^,}]*' | head -1 | cut -d: -f2- | tr -d '"')"
 

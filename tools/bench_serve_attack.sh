@@ -60,15 +60,7 @@ for r in $ROUTES; do
   case "$r" in health|analyze) ;; *) die "ROUTES: unknown route '$r' (health, analyze)";; esac
 done
 
-models_dir() {
-  if [ -n "${FACEQ_BENCH_MODELS:-}" ]; then echo "$FACEQ_BENCH_MODELS"
-  elif [ -d "$ROOT/build/test-home/models" ]; then echo "$ROOT/build/test-home/models"
-  elif [ -n "${FACEQ_HOME:-}" ]; then echo "$FACEQ_HOME/models"
-  else echo "${XDG_DATA_HOME:-$HOME/.local/share}/faceq/models"; fi
-}
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
-threads_of() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
+source "$ROOT/tools/serve_bench_lib.sh"
 json_num() { printf '%s' "$1" | grep -o "\"$2\":[0-9.]*" | head -1 | cut -d: -f2; }
 
 [ -x "$FACEQ_BIN" ] || die "no faceq binary at $FACEQ_BIN (build first: cmake --build build -j2)"
@@ -91,63 +83,14 @@ mkdir -p "$WORK/home"
 ln -s "$(models_dir)" "$WORK/home/models"
 if [[ " $ROUTES " == *" analyze "* ]]; then
   [ -f "$PHOTO" ] || die "no photo at $PHOTO (set FACEQ_BENCH_PHOTO)"
-  size="$(file -L "$PHOTO" | grep -o ', [0-9]*x[0-9]*,' | tail -1 | tr -d ', ')"
-  width="${size%x*}"
-  [ -n "$width" ] && [ "$width" -ge 640 ] && [ "${size#*x}" -ge 480 ] || die "$PHOTO is not a JPEG of at least 640x480"
-  x0=$(( ( (width - 640) / 2 ) / 16 * 16 ))
-  jpegtran -crop "640x480+${x0}+0" -copy none -outfile "$WORK/face640.jpg" "$PHOTO"
+  crop_640x480 "$PHOTO" "$WORK/face640.jpg"
 fi
 
-# One script for both routes: /analyze posts the photo as multipart "file";
-# PACE_MS paces each connection; done() prints a JSON summary.
-cat >"$WORK/load.lua" <<'LUA'
-local photo_path = os.getenv("BENCH_PHOTO") or ""
-local pace = tonumber(os.getenv("PACE_MS") or "0")
-wrk.headers["X-API-Key"] = os.getenv("BENCH_KEY")
-if photo_path ~= "" then
-  local f = assert(io.open(photo_path, "rb"))
-  local photo = f:read("*a")
-  f:close()
-  local boundary = "faceqbenchboundary7MA4YWxkTrZu0gW"
-  wrk.method = "POST"
-  wrk.body = "--" .. boundary .. "\r\n" ..
-    "Content-Disposition: form-data; name=\"file\"; filename=\"face640.jpg\"\r\n" ..
-    "Content-Type: image/jpeg\r\n\r\n" .. photo .. "\r\n--" .. boundary .. "--\r\n"
-  wrk.headers["Content-Type"] = "multipart/form-data; boundary=" .. boundary
-end
-if pace > 0 then
-  function delay() return pace end
-end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '{"requests":%d,"seconds":%.2f,"rps":%.2f,"p50_ms":%.2f,"p90_ms":%.2f,"p99_ms":%.2f,"max_ms":%.2f,' ..
-    '"errors":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"status":%d}\n',
-    summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1e3, latency:percentile(90) / 1e3, latency:percentile(99) / 1e3,
-    latency.max / 1e3, e.connect + e.read + e.write + e.timeout + e.status,
-    e.connect, e.read, e.write, e.timeout, e.status))
-end
-LUA
+# One script for both routes (serve_bench_lib.sh): /analyze posts the photo.
+write_wrk_script "$WORK/load.lua"
 
 KEY="bench-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
-say "starting: $FACEQ_BIN serve ${SERVE_ARGS[*]}"
-FACEQ_API_KEY="$KEY" "$FACEQ_BIN" --home "$WORK/home" serve --port 0 "${SERVE_ARGS[@]}" 2>"$WORK/server.log" &
-SERVER_PID=$!
-port=""
-for _ in $(seq 1 600); do
-  port="$(grep -o 'listening on http://[^ ]*' "$WORK/server.log" | sed 's/.*://' || true)"
-  [ -n "$port" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; die "the server exited"; }
-  sleep 0.1
-done
-[ -n "$port" ] || die "the server did not start listening"
-URL="http://127.0.0.1:$port"
-for _ in $(seq 1 1200); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-API-Key: $KEY" "$URL/health")" = 200 ] && break
-  sleep 0.1
-done
-curl -sf -o /dev/null -H "X-API-Key: $KEY" "$URL/health" || die "the server did not get ready"
+BENCH_KEY="$KEY" start_serve
 if [ -f "$WORK/face640.jpg" ]; then
   curl -sf -H "X-API-Key: $KEY" -F "file=@$WORK/face640.jpg" "$URL/analyze" | grep -q '"faces":\[{' \
     || die "the photo shows no face"
@@ -211,7 +154,7 @@ for route in $ROUTES; do
     cpu0=$(cpu_s "$SERVER_PID")
     # The attackers start first (their first connections are in place when
     # wrk starts) and stop 2 s after it.
-    "$PYTHON" "$ROOT/tools/serve_attack.py" --port "$port" --key "$KEY" \
+    "$PYTHON" "$ROOT/tools/serve_attack.py" --port "$PORT" --key "$KEY" \
       --duration $((DURATION + 3)) --slow "$SLOW" --chunked "$CHUNKED" --idle "$IDLE" --interval "$INTERVAL" \
       >"$WORK/attack.$round.clients" 2>"$WORK/attack.err" &
     attack_pid=$!
