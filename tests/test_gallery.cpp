@@ -232,6 +232,21 @@ TEST_CASE("FaceIndex: remove moves the last row into the gap", "[gallery]") {
     CHECK(index.nearest_persons(b, 1).at(0).person == 3);
 }
 
+TEST_CASE("Gallery::is_database_url: PostgreSQL URLs and key=value strings, not file paths", "[gallery]") {
+    for (const char* url :
+         {"postgresql://faceq@db:5432/faceq?sslmode=require", "postgres://u:p@h/d", "host=/run/postgresql dbname=faceq",
+          "service=faceq", " dbname = faceq", "sslmode=verify-full host=db.example"})
+        CHECK(Gallery::is_database_url(url));
+    for (const char* path : {"faceq.db", "/var/lib/faceq/faceq.db", "./a=b.db", "A=b", "", "=x", "my gallery.db",
+                             "sqlite:///x.db", "mysql://x"})
+        CHECK_FALSE(Gallery::is_database_url(path));
+    CHECK(Gallery::describe_location("postgresql://faceq:secret@db:5432/faceq?sslmode=require") ==
+          "postgresql://faceq@db:5432/faceq");
+    CHECK(Gallery::describe_location("host=/run/postgresql dbname=faceq user=me password=x") ==
+          "postgresql://me@/faceq?host=/run/postgresql");
+    CHECK(Gallery::describe_location("/var/lib/faceq/faceq.db") == "/var/lib/faceq/faceq.db");
+}
+
 TEST_CASE("descriptor BLOBs are little-endian float32", "[gallery]") {
     const float v[2] = {1.0f, -2.5f};
     const auto blob = faceq::detail::floats_to_blob(v, 2);

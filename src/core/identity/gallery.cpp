@@ -401,7 +401,6 @@ Identity Gallery::Impl::record_face(StoreWriter& w, std::int64_t image_id, const
         } else if (id.person && id.person->kind == "unknown") {
             add_sample = cache.samples_of(id.person->id) < max_stranger_samples;
         }
-        if (id.person) w.touch_person(id.person->id, now);
     }
     NewDetection d;
     d.image = image_id;
@@ -444,9 +443,15 @@ std::optional<std::vector<Identity>> Gallery::record_analysis(const ImageFacts& 
             // that all match someone need no lock: writers run side by side,
             // matching against an index at most max_staleness old.
             impl_->cache.refresh_within(w, context.embedder, IndexCache::max_staleness);
+            // The lock is also taken, before any row is written, to give a
+            // stranger another sample: every change that moves the store's
+            // generation then happens under it (PostgreSQL: no deadlock on the
+            // generation's row).
             if (std::any_of(faces.begin(), faces.end(), [&](const Face& face) {
-                    return face.has_descriptor &&
-                           is_new_face(identify_one(impl_->cache, face.descriptor, context.calibration), context);
+                    if (!face.has_descriptor) return false;
+                    const Identity id = identify_one(impl_->cache, face.descriptor, context.calibration);
+                    return is_new_face(id, context) || (id.person && id.person->kind == "unknown" &&
+                                                        impl_->cache.samples_of(id.person->id) < max_stranger_samples);
                 })) {
                 w.lock_gallery();
                 impl_->cache.refresh(w, context.embedder);
@@ -454,6 +459,14 @@ std::optional<std::vector<Identity>> Gallery::record_analysis(const ImageFacts& 
             std::vector<Identity> identities;
             for (const auto& face : faces)
                 identities.push_back(impl_->record_face(w, *image_id, image, face, context, now));
+            // Persons seen are touched last, in id order: two writers never
+            // wait for each other's person rows in opposite orders.
+            std::vector<std::int64_t> seen;
+            for (const auto& id : identities)
+                if (id.person) seen.push_back(id.person->id);
+            std::sort(seen.begin(), seen.end());
+            seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+            for (const std::int64_t person : seen) w.touch_person(person, now);
             out = std::move(identities);
         },
         GalleryStore::Finish::commit, GalleryStore::Lock::on_demand);

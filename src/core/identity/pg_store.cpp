@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
+#include <cctype>
 #include <cstring>
 #include <map>
 #include <unordered_map>
@@ -291,8 +292,14 @@ constexpr const char* same_sample_key =
 
 bool is_postgres_url(const std::string& location) {
     if (location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0) return true;
-    // libpq's key=value form: "host=... dbname=...".
-    return location.find('=') != std::string::npos && location.find('/') == std::string::npos;
+    // libpq's key=value form ("host=/run/postgresql dbname=faceq", "service=x"):
+    // it starts with a keyword (lower-case letters and _) and "=".
+    std::size_t i = location.find_first_not_of(" \t");
+    const std::size_t start = i;
+    while (i < location.size() && (std::islower(static_cast<unsigned char>(location[i])) || location[i] == '_')) ++i;
+    if (i == start || i == std::string::npos) return false;
+    i = location.find_first_not_of(" \t", i);
+    return i != std::string::npos && location[i] == '=';
 }
 
 std::string describe_postgres_url(const std::string& url) {
@@ -320,7 +327,12 @@ class PgStore::Connection final : public StoreWriter {
 public:
     Connection(std::string url, const Options& options) : url_(std::move(url)), options_(options) {
         connect();
-        migrate();
+        try {
+            migrate();
+        } catch (...) {
+            PQfinish(conn_);
+            throw;
+        }
     }
     ~Connection() override {
         if (conn_) PQfinish(conn_);
