@@ -245,6 +245,8 @@ public:
     // Returns the new id. A taken public id or name key is an Error{database}.
     virtual std::int64_t add_person(const NewPerson& person) = 0;
     virtual void touch_person(std::int64_t person, std::int64_t now) = 0;  // updated_at
+    // touch_person for each of `persons` (in one statement where the engine can).
+    virtual void touch_persons(const std::vector<std::int64_t>& persons, std::int64_t now) = 0;
     // Names the person (it becomes known if it was a stranger). A name key
     // another person has is an Error{database}.
     virtual void name_person(std::int64_t person, const std::string& name, const std::string& name_key,

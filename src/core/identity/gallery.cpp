@@ -466,7 +466,7 @@ std::optional<std::vector<Identity>> Gallery::record_analysis(const ImageFacts& 
                 if (id.person) seen.push_back(id.person->id);
             std::sort(seen.begin(), seen.end());
             seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
-            for (const std::int64_t person : seen) w.touch_person(person, now);
+            w.touch_persons(seen, now);
             out = std::move(identities);
         },
         GalleryStore::Finish::commit, GalleryStore::Lock::on_demand);

@@ -638,6 +638,14 @@ public:
         run("UPDATE faceq.persons SET updated_at = $1 WHERE id = $2", Params().add(now).add(person), "update a person");
     }
 
+    void touch_persons(const std::vector<std::int64_t>& persons, std::int64_t now) override {
+        if (persons.size() == 1) return touch_person(persons[0], now);
+        if (persons.empty()) return;
+        // One statement for all (the ids come sorted; a rare deadlock between two writers is retried).
+        run("UPDATE faceq.persons SET updated_at = $1 WHERE id IN (SELECT unnest($2::bigint[]) ORDER BY 1)",
+            Params().add(now).add_ids(persons), "update persons");
+    }
+
     void name_person(std::int64_t person, const std::string& name, const std::string& name_key,
                      std::int64_t now) override {
         run("UPDATE faceq.persons SET name = $1, name_key = $2, kind = 'known', updated_at = $3 WHERE id = $4",

@@ -480,6 +480,10 @@ public:
         s->bind(1, now).bind(2, person).run();
     }
 
+    void touch_persons(const std::vector<std::int64_t>& persons, std::int64_t now) override {
+        for (const std::int64_t p : persons) touch_person(p, now);  // no round trips to save in-process
+    }
+
     void name_person(std::int64_t person, const std::string& name, const std::string& name_key,
                      std::int64_t now) override {
         Use s = use("UPDATE persons SET name = ?, name_key = ?, kind = 'known', updated_at = ? WHERE id = ?");
