@@ -32,7 +32,7 @@ const char* const migrations[] = {
     R"sql(
 CREATE SCHEMA IF NOT EXISTS faceq;
 CREATE TABLE faceq.meta (key text PRIMARY KEY, value bigint NOT NULL);
-INSERT INTO faceq.meta (key, value) VALUES ('schema_version', 0), ('generation', 0), ('changes_from', 0);
+INSERT INTO faceq.meta (key, value) VALUES ('schema_version', 0), ('changes_from', 0);
 CREATE TABLE faceq.persons (
     id          bigserial PRIMARY KEY,
     public_id   text NOT NULL UNIQUE,
@@ -94,14 +94,19 @@ CREATE UNIQUE INDEX samples_unique ON faceq.samples(person_id, embedder, source_
 CREATE INDEX samples_source ON faceq.samples(source_sha256, embedder);
 CREATE INDEX samples_embedder ON faceq.samples(embedder, person_id);
 CREATE INDEX samples_detection ON faceq.samples(detection_id);
--- Each change that affects identification moves the generation and logs the
--- person it concerns (store.hpp, "Change detection").
+-- Each change that affects identification logs the person it concerns under
+-- a new generation (store.hpp, "Change detection"). The generation is the
+-- log's largest: numbers come from a sequence, and every change that logs
+-- one is made under the gallery's advisory lock (PgStore takes it), so they
+-- commit in the order they were drawn. (Not a counter row updated per change:
+-- one transaction updating one row 100,000 times makes PostgreSQL walk an
+-- ever longer chain of dead versions.)
+CREATE SEQUENCE faceq.generation;
 CREATE TABLE faceq.person_changes (generation bigint NOT NULL, person_id bigint NOT NULL);
 CREATE INDEX person_changes_generation ON faceq.person_changes(generation);
 CREATE FUNCTION faceq.log_change() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE g bigint;
+DECLARE g bigint := nextval('faceq.generation');
 BEGIN
-    UPDATE faceq.meta SET value = value + 1 WHERE key = 'generation' RETURNING value INTO g;
     IF TG_TABLE_NAME = 'samples' THEN
         IF TG_OP <> 'INSERT' THEN INSERT INTO faceq.person_changes VALUES (g, OLD.person_id); END IF;
         IF TG_OP <> 'DELETE' THEN INSERT INTO faceq.person_changes VALUES (g, NEW.person_id); END IF;
@@ -371,23 +376,21 @@ public:
     }
 
     void trim_change_log() {
-        run("DELETE FROM faceq.person_changes"
-            " WHERE generation <= (SELECT value FROM faceq.meta WHERE key = 'generation') - $1",
-            Params().add(log_generations), "trim the change log");
-        run("UPDATE faceq.meta SET value = greatest(value, (SELECT value FROM faceq.meta WHERE key = 'generation') - "
-            "$1) WHERE key = 'changes_from'",
-            Params().add(log_generations), "trim the change log");
+        const std::int64_t keep_after = current_generation() - log_generations;
+        run("UPDATE faceq.meta SET value = greatest(value, $1) WHERE key = 'changes_from'", Params().add(keep_after),
+            "trim the change log");
+        run("DELETE FROM faceq.person_changes WHERE generation <= $1", Params().add(keep_after), "trim the change log");
     }
 
     // ---- reader
     // The probe is the generation; generation() right after it (nothing run
     // in between) answers from the probe's reading: one round trip, not two.
     std::int64_t change_probe() override {
-        probe_value_ = meta("generation");
+        probe_value_ = current_generation();
         probe_at_ = statements_;
         return probe_value_;
     }
-    std::int64_t generation() override { return probe_at_ == statements_ ? probe_value_ : meta("generation"); }
+    std::int64_t generation() override { return probe_at_ == statements_ ? probe_value_ : current_generation(); }
 
     std::optional<PersonInfo> find_person(const std::string& public_id, const std::string& name_key) override {
         static const std::string sql = fmt::format(
@@ -648,15 +651,18 @@ public:
 
     void name_person(std::int64_t person, const std::string& name, const std::string& name_key,
                      std::int64_t now) override {
+        lock_gallery();  // it moves the generation (see the schema)
         run("UPDATE faceq.persons SET name = $1, name_key = $2, kind = 'known', updated_at = $3 WHERE id = $4",
             Params().add(name).add(name_key).add(now).add(person), "name a person");
     }
 
     void delete_person(std::int64_t person) override {
+        lock_gallery();  // it moves the generation (see the schema)
         run("DELETE FROM faceq.persons WHERE id = $1", Params().add(person), "delete a person");
     }
 
     std::int64_t delete_forgotten_strangers(std::int64_t before) override {
+        lock_gallery();  // it moves the generation (see the schema)
         return changed(
             run("DELETE FROM faceq.persons p WHERE kind = 'unknown' AND updated_at < $1"
                 " AND NOT EXISTS (SELECT 1 FROM faceq.detections d WHERE d.person_id = p.id)",
@@ -664,6 +670,7 @@ public:
     }
 
     std::int64_t delete_orphan_strangers() override {
+        lock_gallery();  // it moves the generation (see the schema)
         return changed(
             run("DELETE FROM faceq.persons p WHERE kind = 'unknown'"
                 " AND NOT EXISTS (SELECT 1 FROM faceq.detections WHERE person_id = p.id)"
@@ -672,6 +679,7 @@ public:
     }
 
     bool add_sample(const NewSample& x) override {
+        lock_gallery();  // it moves the generation (see the schema)
         Params p;
         p.add(x.person).add(x.embedder).add_bytes(detail::floats_to_blob(x.descriptor.data(), x.descriptor.size()));
         p.add(x.source_path).add(x.source_sha256).add(x.box.x).add(x.box.y).add(x.box.width).add(x.box.height);
@@ -683,6 +691,7 @@ public:
     }
 
     bool add_sample_from_detection(std::int64_t person, std::int64_t detection, std::int64_t now) override {
+        lock_gallery();  // it moves the generation (see the schema)
         return changed(run("INSERT INTO faceq.samples (person_id, embedder, descriptor, source_path, source_sha256,"
                            " box_x, box_y, box_w, box_h, quality, detection_id, created_at)"
                            " SELECT $1, d.embedder, d.descriptor, i.path, i.sha256, d.box_x, d.box_y, d.box_w,"
@@ -693,6 +702,7 @@ public:
     }
 
     void move_samples(std::int64_t from, std::int64_t into) override {
+        lock_gallery();  // it moves the generation (see the schema)
         // SQLite's UPDATE OR IGNORE: a sample `into` has already stays.
         static const std::string sql = fmt::format(
             "UPDATE faceq.samples s SET person_id = $1 WHERE s.person_id = $2 AND NOT EXISTS"
@@ -703,6 +713,7 @@ public:
     }
 
     bool redescribe(const Redescription& r) override {
+        lock_gallery();  // it moves the generation (see the schema)
         Params p;
         p.add(r.embedder).add_bytes(detail::floats_to_blob(r.descriptor.data(), r.descriptor.size()));
         p.add(r.box.x).add(r.box.y).add(r.box.width).add(r.box.height).add(r.which.id);
@@ -765,6 +776,7 @@ public:
     }
 
     void reassign_detection(std::int64_t detection, std::int64_t person, Decision decision) override {
+        lock_gallery();  // it moves the generation (see the schema)
         run("UPDATE faceq.detections SET person_id = $1, decision = $2 WHERE id = $3",
             Params().add(person).add(std::string(to_string(decision))).add(detection), "reassign a detection");
         static const std::string sql = fmt::format(
@@ -843,6 +855,16 @@ private:
             recover();
             throw;
         }
+    }
+
+    // The log's largest generation (an index's last entry), or where the log
+    // starts when it is empty.
+    std::int64_t current_generation() {
+        const auto r =
+            run("SELECT greatest((SELECT max(generation) FROM faceq.person_changes),"
+                " (SELECT value FROM faceq.meta WHERE key = 'changes_from'))",
+                Params{}, "read the generation");
+        return Row(r.get(), 0).int64(0);
     }
 
     std::int64_t meta(const char* key) {

@@ -28,8 +28,10 @@
 // transaction since this one read it).
 // Statements are prepared once per connection (again after a reconnection);
 // every value travels as a parameter, descriptors in binary. Change
-// detection: the probe is the generation itself (one indexed row), kept with
-// the person_changes log by triggers, as in SQLite.
+// detection: the probe is the generation itself, the last entry of the
+// person_changes log that triggers keep (numbers from a sequence; every
+// write that logs takes the advisory lock first, so the numbers commit in
+// order).
 //
 // Errors: Error{database} "<what> (<description>): <server message>", the
 // message's first line. Thread-safety: one connection, used by one thread at
