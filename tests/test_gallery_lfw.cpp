@@ -20,6 +20,7 @@
 #include <random>
 #include <set>
 
+#include "base/sysinfo.hpp"
 #include "faceq/identity/calibration.hpp"
 #include "faceq/identity/face_index.hpp"
 #include "faceq/identity/gallery.hpp"
@@ -453,6 +454,132 @@ TEST_CASE("bench: identification speed against 100,000 descriptors", "[.bench][g
         split_ms[split_ms.size() / 2], split_ms[split_ms.size() * 95 / 100], split_ms.back(),
         split_ms[split_ms.size() / 2] / one_ms[one_ms.size() / 2], sink);
     CHECK(sink == 0.0f);
+}
+
+TEST_CASE("bench: identification at up to 1,000,000 persons, graph against exact scan", "[.bench][gallery]") {
+    REQUIRE_MODELS();
+    // Synthetic persons around real descriptors: the lfw-dev identities are
+    // split, four in five lend their photos to the gallery and the fifth
+    // are strangers. Each synthetic person is one real photo's descriptor
+    // plus N(0, 0.0375) per dimension (~0.6 from its siblings around the same
+    // photo: other persons, farther than the threshold, nearer than most
+    // impostors). Queries, 1,000 of each kind: genuine (a person of the
+    // gallery, plus N(0, 0.0265): ~0.3 from it, a typical distance between
+    // photos of one person) and strangers (the real photos of people not in
+    // the gallery). One index grows through the sizes; its graph is built at
+    // the first and then kept in step by add() (insertion is how hnswlib
+    // builds anyway), so "build" is cumulative. Each query is answered by the
+    // graph and the exact scan of the same index, interleaved, one thread.
+    const auto& P = people();
+    std::vector<Descriptor> photos, stranger_photos;
+    for (std::size_t i = 0; i < P.photos.size(); ++i)
+        (i % 5 == 4 ? stranger_photos : photos).insert((i % 5 == 4 ? stranger_photos : photos).end(),
+                                                       P.photos[i].begin(), P.photos[i].end());
+    std::mt19937 rng(13);
+    std::normal_distribution<float> person_noise(0.0f, 0.0375f), query_noise(0.0f, 0.0265f);
+    const auto around = [&](const Descriptor& d, std::normal_distribution<float>& noise) {
+        Descriptor out = d;
+        for (auto& v : out) v += noise(rng);
+        return out;
+    };
+    // How many of the exact scan's first m persons the graph lists among its first m.
+    const auto overlap = [](const std::vector<PersonMatch>& g, const std::vector<PersonMatch>& e, std::size_t m) {
+        std::size_t n = 0;
+        for (std::size_t j = 0; j < std::min(m, e.size()); ++j)
+            for (std::size_t i = 0; i < std::min(m, g.size()); ++i) n += g[i].person == e[j].person;
+        return n;
+    };
+    const std::vector<std::size_t> sizes{10000, 30000, 100000, 300000, 1000000};
+    const std::vector<std::size_t> breadths{16, 32, 64, 128, 256};
+    constexpr std::size_t k = 4;  // identification reads the 2 nearest known, the 4 nearest strangers
+    constexpr std::size_t queries_per_kind = 1000;
+
+    FaceIndex index;
+    FaceIndex::GraphOptions options;  // the defaults, one build thread
+    options.build_threads = 1;
+    index.set_graph_options(options);
+    index.set_search(FaceIndex::Search::graph);
+    std::vector<Descriptor> persons;  // kept to draw genuine queries from
+    persons.reserve(sizes.back());
+    const double rss0 = static_cast<double>(current_rss_bytes());
+    double build_s = 0;
+    std::printf("descriptors: %zu gallery photos, %zu stranger photos; M %zu, ef_construction %zu, k %zu\n",
+                photos.size(), stranger_photos.size(), options.links, options.build_breadth, k);
+    std::printf(
+        "| persons | build s (cumulative, 1 thread) | RSS MB | bytes/person | exact median ms | exact p95 | ef | "
+        "graph median ms | graph p95 | recall@1 genuine | recall@1 strangers | recall@2 | recall@4 |\n");
+    for (const std::size_t size : sizes) {
+        auto start = std::chrono::steady_clock::now();
+        while (persons.size() < size) {
+            persons.push_back(around(photos[rng() % photos.size()], person_noise));
+            index.add(static_cast<std::int64_t>(persons.size() - 1), persons.back());
+            if (persons.size() == sizes.front()) index.build_graph();
+        }
+        build_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double rss = static_cast<double>(current_rss_bytes());
+        std::vector<Descriptor> queries;
+        std::vector<bool> genuine;
+        for (std::size_t q = 0; q < queries_per_kind; ++q) {
+            queries.push_back(around(persons[rng() % persons.size()], query_noise));
+            genuine.push_back(true);
+            queries.push_back(stranger_photos[rng() % stranger_photos.size()]);
+            genuine.push_back(false);
+        }
+        // The exact answers once (timed), then the graph's at each breadth.
+        std::vector<std::vector<PersonMatch>> exact_answers;
+        std::vector<double> exact_ms;
+        index.set_search(FaceIndex::Search::exact);
+        for (const auto& q : queries) {
+            start = std::chrono::steady_clock::now();
+            exact_answers.push_back(index.nearest_persons(q, k));
+            exact_ms.push_back(
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+        }
+        std::sort(exact_ms.begin(), exact_ms.end());
+        index.set_search(FaceIndex::Search::graph);
+        for (const std::size_t ef : breadths) {
+            options.search_breadth = ef;
+            index.set_graph_options(options);
+            REQUIRE(index.graph_state().built);  // not rebuilt by a new search breadth
+            std::vector<double> graph_ms;
+            std::size_t first_genuine = 0, first_stranger = 0, at2 = 0, at4 = 0;
+            for (std::size_t q = 0; q < queries.size(); ++q) {
+                start = std::chrono::steady_clock::now();
+                const auto g = index.nearest_persons(queries[q], k);
+                graph_ms.push_back(
+                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+                const auto& e = exact_answers[q];
+                const bool first = !g.empty() && g[0].person == e[0].person;
+                (genuine[q] ? first_genuine : first_stranger) += first;
+                at2 += overlap(g, e, 2);
+                at4 += overlap(g, e, 4);
+            }
+            std::sort(graph_ms.begin(), graph_ms.end());
+            const double n = static_cast<double>(queries.size());
+            std::printf(
+                "| %zu | %.1f | %.0f | %.0f | %.3f | %.3f | %zu | %.3f | %.3f | %.4f | %.4f | %.4f | %.4f |\n", size,
+                build_s, rss / 1e6, (rss - rss0) / static_cast<double>(size), exact_ms[exact_ms.size() / 2],
+                exact_ms[exact_ms.size() * 95 / 100], ef, graph_ms[graph_ms.size() / 2],
+                graph_ms[graph_ms.size() * 95 / 100], first_genuine / (n / 2), first_stranger / (n / 2),
+                at2 / (2 * n), at4 / (4 * n));
+            std::fflush(stdout);
+        }
+        // A new sample moves its person's mean (IndexCache::add_sample):
+        // replace() moves the node, relinking its neighbourhood.
+        std::vector<double> replace_ms;
+        for (std::size_t r = 0; r < 200; ++r) {
+            const std::size_t row = rng() % persons.size();
+            persons[row] = around(persons[row], query_noise);
+            start = std::chrono::steady_clock::now();
+            index.replace(row, persons[row]);
+            replace_ms.push_back(
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+        }
+        std::sort(replace_ms.begin(), replace_ms.end());
+        std::printf("%zu persons: replace() median %.3f ms, p95 %.3f ms (200 rows)\n", size,
+                    replace_ms[replace_ms.size() / 2], replace_ms[replace_ms.size() * 95 / 100]);
+        CHECK(index.graph_state().builds == 1);
+    }
 }
 
 TEST_CASE("bench: opening a gallery of 100,000 samples", "[.bench][gallery]") {
