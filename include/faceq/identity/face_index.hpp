@@ -72,16 +72,21 @@ public:
         std::size_t threshold = 50000;    // rows from which Search::automatic uses the graph
         std::size_t links = 16;           // links per node [M]; layer 0 has twice as many
         std::size_t build_breadth = 100;  // candidates kept while inserting [ef_construction]
-        std::size_t search_breadth = 64;  // candidates kept while searching [ef], at least k
-        unsigned build_threads = 1;       // threads for a full build (inserting is thread-safe)
+        // Candidates kept while searching [ef] (at least k); 0: by size,
+        // max(64, 64 x (rows / 30,000)^0.8) rounded up to 32 (~1,060 at
+        // 1,000,000 rows): the breadth that kept recall@1 >= 0.99 as the
+        // gallery grew, measured in docs/benchmarks.md.
+        std::size_t search_breadth = 0;
+        unsigned build_threads = 0;  // threads for a full build (inserting is thread-safe); 0: all cores
     };
 
     // What the graph holds now (for tests and benches).
     struct GraphState {
         bool built = false;
-        std::size_t nodes = 0;    // live + deleted
-        std::size_t deleted = 0;  // nodes of removed rows
-        std::size_t builds = 0;   // full builds since construction
+        std::size_t nodes = 0;           // live + deleted
+        std::size_t deleted = 0;         // nodes of removed rows
+        std::size_t builds = 0;          // full builds since construction
+        std::size_t search_breadth = 0;  // the ef searches use now
     };
 
     FaceIndex();
@@ -122,6 +127,7 @@ private:
     struct Graph;  // hnswlib's types stay in face_index.cpp
 
     void ensure_graph() const;
+    std::size_t search_breadth_for(std::size_t rows) const;
     void drop_graph();
     std::vector<PersonMatch> exact_nearest(const Descriptor& query, std::size_t k) const;
     std::vector<PersonMatch> graph_nearest(const Descriptor& query, std::size_t k) const;

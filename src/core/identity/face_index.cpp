@@ -63,9 +63,7 @@ private:
 // two maps translate.
 struct FaceIndex::Graph {
     Graph(std::size_t capacity, const GraphOptions& o)
-        : hnsw(&space, std::max<std::size_t>(capacity, 1), o.links, o.build_breadth) {
-        hnsw.setEf(o.search_breadth);  // not thread-safe in hnswlib: set once, before any search
-    }
+        : hnsw(&space, std::max<std::size_t>(capacity, 1), o.links, o.build_breadth) {}
     DescriptorSpace space;  // before hnsw, which keeps a pointer into it
     hnswlib::HierarchicalNSW<float> hnsw;
     std::vector<std::size_t> label_of_row;
@@ -93,6 +91,7 @@ std::size_t FaceIndex::add(std::int64_t person, const Descriptor& descriptor) {
             g.row_of_label.push_back(row);
             g.label_of_row.push_back(label);
             g.hnsw.addPoint(descriptor.data(), label);
+            g.hnsw.setEf(search_breadth_for(samples()));
         } catch (const std::exception&) {
             drop_graph();  // a cache: the next query that needs it builds it again
         }
@@ -136,7 +135,10 @@ std::optional<std::int64_t> FaceIndex::remove(std::size_t row) {
             g.label_of_row.pop_back();
             // Deleted nodes are still walked through: past a quarter of the
             // rows they cost more than a rebuild saves.
-            if (g.hnsw.num_deleted_ * 4 > samples() || !uses_graph()) drop_graph();
+            if (g.hnsw.num_deleted_ * 4 > samples() || !uses_graph())
+                drop_graph();
+            else
+                g.hnsw.setEf(search_breadth_for(samples()));
         } catch (const std::exception&) {
             drop_graph();
         }
@@ -164,14 +166,18 @@ void FaceIndex::set_graph_options(const GraphOptions& options) {
     const GraphOptions before = options_;
     options_ = options;
     options_.links = std::clamp<std::size_t>(options_.links, 2, 256);
-    options_.search_breadth = std::max<std::size_t>(options_.search_breadth, 1);
-    options_.build_threads = std::max(options_.build_threads, 1u);
     if (!graph_) return;
     // The shape of the graph depends on these; the search breadth does not.
     if (options_.links != before.links || options_.build_breadth != before.build_breadth || !uses_graph())
         drop_graph();
     else
-        graph_->hnsw.setEf(options_.search_breadth);
+        graph_->hnsw.setEf(search_breadth_for(samples()));
+}
+
+std::size_t FaceIndex::search_breadth_for(std::size_t rows) const {
+    if (options_.search_breadth > 0) return options_.search_breadth;
+    const double ef = 64.0 * std::pow(static_cast<double>(rows) / 30000.0, 0.8);
+    return std::max<std::size_t>(64, (static_cast<std::size_t>(ef) + 31) / 32 * 32);
 }
 
 bool FaceIndex::uses_graph() const {
@@ -201,6 +207,7 @@ FaceIndex::GraphState FaceIndex::graph_state() const {
         s.built = true;
         s.nodes = graph_->hnsw.cur_element_count;
         s.deleted = graph_->hnsw.num_deleted_;
+        s.search_breadth = graph_->hnsw.ef_;
     }
     return s;
 }
@@ -222,6 +229,9 @@ void FaceIndex::ensure_graph() const {
         g->row_of_label = g->label_of_row;
         // The first node alone (it becomes the entry point), then the rest
         // from several threads: hnswlib's insertion locks per node.
+        // hnswlib's ef is not safe to set while searching: set here and by
+        // non-const methods only.
+        g->hnsw.setEf(search_breadth_for(n));
         if (n > 0) g->hnsw.addPoint(data_.data(), 0);
         std::atomic<std::size_t> next{1};
         std::exception_ptr failed;
@@ -235,8 +245,10 @@ void FaceIndex::ensure_graph() const {
                 next = n;
             }
         };
+        const unsigned wanted =
+            options_.build_threads > 0 ? options_.build_threads : std::max(std::thread::hardware_concurrency(), 1u);
         const unsigned threads =
-            static_cast<unsigned>(std::min<std::size_t>(options_.build_threads, std::max<std::size_t>(n / 1000, 1)));
+            static_cast<unsigned>(std::min<std::size_t>(wanted, std::max<std::size_t>(n / 1000, 1)));
         std::vector<std::thread> workers;
         for (unsigned t = 1; t < threads; ++t) workers.emplace_back(insert);
         insert();
