@@ -13,10 +13,12 @@
 // it), then a pass keeping the best k distinct persons. 100,000 rows take
 // ~2.4 ms per query on one core (docs/benchmarks.md).
 //
-// The graph: from GraphOptions::threshold rows on (measured, docs/scale.md,
-// "Galleries of a million persons"), queries search a hierarchical navigable
-// small-world graph over the same rows instead (approximate: recall@1 against
-// the exact scan is measured, not guaranteed). It is built on the first query
+// The graph: from GraphOptions::threshold rows on (50,000, where the scan
+// reaches ~0.8 ms; docs/scale.md, "Galleries of a million persons"), queries
+// search a hierarchical navigable small-world graph over the same rows
+// instead: approximate (recall@1 against the exact scan is measured, >= 0.99
+// on docs/benchmarks.md's data, not guaranteed), ~1,340 bytes a row in all
+// against the scan's 512. It is built on the first query
 // that needs it (or by build_graph()), from all rows at once, and then kept in
 // step by add/replace/remove: add inserts a node, replace moves the row's node
 // (hnswlib's update, which relinks its neighbourhood), remove marks the node
