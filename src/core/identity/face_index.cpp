@@ -192,7 +192,9 @@ bool FaceIndex::uses_graph() const {
     }
     // Once built, the graph serves down to half the threshold, so that a
     // gallery hovering around it is not rebuilt again and again.
-    return samples() >= (graph_ ? options_.threshold / 2 : options_.threshold);
+    // graph_ready_, not graph_: another const caller may be building it.
+    const bool built = graph_ready_.load(std::memory_order_acquire);
+    return samples() >= (built ? options_.threshold / 2 : options_.threshold);
 }
 
 void FaceIndex::build_graph() {
