@@ -4,12 +4,14 @@
 // concurrent writers) on synthetic descriptors in a TempDir.
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <map>
 #include <mutex>
 #include <random>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "base/float_blob.hpp"
@@ -245,6 +247,310 @@ TEST_CASE("Gallery::is_database_url: PostgreSQL URLs and key=value strings, not 
     CHECK(Gallery::describe_location("host=/run/postgresql dbname=faceq user=me password=x") ==
           "postgresql://me@/faceq?host=/run/postgresql");
     CHECK(Gallery::describe_location("/var/lib/faceq/faceq.db") == "/var/lib/faceq/faceq.db");
+}
+
+// The graph (HNSW) behind the same interface. Rows are clustered as faces
+// are (persons around 300 "looks", queries near a row), not uniform in 128
+// dimensions, where any approximate search does worse than on descriptors.
+namespace {
+
+struct Clustered {
+    std::vector<Descriptor> centres;
+    std::mt19937 rng;
+    explicit Clustered(unsigned seed) : rng(seed) {
+        for (int i = 0; i < 300; ++i) centres.push_back(random_descriptor(rng));
+    }
+    Descriptor row() { return jitter(centres[rng() % centres.size()], rng, 0.6f); }
+};
+
+// Share of queries whose nearest person in `graph` is the exact scan's, and
+// share of the exact scan's k nearest persons that `graph` also lists.
+struct Recall {
+    double at1 = 0, at_k = 0;
+};
+
+Recall recall(const FaceIndex& graph, const FaceIndex& exact, const std::vector<Descriptor>& queries, std::size_t k) {
+    std::size_t first = 0, found = 0, wanted = 0;
+    for (const auto& q : queries) {
+        const auto g = graph.nearest_persons(q, k), e = exact.nearest_persons(q, k);
+        REQUIRE(!g.empty());
+        first += g[0].person == e[0].person;
+        for (const auto& m : e) {
+            ++wanted;
+            const auto same =
+                std::find_if(g.begin(), g.end(), [&](const PersonMatch& x) { return x.person == m.person; });
+            if (same == g.end()) continue;
+            ++found;
+            CHECK(same->distance == m.distance);  // the same metric, bit for bit
+        }
+    }
+    return {double(first) / double(queries.size()), double(found) / double(wanted)};
+}
+
+}  // namespace
+
+TEST_CASE("FaceIndex: the graph finds the exact scan's nearest persons", "[gallery]") {
+    Clustered data(3);
+    FaceIndex graph, exact;
+    graph.set_search(FaceIndex::Search::graph);
+    exact.set_search(FaceIndex::Search::exact);
+    std::vector<Descriptor> rows;
+    for (std::int64_t p = 0; p < 4000; ++p) {
+        rows.push_back(data.row());
+        graph.add(p * 7, rows.back());  // person keys are the caller's, not row numbers
+        exact.add(p * 7, rows.back());
+    }
+    std::vector<Descriptor> queries;
+    for (int q = 0; q < 500; ++q) queries.push_back(jitter(rows[data.rng() % rows.size()], data.rng, 0.3f));
+    for (int q = 0; q < 100; ++q) queries.push_back(data.row());  // nobody's
+    const Recall r = recall(graph, exact, queries, 4);
+    INFO("recall@1 " << r.at1 << ", recall@4 " << r.at_k);
+    CHECK(r.at1 >= 0.99);
+    CHECK(r.at_k >= 0.98);
+    CHECK(graph.graph_state().built);
+    CHECK(graph.graph_state().nodes == 4000);
+    CHECK_FALSE(exact.graph_state().built);
+    // A row is its own nearest, at distance 0.
+    for (std::size_t i = 0; i < rows.size(); i += 97) {
+        const auto m = graph.nearest_persons(rows[i], 1);
+        REQUIRE(m.size() == 1);
+        CHECK(m[0].person == static_cast<std::int64_t>(i) * 7);
+        CHECK(m[0].distance == 0.0f);
+    }
+}
+
+TEST_CASE("FaceIndex: the graph lists k distinct persons when they have several rows", "[gallery]") {
+    Clustered data(4);
+    FaceIndex graph, exact;
+    graph.set_search(FaceIndex::Search::graph);
+    exact.set_search(FaceIndex::Search::exact);
+    for (int i = 0; i < 3000; ++i) {
+        const auto person = static_cast<std::int64_t>(i % 500);  // 6 rows each
+        const Descriptor d = data.row();
+        graph.add(person, d);
+        exact.add(person, d);
+    }
+    std::vector<Descriptor> queries;
+    for (int q = 0; q < 300; ++q) queries.push_back(data.row());
+    for (const auto& q : queries) {
+        const auto g = graph.nearest_persons(q, 5);
+        REQUIRE(g.size() == 5);
+        std::set<std::int64_t> distinct;
+        for (const auto& m : g) distinct.insert(m.person);
+        CHECK(distinct.size() == 5);
+        CHECK(std::is_sorted(g.begin(), g.end(),
+                             [](const PersonMatch& a, const PersonMatch& b) { return a.distance < b.distance; }));
+    }
+    const Recall r = recall(graph, exact, queries, 5);
+    CHECK(r.at1 >= 0.99);
+    CHECK(r.at_k >= 0.98);
+    CHECK(graph.nearest_persons(queries[0], 600).size() == 500);  // more than there are: all of them
+}
+
+TEST_CASE("FaceIndex: the graph follows add, replace and remove", "[gallery]") {
+    Clustered data(5);
+    FaceIndex graph, exact;
+    graph.set_search(FaceIndex::Search::graph);
+    exact.set_search(FaceIndex::Search::exact);
+    std::vector<Descriptor> rows;  // by row, as both indexes hold them
+    std::vector<std::int64_t> owners;
+    std::int64_t next_person = 0;
+    const auto add = [&](const Descriptor& d) {
+        const std::int64_t p = next_person++;
+        const std::size_t row = graph.add(p, d);
+        CHECK(exact.add(p, d) == row);
+        CHECK(row == rows.size());
+        rows.push_back(d);
+        owners.push_back(p);
+    };
+    for (int i = 0; i < 2000; ++i) add(data.row());
+    graph.build_graph();
+    REQUIRE(graph.graph_state().builds == 1);
+
+    // Removed persons never come back, and the same person fills the gap in both.
+    std::set<std::int64_t> removed;
+    std::vector<Descriptor> removed_rows;
+    for (int i = 0; i < 300; ++i) {
+        const std::size_t row = data.rng() % rows.size();
+        removed.insert(owners[row]);
+        removed_rows.push_back(rows[row]);
+        const auto moved = graph.remove(row);
+        REQUIRE(exact.remove(row) == moved);
+        if (row + 1 != rows.size()) {
+            CHECK(moved == std::optional<std::int64_t>(owners.back()));
+            rows[row] = rows.back();
+            owners[row] = owners.back();
+        } else {
+            CHECK_FALSE(moved.has_value());
+        }
+        rows.pop_back();
+        owners.pop_back();
+    }
+    CHECK(graph.graph_state().deleted == 300);
+    for (const auto& d : removed_rows)
+        for (const auto& m : graph.nearest_persons(d, 8)) CHECK(removed.count(m.person) == 0);
+
+    // A replaced row is found at its new place, and not at its old one.
+    for (int i = 0; i < 200; ++i) {
+        const std::size_t row = data.rng() % rows.size();
+        const Descriptor old = rows[row], now = data.row();
+        graph.replace(row, now);
+        exact.replace(row, now);
+        rows[row] = now;
+        const auto m = graph.nearest_persons(now, 1);
+        REQUIRE(m.size() == 1);
+        CHECK(m[0].person == owners[row]);
+        CHECK(m[0].distance == 0.0f);
+        const auto at_old = graph.nearest_persons(old, 1);
+        CHECK((at_old[0].person != owners[row] || at_old[0].distance > 0.0f));
+    }
+    // Added rows are found.
+    for (int i = 0; i < 300; ++i) {
+        add(data.row());
+        const auto m = graph.nearest_persons(rows.back(), 1);
+        CHECK(m.at(0).person == owners.back());
+        CHECK(m.at(0).distance == 0.0f);
+    }
+    CHECK(graph.graph_state().builds == 1);  // kept in step, not rebuilt
+    CHECK(graph.graph_state().nodes == 2300);
+    std::vector<Descriptor> queries;
+    for (int q = 0; q < 400; ++q) queries.push_back(jitter(rows[data.rng() % rows.size()], data.rng, 0.3f));
+    const Recall r = recall(graph, exact, queries, 4);
+    INFO("recall@1 " << r.at1 << ", recall@4 " << r.at_k);
+    CHECK(r.at1 >= 0.99);
+    CHECK(r.at_k >= 0.98);
+
+    // Past a quarter of the rows deleted, the graph is dropped and rebuilt
+    // by the next query, without the deleted nodes.
+    while (graph.graph_state().built) {
+        graph.remove(0);
+        exact.remove(0);
+    }
+    CHECK(graph.samples() == 1839);  // 300 + 161 deleted > 1839 / 4
+    CHECK(graph.nearest_persons(queries[0], 1).at(0).person == exact.nearest_persons(queries[0], 1).at(0).person);
+    CHECK(graph.graph_state().builds == 2);
+    CHECK(graph.graph_state().deleted == 0);
+    CHECK(graph.graph_state().nodes == graph.samples());
+
+    graph.clear();
+    CHECK_FALSE(graph.graph_state().built);
+    CHECK(graph.nearest_persons(queries[0], 1).empty());
+}
+
+TEST_CASE("FaceIndex: the graph from the threshold on, the exact scan below or when forced", "[gallery]") {
+    Clustered data(6);
+    FaceIndex index, exact;
+    FaceIndex::GraphOptions options;
+    options.threshold = 1000;
+    options.search_breadth = 1;
+    index.set_graph_options(options);
+    exact.set_search(FaceIndex::Search::exact);
+    for (std::int64_t p = 0; p < 999; ++p) {
+        const Descriptor d = data.row();
+        index.add(p, d);
+        exact.add(p, d);
+    }
+    std::vector<Descriptor> queries;
+    for (int q = 0; q < 50; ++q) queries.push_back(data.row());
+    const auto same_as_exact = [&] {
+        for (const auto& q : queries) {
+            const auto a = index.nearest_persons(q, 3), b = exact.nearest_persons(q, 3);
+            REQUIRE(a.size() == 3);
+            for (std::size_t k = 0; k < 3; ++k) {
+                CHECK(a[k].person == b[k].person);
+                CHECK(a[k].distance == b[k].distance);
+            }
+        }
+    };
+    CHECK_FALSE(index.uses_graph());
+    same_as_exact();
+    CHECK_FALSE(index.graph_state().built);
+    index.add(999, data.row());
+    CHECK(index.uses_graph());
+    CHECK_FALSE(index.graph_state().built);  // built by the first query that needs it
+    index.nearest_persons(queries[0], 2);
+    CHECK(index.graph_state().built);
+    CHECK(index.graph_state().builds == 1);
+
+    // Forced exact: the graph (a poor one: search_breadth 1) is not used,
+    // but kept, so that switching back is immediate.
+    index.remove(999);  // the 999 rows `exact` holds
+    index.set_search(FaceIndex::Search::exact);
+    CHECK_FALSE(index.uses_graph());
+    same_as_exact();
+    CHECK(index.graph_state().built);
+    index.set_search(FaceIndex::Search::automatic);
+    CHECK(index.uses_graph());  // 999 rows: a built graph serves down to half the threshold
+    CHECK(index.graph_state().builds == 1);
+
+    // Removing a few rows keeps the graph; past a quarter deleted it is
+    // dropped, and below the threshold the exact scan answers.
+    while (index.samples() > 900) index.remove(0), exact.remove(0);
+    CHECK(index.graph_state().built);
+    CHECK(index.uses_graph());
+    while (index.graph_state().built) index.remove(0), exact.remove(0);
+    CHECK(index.samples() == 799);  // 201 deleted > 799 / 4
+    CHECK_FALSE(index.uses_graph());
+    same_as_exact();
+    CHECK_FALSE(index.graph_state().built);
+    while (index.samples() < 1000) {
+        const Descriptor d = data.row();
+        index.add(static_cast<std::int64_t>(2000 + index.samples()), d);
+        exact.add(static_cast<std::int64_t>(2000 + exact.samples()), d);
+    }
+    CHECK(index.uses_graph());
+    index.nearest_persons(queries[0], 2);
+    CHECK(index.graph_state().builds == 2);
+}
+
+TEST_CASE("FaceIndex: forcing the exact scan gives exact answers at any size", "[gallery]") {
+    Clustered data(7);
+    FaceIndex index;
+    FaceIndex::GraphOptions options;
+    options.threshold = 100;
+    options.search_breadth = 1;  // a poor graph, so that using it would show
+    index.set_graph_options(options);
+    index.set_search(FaceIndex::Search::exact);
+    std::vector<Descriptor> rows;
+    for (std::int64_t p = 0; p < 3000; ++p) {
+        rows.push_back(data.row());
+        index.add(p, rows.back());
+    }
+    for (int n = 0; n < 100; ++n) {
+        const Descriptor q = data.row();
+        std::vector<std::pair<float, std::int64_t>> want;
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            float s = 0;
+            squared_distances(rows[i].data(), 1, q.data(), &s);
+            want.emplace_back(std::sqrt(s), static_cast<std::int64_t>(i));
+        }
+        std::sort(want.begin(), want.end());
+        const auto got = index.nearest_persons(q, 3);
+        REQUIRE(got.size() == 3);
+        for (std::size_t k = 0; k < 3; ++k) {
+            CHECK(got[k].person == want[k].second);
+            CHECK(got[k].distance == want[k].first);
+        }
+    }
+    CHECK_FALSE(index.graph_state().built);
+}
+
+TEST_CASE("FaceIndex: concurrent first queries build the graph once", "[gallery]") {
+    Clustered data(8);
+    FaceIndex index;
+    index.set_search(FaceIndex::Search::graph);
+    for (std::int64_t p = 0; p < 3000; ++p) index.add(p, data.row());
+    std::vector<Descriptor> queries;
+    for (int q = 0; q < 200; ++q) queries.push_back(data.row());
+    std::vector<std::vector<std::int64_t>> answers(4);
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < answers.size(); ++t)
+        threads.emplace_back([&, t] {
+            for (const auto& q : queries) answers[t].push_back(index.nearest_persons(q, 1).at(0).person);
+        });
+    for (auto& t : threads) t.join();
+    CHECK(index.graph_state().builds == 1);
+    for (const auto& a : answers) CHECK(a == answers[0]);
 }
 
 TEST_CASE("descriptor BLOBs are little-endian float32", "[gallery]") {

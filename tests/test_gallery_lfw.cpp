@@ -19,7 +19,9 @@
 #include <numeric>
 #include <random>
 #include <set>
+#include <thread>
 
+#include "base/sysinfo.hpp"
 #include "faceq/identity/calibration.hpp"
 #include "faceq/identity/face_index.hpp"
 #include "faceq/identity/gallery.hpp"
@@ -420,6 +422,9 @@ TEST_CASE("bench: identification speed against 100,000 descriptors", "[.bench][g
     std::mt19937 rng(3);
     std::normal_distribution<float> noise(0.0f, 0.02f);
     FaceIndex index, known, strangers;
+    // The exact scan, as measured before the graph (from 50,000 rows by
+    // default) existed; the graph has its own bench below.
+    for (FaceIndex* i : {&index, &known, &strangers}) i->set_search(FaceIndex::Search::exact);
     constexpr std::size_t rows = 100000;
     index.reserve(rows);
     for (std::size_t i = 0; i < rows; ++i) {
@@ -453,6 +458,179 @@ TEST_CASE("bench: identification speed against 100,000 descriptors", "[.bench][g
         split_ms[split_ms.size() / 2], split_ms[split_ms.size() * 95 / 100], split_ms.back(),
         split_ms[split_ms.size() / 2] / one_ms[one_ms.size() / 2], sink);
     CHECK(sink == 0.0f);
+}
+
+TEST_CASE("bench: identification at up to 1,000,000 persons, graph against exact scan", "[.bench][gallery]") {
+    REQUIRE_MODELS();
+    // Synthetic persons around real descriptors: the lfw-dev identities are
+    // split, four in five lend their photos to the gallery and the fifth
+    // are strangers. Each synthetic person is one real photo's descriptor
+    // plus N(0, 0.0375) per dimension (~0.6 from its siblings around the same
+    // photo: other persons, farther than the threshold, nearer than most
+    // impostors). Queries, 1,000 of each kind: genuine (a person of the
+    // gallery, plus N(0, 0.0265): ~0.3 from it, a typical distance between
+    // photos of one person) and strangers (the real photos of people not in
+    // the gallery). One index grows through the sizes; its graph is built at
+    // the first and then kept in step by add() (insertion is how hnswlib
+    // builds anyway), so "build" is cumulative. Each query is answered by the
+    // graph and the exact scan of the same index, interleaved, one thread.
+    const auto& P = people();
+    std::vector<Descriptor> photos, stranger_photos;
+    for (std::size_t i = 0; i < P.photos.size(); ++i) {
+        auto& to = i % 5 == 4 ? stranger_photos : photos;
+        to.insert(to.end(), P.photos[i].begin(), P.photos[i].end());
+    }
+    std::mt19937 rng(13);
+    std::normal_distribution<float> person_noise(0.0f, 0.0375f), query_noise(0.0f, 0.0265f);
+    const auto around = [&](const Descriptor& d, std::normal_distribution<float>& noise) {
+        Descriptor out = d;
+        for (auto& v : out) v += noise(rng);
+        return out;
+    };
+    // How many of the exact scan's first m persons the graph lists among its first m.
+    const auto overlap = [](const std::vector<PersonMatch>& g, const std::vector<PersonMatch>& e, std::size_t m) {
+        std::size_t n = 0;
+        for (std::size_t j = 0; j < std::min(m, e.size()); ++j)
+            for (std::size_t i = 0; i < std::min(m, g.size()); ++i) n += g[i].person == e[j].person;
+        return n;
+    };
+    const std::vector<std::size_t> sizes{10000, 30000, 50000, 100000, 300000, 1000000};
+    const std::vector<std::size_t> breadths{0, 32, 64, 128, 256, 512, 1024};  // 0: by size (the default)
+    constexpr std::size_t k = 4;  // identification reads the 2 nearest known, the 4 nearest strangers
+    constexpr std::size_t queries_per_kind = 1000;
+
+    FaceIndex index;
+    FaceIndex::GraphOptions options;  // the defaults, one build thread
+    options.build_threads = 1;
+    index.set_graph_options(options);
+    index.set_search(FaceIndex::Search::graph);
+    std::vector<Descriptor> persons;  // kept to draw genuine queries from
+    persons.reserve(sizes.back());    // the bench's own copy: 512 bytes a person, not counted as the index's
+    const double rss0 = static_cast<double>(current_rss_bytes());
+    float sink = 0;  // keeps the timed exact scans from being optimized away
+    double build_s = 0;
+    std::printf("descriptors: %zu gallery photos, %zu stranger photos; M %zu, ef_construction %zu, k %zu\n",
+                photos.size(), stranger_photos.size(), options.links, options.build_breadth, k);
+    std::printf(
+        "| persons | build s (cumulative, 1 thread) | RSS MB | index bytes/person | exact median ms | exact p95 | ef | "
+        "graph median ms | graph p95 | exact/graph | recall@1 genuine | recall@1 strangers | recall@2 | recall@4 | "
+        "misses near |\n");
+    for (const std::size_t size : sizes) {
+        auto start = std::chrono::steady_clock::now();
+        while (persons.size() < size) {
+            persons.push_back(around(photos[rng() % photos.size()], person_noise));
+            index.add(static_cast<std::int64_t>(persons.size() - 1), persons.back());
+            if (persons.size() == sizes.front()) index.build_graph();
+        }
+        build_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double rss = static_cast<double>(current_rss_bytes());
+        std::vector<Descriptor> queries;
+        std::vector<bool> genuine;
+        for (std::size_t q = 0; q < queries_per_kind; ++q) {
+            queries.push_back(around(persons[rng() % persons.size()], query_noise));
+            genuine.push_back(true);
+            queries.push_back(stranger_photos[rng() % stranger_photos.size()]);
+            genuine.push_back(false);
+        }
+        // The exact answers first; then, timed, the exact scan and the graph
+        // at each breadth in turn, so that load from elsewhere falls on all
+        // alike. Each search in a turn is of another query (a search does
+        // not find its path cached by the one before it).
+        const auto ms_since = [](std::chrono::steady_clock::time_point t0) {
+            return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        };
+        index.set_search(FaceIndex::Search::exact);
+        std::vector<std::vector<PersonMatch>> exact;
+        for (const auto& q : queries) exact.push_back(index.nearest_persons(q, k));
+        std::vector<double> exact_ms;
+        std::vector<std::vector<double>> graph_ms(breadths.size());
+        std::vector<std::size_t> first_genuine(breadths.size()), first_stranger(breadths.size()), at2(breadths.size()),
+            at4(breadths.size()), misses_near(breadths.size()), breadth_used(breadths.size());
+        for (std::size_t turn = 0; turn < queries.size(); ++turn) {
+            index.set_search(FaceIndex::Search::exact);
+            start = std::chrono::steady_clock::now();
+            sink += index.nearest_persons(queries[turn], k).at(0).distance;
+            exact_ms.push_back(ms_since(start));
+            index.set_search(FaceIndex::Search::graph);
+            // The scan evicted the graph from the caches; a process that
+            // searches only the graph keeps its upper layers cached, so one
+            // untimed search first, as the turn's other searches have.
+            sink += index.nearest_persons(queries[(turn + 1) % queries.size()], k).at(0).distance;
+            for (std::size_t b = 0; b < breadths.size(); ++b) {
+                const std::size_t q = (turn + 337 * (b + 1)) % queries.size();
+                options.search_breadth = breadths[b];
+                index.set_graph_options(options);  // only sets hnswlib's ef
+                breadth_used[b] = index.graph_state().search_breadth;
+                start = std::chrono::steady_clock::now();
+                const auto g = index.nearest_persons(queries[q], k);
+                graph_ms[b].push_back(ms_since(start));
+                const auto& e = exact[q];
+                const bool first = !g.empty() && g[0].person == e[0].person;
+                (genuine[q] ? first_genuine : first_stranger)[b] += first;
+                at2[b] += overlap(g, e, 2);
+                at4[b] += overlap(g, e, 4);
+                // Misses that could change a decision: one of the exact two
+                // nearest within the default stranger threshold + margin
+                // (0.53 + 0.08) and not among the graph's two.
+                const auto g2 = g.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(2, g.size()));
+                for (std::size_t j = 0; j < std::min<std::size_t>(2, e.size()); ++j)
+                    if (e[j].distance < 0.61f &&
+                        std::none_of(g.begin(), g2, [&](const PersonMatch& m) { return m.person == e[j].person; })) {
+                        ++misses_near[b];
+                        break;
+                    }
+            }
+        }
+        REQUIRE(index.graph_state().builds == 1);  // a new search breadth did not rebuild it
+        const auto median = [](std::vector<double> v) {
+            std::sort(v.begin(), v.end());
+            return v[v.size() / 2];
+        };
+        const auto p95 = [](std::vector<double> v) {
+            std::sort(v.begin(), v.end());
+            return v[v.size() * 95 / 100];
+        };
+        const double n = static_cast<double>(queries.size());
+        for (std::size_t b = 0; b < breadths.size(); ++b)
+            std::printf(
+                "| %zu | %.1f | %.0f | %.0f | %.3f | %.3f | %s | %.3f | %.3f | %.1f | %.4f | %.4f | %.4f | %.4f | %zu "
+                "|\n",
+                size, build_s, rss / 1e6, (rss - rss0) / static_cast<double>(size) - sizeof(Descriptor),
+                median(exact_ms), p95(exact_ms),
+                (std::to_string(breadth_used[b]) + (breadths[b] == 0 ? " (default)" : "")).c_str(), median(graph_ms[b]),
+                p95(graph_ms[b]), median(exact_ms) / median(graph_ms[b]),
+                static_cast<double>(first_genuine[b]) / (n / 2), static_cast<double>(first_stranger[b]) / (n / 2),
+                static_cast<double>(at2[b]) / (2 * n), static_cast<double>(at4[b]) / (4 * n), misses_near[b]);
+        std::fflush(stdout);
+        // A new sample moves its person's mean (IndexCache::add_sample):
+        // replace() moves the node, relinking its neighbourhood.
+        std::vector<double> replace_ms;
+        for (std::size_t r = 0; r < 200; ++r) {
+            const std::size_t row = rng() % persons.size();
+            persons[row] = around(persons[row], query_noise);
+            start = std::chrono::steady_clock::now();
+            index.replace(row, persons[row]);
+            replace_ms.push_back(
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+        }
+        std::sort(replace_ms.begin(), replace_ms.end());
+        std::printf("%zu persons: replace() median %.3f ms, p95 %.3f ms (200 rows)\n", size,
+                    replace_ms[replace_ms.size() / 2], replace_ms[replace_ms.size() * 95 / 100]);
+        CHECK(index.graph_state().builds == 1);
+    }
+    // A full build of the largest size at once (what the first query after
+    // opening such a gallery waits for), with the default build threads.
+    index.clear();
+    options = FaceIndex::GraphOptions{};
+    index.set_graph_options(options);
+    for (std::size_t i = 0; i < persons.size(); ++i) index.add(static_cast<std::int64_t>(i), persons[i]);
+    const auto start = std::chrono::steady_clock::now();
+    index.build_graph();
+    std::printf("full build of %zu persons, %u threads: %.1f s\n", persons.size(),
+                std::max(std::thread::hardware_concurrency(), 1u),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    CHECK(index.graph_state().nodes == persons.size());
+    CHECK(sink > 0);
 }
 
 TEST_CASE("bench: opening a gallery of 100,000 samples", "[.bench][gallery]") {
