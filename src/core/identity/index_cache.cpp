@@ -76,8 +76,8 @@ void IndexCache::reload(StoreReader& reader, const std::string& embedder) {
     std::size_t known_rows = 0, stranger_rows = 0;
     for (const auto& [id, e] : persons_)
         if (e.count > 0) ++(e.ref.kind == "known" ? known_rows : stranger_rows);
-    known_.reserve(known_rows);
-    strangers_.reserve(stranger_rows);
+    known_.reserve(known_rows + known_rows / 8 + 64);  // room to grow without copying it all at once
+    strangers_.reserve(stranger_rows + stranger_rows / 8 + 64);
     for (auto& [id, e] : persons_)
         if (e.count > 0) e.row = index_for(e.ref).add(id, mean_of(e));
     embedder_ = embedder;
