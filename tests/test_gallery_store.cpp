@@ -487,6 +487,40 @@ TEST_CASE("gallery copy: every row, verified, all or nothing; and back again unc
     }
 }
 
+TEST_CASE("gallery store: re-describing stale samples and detections (gallery reindex) on either engine", "[gallery]") {
+    GALLERY_ENGINE(engine);
+    TempDir dir;
+    const TestGalleryDb db(engine, dir.path());
+    const auto g = db.open();
+    std::mt19937 rng(30);
+    const std::string old_emb = "old-embedder@1";
+    const Descriptor alice = random_descriptor(rng), stranger = random_descriptor(rng);
+    g->enroll("Alice", {sample(alice, "a1"), sample(jitter(alice, rng, 0.1f), "a2")}, old_emb);
+    REQUIRE(
+        g->record_analysis(image("s1"), {face_with(stranger)}, IdentifyContext{old_emb, default_calibration()}, false));
+    g->enroll("Alice", {sample(alice, "a1")}, emb);  // a1 enrolled again with the new pipeline
+
+    // Stale: both old samples (by path), then the detection.
+    const auto stale = g->stale_descriptors(emb);
+    REQUIRE(stale.size() == 4);  // a1, a2, the stranger's sample, its detection
+    CHECK(stale[0].sample);
+    CHECK(stale[0].path == "/photos/a1.jpg");
+    CHECK(stale[1].path == "/photos/a2.jpg");
+    CHECK(stale[3].sample == false);
+    CHECK(stale[3].embedder == old_emb);
+    std::vector<Redescription> batch;
+    for (const auto& st : stale) batch.push_back({st, emb, jitter(alice, rng, 0.05f), st.box});
+    batch[2].descriptor = batch[3].descriptor = stranger;
+    g->redescribe(batch);
+    // a1's old sample became the new one Alice already had: deleted, not duplicated.
+    CHECK(g->stale_descriptors(emb).empty());
+    CHECK(db_int(db, "SELECT count(*) FROM samples") == 3);
+    CHECK(db_int(db, "SELECT count(*) FROM samples WHERE embedder = '" + emb + "'") == 3);
+    CHECK(g->usable(emb) == std::make_pair(std::size_t{2}, std::size_t{3}));
+    CHECK(g->identify({alice}, context())[0].decision == Decision::known);
+    CHECK(g->identify({stranger}, context())[0].person->kind == "unknown");
+}
+
 // ---------------------------------------------------------------- PgStore
 
 TEST_CASE("PgStore: its own schema, a newer one refused, no gallery without create, no password shown", "[gallery]") {
