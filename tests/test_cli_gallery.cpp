@@ -730,9 +730,10 @@ TEST_CASE("gallery copy, export, import: SQLite to PostgreSQL and back, the same
     CHECK(other.run({"gallery", "import", (home / "missing.db").string()}).exit_code == 1);
 
     // Bad --db values: one line, no crash.
-    const auto bogus = home.run({"--db", "mysql://x", "stats"});
+    const auto bogus = home.run({"--db", "mysql://root:hunter3@x/db", "stats"});
     CHECK(bogus.exit_code == 2);
-    CHECK(bogus.err.find("is not a PostgreSQL URL") != std::string::npos);
+    CHECK(bogus.err.find("(mysql://...) is not a PostgreSQL URL") != std::string::npos);
+    CHECK(bogus.err.find("hunter3") == std::string::npos);
     const auto down = run_faceq({"--home", home.root(), "--db", "postgresql://faceq:hunter2@127.0.0.1:1/x", "stats"});
     CHECK(down.exit_code == 1);
     CHECK(down.err.find("cannot connect to the gallery database") != std::string::npos);

@@ -95,11 +95,16 @@ int main(int argc, char** argv) {
     }
 
     try {
-        if (!ctx.home.database_url.empty() && !Gallery::is_database_url(ctx.home.database_url))
+        if (!ctx.home.database_url.empty() && !Gallery::is_database_url(ctx.home.database_url)) {
+            // Not echoed whole: it may hold a password.
+            const auto scheme = ctx.home.database_url.find("://");
             throw Error(ErrorKind::usage,
-                        fmt::format("--db/FACEQ_DB '{}' is not a PostgreSQL URL (postgresql://user@host:port/dbname) "
-                                    "or key=value string; without it the gallery is the SQLite file in the home",
-                                    ctx.home.database_url));
+                        fmt::format("--db/FACEQ_DB{} is not a PostgreSQL URL (postgresql://user@host:port/dbname) or "
+                                    "key=value string; without it the gallery is the SQLite file in the home",
+                                    scheme == std::string::npos
+                                        ? std::string()
+                                        : fmt::format(" ({}://...)", ctx.home.database_url.substr(0, scheme))));
+        }
         for (auto& [sub, run] : commands)
             if (sub->parsed()) return run();
         std::cout << app.help();

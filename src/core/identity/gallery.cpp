@@ -443,10 +443,10 @@ std::optional<std::vector<Identity>> Gallery::record_analysis(const ImageFacts& 
             // that all match someone need no lock: writers run side by side,
             // matching against an index at most max_staleness old.
             impl_->cache.refresh_within(w, context.embedder, IndexCache::max_staleness);
-            // The lock is also taken, before any row is written, to give a
-            // stranger another sample: every change that moves the store's
-            // generation then happens under it (PostgreSQL: no deadlock on the
-            // generation's row).
+            // The lock is also taken, before any person, detection or sample
+            // is written, to give a stranger another sample: every change that
+            // moves the store's generation happens under it (PostgreSQL's
+            // generations then commit in order; pg_store.hpp).
             if (std::any_of(faces.begin(), faces.end(), [&](const Face& face) {
                     if (!face.has_descriptor) return false;
                     const Identity id = identify_one(impl_->cache, face.descriptor, context.calibration);
