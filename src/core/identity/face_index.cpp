@@ -1,5 +1,10 @@
 #include "faceq/identity/face_index.hpp"
 
+// hnswlib 0.6.2 (Debian 12) with its manual vectorization on reads one link
+// past a full upper-level list to prefetch (an over-read of the malloc'd list
+// that ASan reports in searchBaseLayer). Its vectorized distances are not
+// used (DescriptorSpace below), so only those prefetch hints go.
+#define NO_MANUAL_VECTORIZATION
 #include <hnswlib/hnswlib.h>
 
 #include <algorithm>
