@@ -17,9 +17,14 @@
 #include <unordered_map>
 
 #include "base/float_blob.hpp"
+#include "identity/store_rows.hpp"
 
 namespace faceq {
 namespace {
+
+using detail::read_box;
+using detail::read_info;
+using detail::read_ref;
 
 // The gallery's advisory lock: one per database ("faceq" in ASCII).
 constexpr std::int64_t gallery_lock_key = 0x6661636571;
@@ -185,7 +190,7 @@ class Row {
 public:
     Row(const PGresult* r, int row) : r_(r), row_(row) {}
 
-    bool null(int col) const { return PQgetisnull(r_, row_, col) != 0; }
+    bool is_null(int col) const { return PQgetisnull(r_, row_, col) != 0; }
     std::int64_t int64(int col) const {
         const char* p = PQgetvalue(r_, row_, col);
         switch (PQftype(r_, col)) {
@@ -211,9 +216,9 @@ public:
         }
     }
     std::optional<std::int64_t> opt_int64(int col) const {
-        return null(col) ? std::nullopt : std::optional<std::int64_t>(int64(col));
+        return is_null(col) ? std::nullopt : std::optional<std::int64_t>(int64(col));
     }
-    double dbl(int col) const {
+    double real(int col) const {
         const char* p = PQgetvalue(r_, row_, col);
         if (PQftype(r_, col) == float4_oid) {
             std::uint32_t v;
@@ -235,7 +240,10 @@ public:
         return std::string(PQgetvalue(r_, row_, col), static_cast<std::size_t>(PQgetlength(r_, row_, col)));
     }
     std::optional<std::string> opt_text(int col) const {
-        return null(col) ? std::nullopt : std::optional<std::string>(text(col));
+        return is_null(col) ? std::nullopt : std::optional<std::string>(text(col));
+    }
+    std::optional<double> opt_real(int col) const {
+        return is_null(col) ? std::nullopt : std::optional<double>(real(col));
     }
     const char* bytes(int col, std::size_t& size) const {
         size = static_cast<std::size_t>(PQgetlength(r_, row_, col));
@@ -259,26 +267,6 @@ std::string first_line(const char* message) {
 bool transient_state(const std::string& state) {
     return state.rfind("40", 0) == 0 || state.rfind("08", 0) == 0 || state == "57P01" || state == "57P02" ||
            state == "57P03" || state == "53300" || state == "23503";
-}
-
-PersonRef read_ref(const Row& r, int first) {
-    PersonRef ref;
-    ref.id = r.int64(first);
-    ref.public_id = r.text(first + 1);
-    ref.name = r.opt_text(first + 2);
-    ref.kind = r.text(first + 3);
-    return ref;
-}
-
-PersonInfo read_info(const Row& r) {
-    PersonInfo info;
-    info.person = read_ref(r, 0);
-    info.created_at = r.int64(4);
-    info.updated_at = r.int64(5);
-    info.samples = r.int64(6);
-    info.detections = r.int64(7);
-    info.last_seen = r.opt_int64(8);
-    return info;
 }
 
 constexpr const char* person_info_columns =
@@ -485,18 +473,14 @@ public:
     void scan_person_rows(const std::function<void(std::int64_t, const NewPerson&)>& visit) override {
         scan("SELECT id, public_id, name, name_key, kind, created_at, updated_at FROM faceq.persons ORDER BY id",
              Params{}, "read persons", [&](const Row& r) {
-                 const NewPerson p{r.text(1), r.opt_text(2), r.opt_text(3), r.text(4), r.int64(5), r.int64(6)};
-                 visit(r.int64(0), p);
+                 const auto [id, person] = detail::read_person_row(r);
+                 visit(id, person);
              });
     }
 
     void scan_image_rows(const std::function<void(std::int64_t, const ImageFacts&, std::int64_t)>& visit) override {
         scan("SELECT id, path, sha256, size, mtime, models, analyzed_at FROM faceq.images ORDER BY id", Params{},
-             "read images", [&](const Row& r) {
-                 const ImageFacts f{r.text(1), r.text(2), static_cast<std::uint64_t>(r.int64(3)), r.opt_int64(4),
-                                    r.text(5)};
-                 visit(r.int64(0), f, r.int64(6));
-             });
+             "read images", [&](const Row& r) { visit(r.int64(0), detail::read_image_row(r), r.int64(6)); });
     }
 
     void scan_detection_rows(const std::function<void(std::int64_t, const NewDetection&)>& visit) override {
@@ -504,22 +488,7 @@ public:
             "SELECT id, image_id, box_x, box_y, box_w, box_h, confidence, person_id, decision, distance, margin,"
             " age, gender, embedder, descriptor, detected_at FROM faceq.detections ORDER BY id",
             Params{}, "read detections", [&](const Row& r) {
-                NewDetection d;
-                d.image = r.int64(1);
-                d.box = box(r, 2);
-                d.confidence = r.dbl(6);
-                d.person = r.opt_int64(7);
-                d.decision = parse_decision(r.text(8)).value_or(Decision::unknown);
-                d.distance = opt_dbl(r, 9);
-                d.margin = opt_dbl(r, 10);
-                d.age = opt_dbl(r, 11);
-                d.gender = r.opt_text(12);
-                if (!r.null(14)) {
-                    d.embedder = r.text(13);
-                    d.descriptor = descriptor(r, 14);
-                }
-                d.detected_at = r.int64(15);
-                visit(r.int64(0), d);
+                visit(r.int64(0), detail::read_detection_row(r, [&](int column) { return descriptor(r, column); }));
             });
     }
 
@@ -528,8 +497,7 @@ public:
             "SELECT person_id, embedder, descriptor, coalesce(source_path, ''), source_sha256, box_x, box_y, box_w,"
             " box_h, coalesce(quality, 0), detection_id, created_at FROM faceq.samples ORDER BY id",
             Params{}, "read samples", [&](const Row& r) {
-                visit({r.int64(0), r.text(1), descriptor(r, 2), r.text(3), r.text(4), box(r, 5), r.dbl(9),
-                       r.opt_int64(10), r.int64(11)});
+                visit(detail::read_sample_row(r, [&](int column) { return descriptor(r, column); }));
             });
     }
 
@@ -558,10 +526,7 @@ public:
         std::vector<StoredDescriptor> out;
         auto collect = [&](const char* sql, bool sample) {
             scan(sql, Params().add(embedder), "read descriptors", [&](const Row& r) {
-                out.push_back({sample, r.int64(0), r.text(1), r.text(2),
-                               Box{static_cast<int>(r.int64(3)), static_cast<int>(r.int64(4)),
-                                   static_cast<int>(r.int64(5)), static_cast<int>(r.int64(6))},
-                               r.text(7)});
+                out.push_back({sample, r.int64(0), r.text(1), r.text(2), read_box(r, 3), r.text(7)});
             });
         };
         // Ordered as SQLite orders them (bytes; NULL paths first).
@@ -952,15 +917,6 @@ private:
                         first_line(r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r) : PQerrorMessage(conn_)));
         if (PQstatus(conn_) != CONNECTION_OK || (state && transient_state(state))) throw TransientError(message);
         throw Error(ErrorKind::database, message);
-    }
-
-    static Box box(const Row& r, int first) {
-        return Box{static_cast<int>(r.int64(first)), static_cast<int>(r.int64(first + 1)),
-                   static_cast<int>(r.int64(first + 2)), static_cast<int>(r.int64(first + 3))};
-    }
-
-    static std::optional<double> opt_dbl(const Row& r, int col) {
-        return r.null(col) ? std::nullopt : std::optional<double>(r.dbl(col));
     }
 
     static std::int64_t changed(const ResultPtr& r) {

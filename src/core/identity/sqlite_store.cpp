@@ -8,11 +8,15 @@
 
 #include "base/float_blob.hpp"
 #include "base/sqlite_db.hpp"
+#include "identity/store_rows.hpp"
 
 namespace faceq {
 namespace {
 
 using detail::Db;
+using detail::read_box;
+using detail::read_info;
+using detail::read_ref;
 using detail::Stmt;
 
 // ---------------------------------------------------------------- schema
@@ -187,26 +191,6 @@ constexpr const char* person_info_columns =
     " (SELECT count(*) FROM detections WHERE person_id = p.id),"
     " (SELECT max(detected_at) FROM detections WHERE person_id = p.id)";
 
-PersonRef read_ref(const Stmt& s, int first) {
-    PersonRef r;
-    r.id = s.int64(first);
-    r.public_id = s.text(first + 1);
-    r.name = s.opt_text(first + 2);
-    r.kind = s.text(first + 3);
-    return r;
-}
-
-PersonInfo read_info(const Stmt& s) {
-    PersonInfo info;
-    info.person = read_ref(s, 0);
-    info.created_at = s.int64(4);
-    info.updated_at = s.int64(5);
-    info.samples = s.int64(6);
-    info.detections = s.int64(7);
-    info.last_seen = s.opt_int64(8);
-    return info;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- Connection
@@ -328,51 +312,30 @@ public:
     void scan_person_rows(const std::function<void(std::int64_t, const NewPerson&)>& visit) override {
         Use s = use("SELECT id, public_id, name, name_key, kind, created_at, updated_at FROM persons ORDER BY id");
         while (s->step()) {
-            NewPerson p{s->text(1), s->opt_text(2), s->opt_text(3), s->text(4), s->int64(5), s->int64(6)};
-            visit(s->int64(0), p);
+            const auto [id, person] = detail::read_person_row(*s);
+            visit(id, person);
         }
     }
 
     void scan_image_rows(const std::function<void(std::int64_t, const ImageFacts&, std::int64_t)>& visit) override {
         Use s = use("SELECT id, path, sha256, size, mtime, models, analyzed_at FROM images ORDER BY id");
-        while (s->step()) {
-            const ImageFacts f{s->text(1), s->text(2), static_cast<std::uint64_t>(s->int64(3)), s->opt_int64(4),
-                               s->text(5)};
-            visit(s->int64(0), f, s->int64(6));
-        }
+        while (s->step()) visit(s->int64(0), detail::read_image_row(*s), s->int64(6));
     }
 
     void scan_detection_rows(const std::function<void(std::int64_t, const NewDetection&)>& visit) override {
         Use s =
             use("SELECT id, image_id, box_x, box_y, box_w, box_h, confidence, person_id, decision, distance, margin,"
                 " age, gender, embedder, descriptor, detected_at FROM detections ORDER BY id");
-        while (s->step()) {
-            NewDetection d;
-            d.image = s->int64(1);
-            d.box = box(*s, 2);
-            d.confidence = s->real(6);
-            d.person = s->opt_int64(7);
-            d.decision = parse_decision(s->text(8)).value_or(Decision::unknown);
-            d.distance = s->opt_real(9);
-            d.margin = s->opt_real(10);
-            d.age = s->opt_real(11);
-            d.gender = s->opt_text(12);
-            if (!s->is_null(14)) {
-                d.embedder = s->text(13);
-                d.descriptor = descriptor(*s, 14);
-            }
-            d.detected_at = s->int64(15);
-            visit(s->int64(0), d);
-        }
+        const auto describe = [&](int column) { return descriptor(*s, column); };
+        while (s->step()) visit(s->int64(0), detail::read_detection_row(*s, describe));
     }
 
     void scan_sample_rows(const std::function<void(const NewSample&)>& visit) override {
         Use s =
             use("SELECT person_id, embedder, descriptor, coalesce(source_path, ''), source_sha256, box_x, box_y,"
                 " box_w, box_h, coalesce(quality, 0), detection_id, created_at FROM samples ORDER BY id");
-        while (s->step())
-            visit({s->int64(0), s->text(1), descriptor(*s, 2), s->text(3), s->text(4), box(*s, 5), s->real(9),
-                   s->opt_int64(10), s->int64(11)});
+        const auto describe = [&](int column) { return descriptor(*s, column); };
+        while (s->step()) visit(detail::read_sample_row(*s, describe));
     }
 
     std::vector<EmbedderSamples> embedders() override {
@@ -409,11 +372,7 @@ public:
         auto collect = [&](const char* sql, bool sample) {
             Use s = use(sql);
             s->bind(1, embedder);
-            while (s->step())
-                out.push_back({sample, s->int64(0), s->text(1), s->text(2),
-                               Box{static_cast<int>(s->int64(3)), static_cast<int>(s->int64(4)),
-                                   static_cast<int>(s->int64(5)), static_cast<int>(s->int64(6))},
-                               s->text(7)});
+            while (s->step()) out.push_back({sample, s->int64(0), s->text(1), s->text(2), read_box(*s, 3), s->text(7)});
         };
         collect(
             "SELECT id, coalesce(source_path, ''), source_sha256, box_x, box_y, box_w, box_h, embedder FROM samples"
@@ -651,11 +610,6 @@ private:
         std::string out = "[";
         for (std::size_t i = 0; i < ids.size(); ++i) out += (i ? "," : "") + std::to_string(ids[i]);
         return out + "]";
-    }
-
-    static Box box(const Stmt& s, int first) {
-        return Box{static_cast<int>(s.int64(first)), static_cast<int>(s.int64(first + 1)),
-                   static_cast<int>(s.int64(first + 2)), static_cast<int>(s.int64(first + 3))};
     }
 
     static std::int64_t one_int(const Use& s) {
