@@ -141,31 +141,6 @@ std::filesystem::path lfw_photo(const std::string& who, int k) {
     return lfw_files(who).at(static_cast<std::size_t>(k - 1));
 }
 
-// A count from the database, or -1 while it cannot be read (not created yet).
-std::int64_t try_query(const TestGalleryDb& db, const std::string& sql) {
-    std::int64_t v = -1;
-    if (db.postgres()) {
-        PGconn* c = PQconnectdb(db.location().c_str());
-        if (PQstatus(c) == CONNECTION_OK) {
-            PQclear(PQexec(c, "SET search_path = faceq"));
-            PGresult* r = PQexec(c, sql.c_str());
-            if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) v = std::stoll(PQgetvalue(r, 0, 0));
-            PQclear(r);
-        }
-        PQfinish(c);
-        return v;
-    }
-    sqlite3* h = nullptr;
-    if (sqlite3_open_v2(db.location().c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-        sqlite3_stmt* s = nullptr;
-        if (sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
-            v = sqlite3_column_int64(s, 0);
-        sqlite3_finalize(s);
-    }
-    sqlite3_close(h);
-    return v;
-}
-
 // Runs faceq in the background and kills it with SIGKILL as soon as `ready()`
 // holds (polled every 10 ms), i.e. in the middle of its work. Returns false
 // when it ended by itself first (or `limit` passed).

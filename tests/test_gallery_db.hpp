@@ -134,6 +134,31 @@ inline std::int64_t db_int(const TestGalleryDb& db, const std::string& sql) {
     return v == "t" ? 1 : v == "f" ? 0 : std::stoll(v);
 }
 
+// A count from the database, or -1 while it cannot be read (not created yet).
+inline std::int64_t try_query(const TestGalleryDb& db, const std::string& sql) {
+    std::int64_t v = -1;
+    if (db.postgres()) {
+        PGconn* c = PQconnectdb(db.location().c_str());
+        if (PQstatus(c) == CONNECTION_OK) {
+            PQclear(PQexec(c, "SET search_path = faceq"));
+            PGresult* r = PQexec(c, sql.c_str());
+            if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) v = std::stoll(PQgetvalue(r, 0, 0));
+            PQclear(r);
+        }
+        PQfinish(c);
+        return v;
+    }
+    sqlite3* h = nullptr;
+    if (sqlite3_open_v2(db.location().c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+        sqlite3_stmt* s = nullptr;
+        if (sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+            v = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+    }
+    sqlite3_close(h);
+    return v;
+}
+
 // Runs `sql` for its effect on the gallery.
 inline void db_exec(const TestGalleryDb& db, const std::string& sql) {
     if (!db.postgres()) return db_exec(std::filesystem::path(db.location()), sql);

@@ -252,17 +252,7 @@ private:
     pid_t pid_ = 0;
 };
 
-std::int64_t images_in(const TestGalleryDb& db) {
-    PGconn* c = PQconnectdb(db.location().c_str());
-    std::int64_t n = -1;
-    if (PQstatus(c) == CONNECTION_OK) {
-        PGresult* r = PQexec(c, "SELECT count(*) FROM faceq.images");
-        if (PQresultStatus(r) == PGRES_TUPLES_OK) n = std::stoll(PQgetvalue(r, 0, 0));
-        PQclear(r);
-    }
-    PQfinish(c);
-    return n;
-}
+std::int64_t images_in(const TestGalleryDb& db) { return try_query(db, "SELECT count(*) FROM images"); }
 
 }  // namespace
 
