@@ -69,20 +69,40 @@ part_asan() {
 # Its scratch files go to a TMPDIR made here, on /dev/shm when there is one
 # (fuzz_registry writes five files per input: 8x faster than on disk), and
 # removed here: libFuzzer's _Exit leaves a harness no way to clean up.
+# A libFuzzer process uses one core: FACEQ_JOBS harnesses run at once.
 # Fuzzing is random: a run that passes proves little, one that fails has found
 # an input to turn into a test (docs/fuzzing.md says how).
+# fuzz_one DIR SECONDS HARNESS: one harness's run; its exit code in run/<harness>/rc.
+fuzz_one() {
+  local dir="$1" secs="$2" h="$3" work="$1/run/$3" scratch rc=0
+  rm -rf "$work"
+  mkdir -p "$work/corpus" "$work/crashes"
+  scratch="$(mktemp -d -p /dev/shm faceq-fuzz.XXXXXX 2>/dev/null || mktemp -d)"
+  cp "$FACEQ_ROOT/fuzz/corpus/$h/"* "$work/corpus/"
+  (cd "$work" && TMPDIR="$scratch" "$dir/fuzz/fuzz_$h" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix="$work/crashes/" corpus >"$work/log" 2>&1) || rc=$?
+  rm -rf "$scratch"
+  echo "$rc" >"$work/rc"
+}
+
 part_fuzz() {
-  local dir="$FACEQ_ROOT/build-fuzz" secs="${FACEQ_FUZZ_SECONDS:-45}" rc=0 h work scratch
+  local dir="$FACEQ_ROOT/build-fuzz" secs="${FACEQ_FUZZ_SECONDS:-45}" rc=0 h work
+  local harnesses=(image multipart manifest registry) pids=()
   cmake -S "$FACEQ_ROOT" -B "$dir" -DFACEQ_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++-14 -DFACEQ_WERROR=ON >/dev/null || return
   cmake --build "$dir" -j"$FACEQ_JOBS" >&2 || return
-  for h in image multipart manifest registry; do
+  for h in "${harnesses[@]}"; do
+    fuzz_one "$dir" "$secs" "$h" &
+    pids+=($!)
+    # At most FACEQ_JOBS at once: wait for the oldest still running.
+    if [ "${#pids[@]}" -ge "$FACEQ_JOBS" ]; then
+      wait "${pids[0]}" || true
+      pids=("${pids[@]:1}")
+    fi
+  done
+  wait || true
+  for h in "${harnesses[@]}"; do
     work="$dir/run/$h"
-    rm -rf "$work"
-    mkdir -p "$work/corpus" "$work/crashes"
-    scratch="$(mktemp -d -p /dev/shm faceq-fuzz.XXXXXX 2>/dev/null || mktemp -d)"
-    cp "$FACEQ_ROOT/fuzz/corpus/$h/"* "$work/corpus/"
-    if (cd "$work" && TMPDIR="$scratch" "$dir/fuzz/fuzz_$h" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-      -artifact_prefix="$work/crashes/" corpus >"$work/log" 2>&1); then
+    if [ "$(cat "$work/rc" 2>/dev/null)" = 0 ]; then
       tsay "fuzz_$h: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$work/log"), $(grep -E '^#[0-9]+' "$work/log" | tail -n 1 | grep -o 'cov: [0-9]* ft: [0-9]*'), corpus $(ls "$work/corpus" | wc -l) inputs"
     else
       rc=1
@@ -90,7 +110,6 @@ part_fuzz() {
       grep -v '^imdecode_' "$work/log" | tail -n 60 >&2
       tsay "fuzz_$h FAILED; input: $(ls -d "$work/crashes/"* 2>/dev/null | head -n 1); replay: $dir/fuzz/fuzz_$h <input>"
     fi
-    rm -rf "$scratch"
   done
   return "$rc"
 }
