@@ -146,7 +146,7 @@ DlibSetsScore score_on_dlib_sets(const AnalyzeOptions& on_boxes, const AnalyzeOp
 
 }  // namespace
 
-TEST_CASE("HOG detection recall on dlib_faces/testing.xml and no faces on clean negatives", "[analyzer]") {
+TEST_CASE("HOG detection recall on dlib_faces/testing.xml and no faces on clean negatives", "[analyzer][dataset]") {
     REQUIRE_MODELS();
     AnalyzeOptions options;
     options.detector = "hog";
@@ -162,7 +162,7 @@ TEST_CASE("HOG detection recall on dlib_faces/testing.xml and no faces on clean 
     CHECK(s.false_detections == 0);  // measured: 0
 }
 
-TEST_CASE("YuNet: every testing.xml face, 5 landmarks; few detections on clean negatives", "[analyzer][yunet]") {
+TEST_CASE("YuNet: every testing.xml face, 5 landmarks; few detections on clean negatives", "[analyzer][yunet][dataset]") {
     REQUIRE_MODELS();
     AnalyzeOptions options;
     options.detector = "yunet";
@@ -239,7 +239,7 @@ TEST_CASE("YuNet's mirror check: face-like objects dropped, uncertain real faces
     CHECK(large->confidence < 0.7);
 }
 
-TEST_CASE("Known detections and reference distances on face_recognition examples", "[analyzer]") {
+TEST_CASE("Known detections and reference distances on face_recognition examples", "[analyzer][dataset]") {
     REQUIRE_MODELS();
     // face_recognition's settings: HOG, one pyramid_up, no downscaling.
     AnalyzeOptions options;
@@ -426,7 +426,7 @@ TEST_CASE("bench: LFW View 1 by detector and alignment", "[.bench][analyzer]") {
     WARN("yunet + 5 points, flip-averaged descriptors: " << describe(lfw_view1(AnalyzeOptions{}, true)));
 }
 
-TEST_CASE("Gender on labelled faces", "[analyzer]") {
+TEST_CASE("Gender on labelled faces", "[analyzer][dataset]") {
     REQUIRE_MODELS();
     Analyzer analyzer(test_model_set(), AnalyzeOptions{});
     if (!test_model_set().gender) FAIL("gender model not installed");

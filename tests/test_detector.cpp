@@ -47,7 +47,7 @@ ErrorKind kind_of(const std::function<void()>& f) {
 
 }  // namespace
 
-TEST_CASE("make_detector: HOG and CNN find the Analyzer's faces on dlib_faces photos", "[detector]") {
+TEST_CASE("make_detector: HOG and CNN find the Analyzer's faces on dlib_faces photos", "[detector][dataset]") {
     REQUIRE_MODELS();
     const auto dir = data_dir() / "dlib_faces";
     for (const std::string name : {"hog", "cnn"}) {

@@ -307,7 +307,7 @@ const PreparedDataset& real_subset(std::size_t n) {
 
 }  // namespace
 
-TEST_CASE("a real head on 300 UTKFace faces, and the Analyzer using it", "[training]") {
+TEST_CASE("a real head on 300 UTKFace faces, and the Analyzer using it", "[training][dataset]") {
     REQUIRE_MODELS();
     const PreparedDataset& d = real_subset(300);
     AgeGenderTrainOptions o;

@@ -7,7 +7,11 @@
 #            included, on the real photos in ../shared/data
 #   asan     build-asan/ (-DFACEQ_SANITIZE=ON: ASan + UBSan, the core at -O1,
 #            CLI and tests at -O0, -DFACEQ_WERROR=ON): the suite minus the slow
-#            tests ([.slow], which the release part runs)
+#            tests ([.slow]) and the dataset tests ([dataset]: a model over
+#            dozens to hundreds of labelled photos, its figures checked, mostly
+#            dlib's and OpenCV's arithmetic, which this build leaves
+#            unsanitized; 4 minutes of CI's 60), both of which the release
+#            part runs
 #   fuzz     build-fuzz/ (-DFACEQ_FUZZ=ON, clang++-14: ASan + UBSan + libFuzzer,
 #            a few of the core's files, no dlib): each harness in fuzz/ for
 #            FACEQ_FUZZ_SECONDS (45) on a copy of its seed corpus; a crash, a
@@ -60,7 +64,7 @@ part_release() {
 part_asan() {
   FACEQ_BUILD_DIR="$FACEQ_ROOT/build-asan" FACEQ_BUILD_TYPE=RelWithDebInfo \
     build_faceq -DFACEQ_BUILD_TESTS=ON -DFACEQ_SANITIZE=ON -DFACEQ_WERROR=ON || return
-  UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" run_tests "$FACEQ_ROOT/build-asan" "~[.slow]"
+  UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" run_tests "$FACEQ_ROOT/build-asan" "~[.slow]~[dataset]"
 }
 
 # Each harness runs in build-fuzz/run/<harness>/ on a fresh copy of
