@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "faceq/base/error.hpp"
+#include "faceq/base/time.hpp"
 #include "faceq/identity/gallery.hpp"
 #include "faceq/pipeline/image_io.hpp"
 #include "faceq/pipeline/thumbnail.hpp"
