@@ -226,7 +226,7 @@ TEST_CASE("gallery store: transactions, sample conflicts and search as store.hpp
     store.write([&](StoreWriter& w) {
         alice = w.add_person({"person_1_0001", "Alice", "alice", "known", 100});
         zoe = w.add_person({"unknown_1_0002", std::nullopt, std::nullopt, "unknown", 100});
-        NewSample s{alice, emb, d, "/a.jpg", "sha-a", {1, 2, 3, 4}, 0.9, std::nullopt, 100};
+        NewSample s{alice, emb, d, "/a.jpg", "sha-a", {1, 2, 3, 4}, 0.9, std::nullopt, 100, {}};
         CHECK(w.add_sample(s));
         CHECK_FALSE(w.add_sample(s));  // the same sample again: nothing
         s.person = zoe;
@@ -286,7 +286,7 @@ TEST_CASE("gallery store: the probe moves with other connections' commits, the g
     });
     look(true, false);
     b.write([&](StoreWriter& w) {
-        w.add_sample({person, emb, random_descriptor(rng), "/p.jpg", "sha", {}, 0.9, std::nullopt, 3});
+        w.add_sample({person, emb, random_descriptor(rng), "/p.jpg", "sha", {}, 0.9, std::nullopt, 3, {}});
     });
     look(true, true);
     b.write([&](StoreWriter& w) { w.name_person(person, "Zoë", "zoë", 4); });
@@ -311,7 +311,7 @@ TEST_CASE("gallery store: changed_persons lists whom each change touched; anothe
     store->write([&](StoreWriter& w) {
         alice = w.add_person({"person_1_0001", "Alice", "alice", "known", 1});
         bob = w.add_person({"person_1_0002", "Bob", "bob", "known", 1});
-        w.add_sample({alice, emb, random_descriptor(rng), "/a.jpg", "sha-a", {}, 0.9, std::nullopt, 1});
+        w.add_sample({alice, emb, random_descriptor(rng), "/a.jpg", "sha-a", {}, 0.9, std::nullopt, 1, {}});
     });
     std::int64_t g1 = 0;
     store->read([&](StoreReader& r) {
@@ -539,7 +539,8 @@ TEST_CASE("PgStore: its own schema, a newer one refused, no gallery without crea
     }
     CHECK(db_int(db, "SELECT count(*) FROM pg_namespace WHERE nspname = 'faceq'") == 0);  // nothing created
     db.open();
-    CHECK(db_int(db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'faceq'") == 6);
+    // meta, persons, images, detections, samples, person_changes, the two thumbnail tables, rejections
+    CHECK(db_int(db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'faceq'") == 9);
     CHECK(db_int(db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0);
     CHECK(db_int(db, "SELECT value FROM meta WHERE key = 'schema_version'") ==
           Gallery::postgres_schema_version_supported());
@@ -754,7 +755,8 @@ TEST_CASE("bench: another process's new person, picked up person by person inste
                                   {},
                                   0.9,
                                   std::nullopt,
-                                  1});
+                                  1,
+                                  {}});
             }
         });
         std::printf("%s: wrote %d persons x %d samples in one transaction: %.1f s\n", engine.c_str(), persons,

@@ -292,6 +292,20 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
         CHECK(face.at("box").at("width").get<int>() > 20);
         const std::int64_t detection = face.at("detection_id");
         CHECK(face.at("thumbnail") == "/api/thumbnails/detections/" + std::to_string(detection));
+        // Its face as a JPEG (<= 6 kB), and the person's.
+        for (const std::string& url : {face.at("thumbnail").get<std::string>(), "/api/persons/" + id + "/thumbnail"}) {
+            INFO(url);
+            auto res = c.Get(url, cookie);
+            REQUIRE(res);
+            CHECK(res->status == 200);
+            CHECK(res->get_header_value("Content-Type") == "image/jpeg");
+            REQUIRE(res->body.size() > 100);
+            CHECK(res->body.size() <= 6 * 1024);
+            CHECK(res->body.substr(0, 2) == "\xff\xd8");
+        }
+        expect_error(c.Get("/api/thumbnails/detections/999999", cookie), 404, "not_found");
+        expect_error(c.Get("/api/thumbnails/samples/abc", cookie), 400, "invalid_input");
+        expect_error(c.Get("/api/thumbnails/detections/1"), 401, "unauthorized");
         const std::string body = json{{"detection_id", detection}}.dump();
         expect_error(c.Post("/api/persons/" + id + "/reject", cookie, body, "application/json"), 403, "csrf");
         const json after = parsed(c.Post("/api/persons/" + id + "/reject", with_csrf, body, "application/json"));

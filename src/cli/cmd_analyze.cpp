@@ -35,6 +35,7 @@ struct AnalyzeCommand {
     std::uint64_t max_pixels = ImageLimits{}.max_pixels;
     std::string shard;  // "K/N", "auto" or empty (every input)
     SessionOptions session;
+    bool no_thumbnails = false;
 };
 
 struct ItemOutcome {
@@ -122,6 +123,7 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
                         fmt::format("cannot create --draw directory '{}': {}", cmd.draw_dir, ec.message()));
     }
     cmd.session.analyze = cmd.options;
+    cmd.session.thumbnails = !cmd.no_thumbnails;
     AnalysisSession session(ctx.home, load_manifest(ctx.manifest_path()), cmd.session, log_to(ctx));
     const auto& v = session.versions();
     ctx.debug(fmt::format("models: detector {}, landmarks {}, embedder {}, gender {}", v.detector, v.landmarks,
@@ -200,6 +202,8 @@ std::pair<CLI::App*, Runner> register_analyze(CLI::App& app, Context& ctx) {
                   "Record images and detections in the gallery (strangers get stable ids); "
                   "images stored before with the same models are skipped");
     sub->add_flag("--force", cmd->session.force, "With --store: analyse and store images again even when unchanged");
+    sub->add_flag("--no-thumbnails", cmd->no_thumbnails,
+                  "With --store: store no face thumbnails (`faceq gallery thumbnails` makes them later)");
     sub->add_option("--shard", cmd->shard,
                     "Analyse only shard K of N (K/N, 0-based) of the inputs, so N workers split one batch without "
                     "talking; 'auto' reads Kubernetes' JOB_COMPLETION_INDEX + FACEQ_SHARD_COUNT or Slurm's "

@@ -115,15 +115,18 @@ std::pair<CLI::App*, Runner> register_bench(CLI::App& app, Context& ctx) {
     const auto [detection, detection_runner] = register_bench_detection(*sub, ctx);
     const auto [identify, identify_runner] = register_bench_identify(*sub, ctx);
     const auto [store, store_runner] = register_bench_store(*sub, ctx);
+    const auto [thumbnails, thumbnails_runner] = register_bench_thumbnails(*sub, ctx);
     return {sub, [cmd, &ctx, detection = detection, detection_runner = detection_runner, identify = identify,
-                  identify_runner = identify_runner, store = store, store_runner = store_runner] {
+                  identify_runner = identify_runner, store = store, store_runner = store_runner,
+                  thumbnails = thumbnails, thumbnails_runner = thumbnails_runner] {
                 if (detection->parsed()) return detection_runner();
+                if (thumbnails->parsed()) return thumbnails_runner();
                 if (identify->parsed()) return identify_runner();
                 if (store->parsed()) return store_runner();
                 if (cmd->paths.empty())
                     throw Error(ErrorKind::usage,
                                 "bench: give image files or folders (or: bench detection DIR --boxes F, bench "
-                                "identify DIR, bench store --to DB)");
+                                "identify DIR, bench store --to DB, bench thumbnails PATH)");
                 return bench_cmd(*cmd, ctx);
             }};
 }

@@ -1,4 +1,4 @@
-// cmd_gallery.cpp — `faceq gallery reindex | copy | export | import`.
+// cmd_gallery.cpp — `faceq gallery reindex | thumbnails | copy | export | import`.
 //
 // copy --to DEST / export FILE / import FILE move a gallery between SQLite
 // and PostgreSQL (Gallery::copy_to: one transaction in the destination,
@@ -18,9 +18,18 @@
 // `reindex` record with the counts. Ctrl-C stops after the photos in flight;
 // what was done stays, and a second run resumes. Exit 0 when every stale
 // descriptor was re-described, 1 when some were skipped, 130 when interrupted.
+//
+// `faceq gallery thumbnails [--dry-run]`: makes the face thumbnails the
+// gallery lacks from the photos they were recorded from, when those still
+// exist unchanged (faceq/session/thumbnails.hpp). One `thumbnails_skipped`
+// record per face left without one (missing or changed photo), then one
+// `thumbnails` record with the counts. Ctrl-C stops after the photos in
+// flight; what was stored stays, and a second run goes on. Exit codes as
+// reindex's.
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 
 #include "context.hpp"
@@ -28,6 +37,7 @@
 #include "faceq/models/resolve.hpp"
 #include "faceq/session/identification.hpp"
 #include "faceq/session/reindex.hpp"
+#include "faceq/session/thumbnails.hpp"
 #include "signals.hpp"
 
 namespace faceq::cli {
@@ -72,6 +82,47 @@ int run_reindex(const ReindexCommand& cmd, Context& ctx) {
     return r.skipped ? 1 : 0;
 }
 
+struct ThumbnailsCommand {
+    bool dry_run = false;
+    int jobs = 0;
+};
+
+int run_thumbnails(const ThumbnailsCommand& cmd, Context& ctx) {
+    auto gallery = open_gallery(ctx.home, false, log_to(ctx));
+    if (!gallery)
+        throw Error(ErrorKind::not_found, fmt::format("no gallery at '{}' (enroll or analyze --store make one)",
+                                                      Gallery::describe_location(ctx.home.gallery_location())));
+    StopSignals signals(stop_between_steps);
+    const auto r = make_missing_thumbnails(
+        *gallery, cmd.dry_run, jobs_or_cores(cmd.jobs), [] { return StopSignals::received(); },
+        [&ctx](const Progress& p) { draw_progress(ctx, "thumbnails", p.done, p.total); },
+        [](const ThumbnailSkip& s) {
+            print_record("thumbnails_skipped", {{"kind", s.face.sample ? "sample" : "detection"},
+                                                {"id", s.face.id},
+                                                {"file", s.face.path},
+                                                {"reason", s.reason}});
+        });
+    end_progress(ctx);
+    const std::size_t made = r.samples_made + r.detections_made;
+    print_record("thumbnails", {{"samples", {{"missing", r.samples}, {"made", r.samples_made}}},
+                                {"detections", {{"missing", r.detections}, {"made", r.detections_made}}},
+                                {"photos", r.photos},
+                                {"skipped", r.skipped},
+                                {"bytes_per_face", made ? std::round(double(r.bytes) / double(made)) : 0.0},
+                                {"dry_run", r.dry_run},
+                                {"interrupted", r.interrupted}});
+    if (r.interrupted) {
+        ctx.error("thumbnails interrupted; what was stored is kept, run it again to go on");
+        return StopSignals::exit_code();
+    }
+    if (r.skipped)
+        ctx.warn(
+            fmt::format("{} stored faces have no thumbnail: their photos are missing or changed (see the "
+                        "thumbnails_skipped records)",
+                        r.skipped));
+    return r.skipped ? 1 : 0;
+}
+
 struct CopyCommand {
     std::string to;    // copy --to
     std::string file;  // export / import
@@ -85,6 +136,7 @@ void print_copy(const CopyResult& r, const std::string& from, const std::string&
                                   {"images", r.images},
                                   {"detections", r.detections},
                                   {"rejections", r.rejections},
+                                  {"thumbnails", r.thumbnails},
                                   {"digest", r.digest},
                                   {"verified", true},
                                   {"seconds", std::round(seconds * 1000) / 1000}});
@@ -168,6 +220,13 @@ std::pair<CLI::App*, Runner> register_gallery(CLI::App& app, Context& ctx) {
     add_detection_options(reindex, cmd->options);
     reindex->add_option("-j,--jobs", cmd->jobs, "Worker threads (default: number of cores)")->check(CLI::Range(1, 256));
 
+    auto thumbs = std::make_shared<ThumbnailsCommand>();
+    auto* thumbs_sub = sub->add_subcommand(
+        "thumbnails", "Make the face thumbnails the gallery lacks from the photos, where unchanged (resumable)");
+    thumbs_sub->add_flag("--dry-run", thumbs->dry_run, "Read and check the photos, count, store nothing");
+    thumbs_sub->add_option("-j,--jobs", thumbs->jobs, "Worker threads (default: number of cores)")
+        ->check(CLI::Range(1, 256));
+
     auto copy = std::make_shared<CopyCommand>();
     auto* copy_sub = sub->add_subcommand(
         "copy", "Copy the gallery into another database (PostgreSQL URL or SQLite file), verified, all or nothing");
@@ -178,7 +237,8 @@ std::pair<CLI::App*, Runner> register_gallery(CLI::App& app, Context& ctx) {
     auto* import_sub =
         sub->add_subcommand("import", "Copy a gallery file (or database URL) into this (empty) gallery, verified");
     import_sub->add_option("file", copy->file, "An SQLite gallery file, or postgresql://...")->required();
-    return {sub, [cmd, copy, copy_sub, export_sub, import_sub, &ctx] {
+    return {sub, [cmd, copy, copy_sub, export_sub, import_sub, thumbs, thumbs_sub, &ctx] {
+                if (thumbs_sub->parsed()) return run_thumbnails(*thumbs, ctx);
                 if (copy_sub->parsed()) return run_copy(*copy, ctx);
                 if (export_sub->parsed()) return run_export(*copy, ctx);
                 if (import_sub->parsed()) return run_import(*copy, ctx);

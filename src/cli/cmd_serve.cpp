@@ -35,6 +35,7 @@ struct ServeCommand {
     int write_timeout = 30;
     std::string api_key_file;
     bool no_store = false;
+    bool no_thumbnails = false;
     AnalyzeOptions options;
     std::uint64_t max_pixels = ImageLimits{}.max_pixels;
     CalibrationChoice calibration;
@@ -47,6 +48,7 @@ ServiceSetup load(ServeCommand& cmd, const Context& ctx) {
     options.analyze = cmd.options;
     options.calibration = cmd.calibration;
     options.store = !cmd.no_store;
+    options.thumbnails = !cmd.no_thumbnails;
     options.skip_unchanged = false;  // every upload is analysed
     options.create_gallery = true;
     ServiceSetup setup;
@@ -200,6 +202,8 @@ std::pair<CLI::App*, Runner> register_serve(CLI::App& app, Context& ctx) {
     sub->add_option("--api-key-file", cmd->api_key_file,
                     "File holding the API key every route but /health requires (default: $FACEQ_API_KEY; none: open)");
     sub->add_flag("--no-store", cmd->no_store, "Identify faces without recording images and detections");
+    sub->add_flag("--no-thumbnails", cmd->no_thumbnails,
+                  "Store no face thumbnails with detections (`faceq gallery thumbnails` makes them later)");
     add_detection_options(sub, cmd->options);
     add_calibration_flags(sub, cmd->calibration);
     return {sub, [cmd, &ctx] { return run_serve(*cmd, ctx); }};

@@ -60,6 +60,7 @@ std::pair<CLI::App*, Runner> register_analyze(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_download(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_bench(CLI::App& app, Context& ctx);
 // `bench detection`, a subcommand of `bench` (cmd_bench_detection.cpp).
+std::pair<CLI::App*, Runner> register_bench_thumbnails(CLI::App& bench, Context& ctx);
 std::pair<CLI::App*, Runner> register_bench_detection(CLI::App& bench, Context& ctx);
 std::pair<CLI::App*, Runner> register_bench_identify(CLI::App& bench, Context& ctx);
 std::pair<CLI::App*, Runner> register_bench_store(CLI::App& bench, Context& ctx);

@@ -88,7 +88,8 @@ struct FaceSample {
     std::string source_path;
     std::string source_sha256;  // of the image file
     Box box;
-    double quality = 0;  // the detector's confidence (0..1)
+    double quality = 0;          // the detector's confidence (0..1)
+    std::string thumbnail_jpeg;  // pipeline/thumbnail.hpp; empty = none
 };
 
 struct SampleOutcome {
@@ -264,10 +265,27 @@ struct Redescription {
     Box box;  // the face as the new pipeline found it
 };
 
+// A stored face without a thumbnail and the photo it was recorded from, for
+// making one (faceq gallery thumbnails).
+struct StoredFace {
+    bool sample = true;   // a person's sample (one without a detection), else a detection
+    std::int64_t id = 0;  // the sample's or the detection's
+    std::string path;     // the photo as recorded (sample: its source; detection: its image)
+    std::string sha256;   // of the photo's bytes when it was recorded
+    Box box;              // the face in it
+};
+
+// A thumbnail made for a StoredFace.
+struct FaceThumbnail {
+    StoredFace face;
+    std::string jpeg;
+};
+
 // What Gallery::copy_to copied.
 struct CopyResult {
     std::int64_t persons = 0, samples = 0, images = 0, detections = 0, rejections = 0;
-    std::string digest;  // of every row's content, ids aside: the same on both sides
+    std::int64_t thumbnails = 0;  // of detections and samples, in the digest too
+    std::string digest;           // of every row's content, ids aside: the same on both sides
 };
 
 class GalleryStore;
@@ -397,13 +415,38 @@ public:
     ClusterResult cluster(const std::string& embedder, float threshold);
     GalleryStats stats(std::int64_t now);
 
+    // ---- face thumbnails (pipeline/thumbnail.hpp)
+    // Stored with their detection or sample, in the same transaction
+    // (record_analysis: Face::thumbnail_jpeg; enroll: FaceSample::thumbnail_jpeg),
+    // each in a table of its own keyed by the row (deleted with it), so that
+    // identification and clustering, which read whole rows of samples and
+    // detections, never read thumbnails. A sample taken from a detection
+    // shows that detection's thumbnail (stored once); when the detection is
+    // deleted (prune, analyze --force) the sample keeps a copy.
+    // The JPEG bytes of a detection's or sample's face; nullopt when none is
+    // stored (or there is no such row).
+    std::optional<std::string> detection_thumbnail(std::int64_t detection_id);
+    std::optional<std::string> sample_thumbnail(std::int64_t sample_id);
+    // The face to show for a person (public id or name): its newest sample's
+    // thumbnail (by creation time), else its newest detection's; nullopt when
+    // it has none. Error{not_found} for no such person. (A rejected detection
+    // has left the person, so it is never the one shown.)
+    std::optional<std::string> person_thumbnail(const std::string& who);
+    // Detections, and samples without a detection, that have no thumbnail,
+    // grouped by photo (path, then id).
+    std::vector<StoredFace> missing_thumbnails();
+    // Stores each thumbnail, in one transaction; one whose row was deleted
+    // meanwhile, or that has a thumbnail by now, is skipped. Returns how many
+    // were stored.
+    std::size_t add_thumbnails(const std::vector<FaceThumbnail>& batch);
+
     // ---- moving a gallery (faceq gallery copy / export / import)
     // Copies every person, sample, image, detection and rejection into `dest`, which
     // must hold no person, sample or image (else Error{usage}), in one
     // transaction of `dest`: interrupted, it leaves `dest` as it was. Before
     // committing, reads `dest` back and compares the counts and a digest of
     // every row's content (public ids, names, paths, boxes, decisions,
-    // descriptors' bytes, times; not the row ids, which `dest` chooses) with
+    // descriptors' and thumbnails' bytes, times; not the row ids, which `dest` chooses) with
     // this gallery's: when they differ, Error{database} and nothing is
     // committed. This gallery is read in one snapshot; its writers may go on.
     CopyResult copy_to(Gallery& dest);

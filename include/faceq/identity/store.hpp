@@ -82,8 +82,14 @@
 //
 // Schema. A store brings its database up to date when it opens, with its own
 // engine's migrations (appended, never edited), and refuses a database of a
-// newer schema with Error{invalid_input}. The rejections table ("not this
-// person") came with a later migration of each engine; its rows move the
+// newer schema with Error{invalid_input}. Thumbnails (a JPEG per detection
+// and per sample, pipeline/thumbnail.hpp) live in a table per kind keyed by
+// the row's id, deleted with it (sqlite_store.cpp says why not columns): the
+// operations that read samples or detections for identification and
+// clustering never read them. A sample taken from a detection has no
+// thumbnail of its own and shows the detection's; deleting that detection
+// gives the sample a copy first (a trigger, on both engines). The rejections
+// table ("not this person") came with the migration after; its rows move the
 // generation and log their person like samples do, so an index refreshes a
 // person whose rejections changed.
 //
@@ -150,6 +156,7 @@ struct NewSample {
     double quality = 0;
     std::optional<std::int64_t> detection;  // the detection it was taken from
     std::int64_t created_at = 0;
+    std::string thumbnail_jpeg;  // its own thumbnail, stored with it when not empty
 };
 
 struct NewDetection {
@@ -164,6 +171,7 @@ struct NewDetection {
     std::optional<Descriptor> descriptor;
     std::string embedder;
     std::int64_t detected_at = 0;
+    std::string thumbnail_jpeg;  // stored with it when not empty
 };
 
 // A rejection ("not this person", Gallery::reject): the detection that left
@@ -267,9 +275,21 @@ public:
     // each group ordered by path, then id.
     virtual std::vector<StoredDescriptor> stale_descriptors(const std::string& embedder) = 0;
 
+    // ---- thumbnails (see the header comment); nullopt when none is stored
+    virtual std::optional<std::string> detection_thumbnail(std::int64_t detection) = 0;
+    // The sample's own thumbnail, else its detection's.
+    virtual std::optional<std::string> sample_thumbnail(std::int64_t sample) = 0;
+    // The person's newest sample's (created_at, then id) that has one, else
+    // its newest detection's (detected_at, then id) that has one.
+    virtual std::optional<std::string> person_thumbnail(std::int64_t person) = 0;
+    // Detections without a thumbnail, then samples without a detection and
+    // without a thumbnail; each group ordered by path, then id.
+    virtual std::vector<StoredFace> missing_thumbnails() = 0;
+
     // ---- whole rows, in id order, for copying a gallery (Gallery::copy_to).
     // The ids are this store's; a row's references (a detection's image and
     // person, a sample's person and detection) are ids of rows visited before.
+    // Detections and samples come with their own thumbnail (thumbnail_jpeg).
     virtual void scan_person_rows(const std::function<void(std::int64_t id, const NewPerson&)>& visit) = 0;
     virtual void scan_image_rows(
         const std::function<void(std::int64_t id, const ImageFacts&, std::int64_t analyzed_at)>& visit) = 0;
@@ -356,6 +376,11 @@ public:
     virtual void move_rejections(std::int64_t from, std::int64_t into) = 0;
     // Deletes the person's samples made from the detection; returns how many.
     virtual std::int64_t delete_detection_samples(std::int64_t person, std::int64_t detection) = 0;
+
+    // ---- thumbnails
+    // Stores the thumbnail of a sample (`sample`) or detection; false (nothing
+    // written) when it has one already or no longer exists.
+    virtual bool add_thumbnail(bool sample, std::int64_t id, const std::string& jpeg) = 0;
 };
 
 class GalleryStore {

@@ -73,6 +73,9 @@ struct Face {
     // the last residual block's activations, each averaged over the chip and
     // its mirror image; what age/gender heads read. Empty unless requested.
     std::vector<float> features;
+    // JPEG bytes of the face (pipeline/thumbnail.hpp), made by the session
+    // only when the analysis is to be stored; empty = none.
+    std::string thumbnail_jpeg;
 };
 
 // How long each stage took for one image, in milliseconds.

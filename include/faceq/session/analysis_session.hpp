@@ -25,7 +25,10 @@
 // stored detections are replaced. Without `skip_unchanged` (the HTTP API
 // analyses every upload) an image stored before is identified without
 // writing ("stored": false). Without `store`, faces are identified against
-// the gallery and nothing is written.
+// the gallery and nothing is written. With `store` and `thumbnails`, analyze()
+// makes each face's thumbnail (Face::thumbnail_jpeg, pipeline/thumbnail.hpp)
+// on the worker's thread, where the decoded image is at hand, and identify()
+// stores it with the detection.
 //
 // Threads: analyze()/analyze_file() and record() may run on any number of
 // threads at once, each with its own Analyzer copy (dlib networks are not
@@ -63,6 +66,7 @@ struct SessionOptions {
     bool create_gallery = false;    // open (create) the gallery even when not storing
     bool identify = true;           // consult the gallery at all (bench does not)
     bool deployed_head = true;      // use the registry's age/gender head (enroll does not need ages)
+    bool thumbnails = true;         // with store: each face's thumbnail, stored with it (--no-thumbnails)
 };
 
 // One image on its way from a worker to identify().

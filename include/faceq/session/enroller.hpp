@@ -5,7 +5,8 @@
 // a known person already has is not analysed again: it is "already enrolled"
 // when that person is the one being enrolled, a conflict otherwise); then the
 // photo is analysed (AnalysisSession::analyze) and choose_face() takes its only
-// face — or the largest, when asked; sample() makes the FaceSample;
+// face — or the largest, when asked; sample() makes the FaceSample (with the
+// face's thumbnail, pipeline/thumbnail.hpp);
 // enroll() adds a person's samples in one transaction (Gallery::enroll: the
 // person is created when missing; samples of images it has already are skipped).
 //

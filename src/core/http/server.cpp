@@ -272,6 +272,9 @@ struct ApiService::Impl {
             {"POST", "/api/persons/{}/rename", &Impl::api_rename, Body::json, Guard::key},
             {"POST", "/api/persons/{}/merge", &Impl::api_merge, Body::json, Guard::key},
             {"POST", "/api/persons/{}/delete", &Impl::api_delete, Body::json, Guard::key},
+            {"GET", "/api/persons/{}/thumbnail", &Impl::api_person_thumbnail, Body::none, Guard::key},
+            {"GET", "/api/thumbnails/detections/{}", &Impl::api_detection_thumbnail, Body::none, Guard::key},
+            {"GET", "/api/thumbnails/samples/{}", &Impl::api_sample_thumbnail, Body::none, Guard::key},
             {"POST", "/api/persons/{}/reject", &Impl::api_reject, Body::json, Guard::key},
             {"POST", "/api/persons/{}/unreject", &Impl::api_unreject, Body::json, Guard::key},
         };
@@ -800,6 +803,38 @@ struct ApiService::Impl {
         for (const auto& f : page.faces) faces.push_back(detail::api_face_json(f));
         return json_response(
             200, {{"total", page.total}, {"offset", offset}, {"limit", limit}, {"faces", std::move(faces)}});
+    }
+
+    // A stored face thumbnail (Gallery::*_thumbnail), 404 when there is none.
+    static ApiResponse jpeg(std::optional<std::string> bytes, const std::string& what) {
+        if (!bytes) throw HttpFailure{404, to_string(ErrorKind::not_found), fmt::format("no thumbnail of {}", what)};
+        ApiResponse r;
+        r.content_type = "image/jpeg";
+        // Short: a person's face changes with its samples, and a deleted row's id may come back.
+        r.headers.emplace_back("Cache-Control", "private, max-age=60");
+        r.body = std::move(*bytes);
+        return r;
+    }
+
+    static std::int64_t row_id(const RouteArgs& args) {
+        return detail::integer_param(&args.at(0), "id", 0, 1, std::numeric_limits<std::int64_t>::max());
+    }
+
+    ApiResponse api_person_thumbnail(const ApiRequest&, const RouteArgs& args) {
+        const auto l = current();
+        return jpeg(l->gallery().person_thumbnail(person_param(args)), "person '" + person_param(args) + "'");
+    }
+
+    ApiResponse api_detection_thumbnail(const ApiRequest&, const RouteArgs& args) {
+        const auto l = current();
+        const auto id = row_id(args);
+        return jpeg(l->gallery().detection_thumbnail(id), fmt::format("detection {}", id));
+    }
+
+    ApiResponse api_sample_thumbnail(const ApiRequest&, const RouteArgs& args) {
+        const auto l = current();
+        const auto id = row_id(args);
+        return jpeg(l->gallery().sample_thumbnail(id), fmt::format("sample {}", id));
     }
 
     ApiResponse api_reject(const ApiRequest& req, const RouteArgs& args) {

@@ -270,7 +270,7 @@ EnrollResult Gallery::enroll(const std::string& raw_name, const std::vector<Face
                     result.created = true;
                 }
                 out.added = w.add_sample({person->id, embedder, s.descriptor, s.source_path, s.source_sha256, s.box,
-                                          s.quality, std::nullopt, now});
+                                          s.quality, std::nullopt, now, s.thumbnail_jpeg});
                 if (!out.added) out.reason = "already enrolled";
             }
             result.samples.push_back(out);
@@ -553,6 +553,7 @@ Identity Gallery::Impl::record_face(StoreWriter& w, std::int64_t image_id, const
     d.gender = face.gender;
     if (face.has_descriptor) d.descriptor = face.descriptor, d.embedder = context.embedder;
     d.detected_at = now;
+    d.thumbnail_jpeg = face.thumbnail_jpeg;
     const std::int64_t detection = w.add_detection(d);
     id.detection_id = detection;
     if (face.has_descriptor) {
@@ -561,8 +562,9 @@ Identity Gallery::Impl::record_face(StoreWriter& w, std::int64_t image_id, const
         for (const RejectionRow* r : cache.rejections_near(face.descriptor, rejection_radius))
             w.relink_rejection(r->id, detection);
     }
+    // The sample shows the detection's thumbnail (store.hpp): none of its own.
     if (add_sample && w.add_sample({id.person->id, context.embedder, face.descriptor, image.path, image.sha256,
-                                    face.bbox, face.confidence, detection, now}))
+                                    face.bbox, face.confidence, detection, now, {}}))
         cache.add_sample(id.person->id, face.descriptor);
     return id;
 }
@@ -617,6 +619,38 @@ std::optional<std::vector<Identity>> Gallery::record_analysis(const ImageFacts& 
         },
         GalleryStore::Finish::commit, GalleryStore::Lock::on_demand);
     return out;
+}
+
+// ---------------------------------------------------------------- thumbnails
+
+std::optional<std::string> Gallery::detection_thumbnail(std::int64_t detection_id) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    return impl_->read([&](StoreReader& r) { return r.detection_thumbnail(detection_id); });
+}
+
+std::optional<std::string> Gallery::sample_thumbnail(std::int64_t sample_id) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    return impl_->read([&](StoreReader& r) { return r.sample_thumbnail(sample_id); });
+}
+
+std::optional<std::string> Gallery::person_thumbnail(const std::string& who) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    return impl_->read([&](StoreReader& r) { return r.person_thumbnail(impl_->require_person(r, who).person.id); });
+}
+
+std::vector<StoredFace> Gallery::missing_thumbnails() {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    return impl_->read([](StoreReader& r) { return r.missing_thumbnails(); });
+}
+
+std::size_t Gallery::add_thumbnails(const std::vector<FaceThumbnail>& batch) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    std::size_t added = 0;
+    impl_->write([&](StoreWriter& w) {
+        added = 0;
+        for (const auto& t : batch) added += w.add_thumbnail(t.face.sample, t.face.id, t.jpeg) ? 1 : 0;
+    });
+    return added;
 }
 
 // ---------------------------------------------------------------- care

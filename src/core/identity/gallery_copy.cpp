@@ -22,8 +22,8 @@ public:
         sum_ += std::stoull(h.substr(0, 16), nullptr, 16);
     }
     std::string hex(const CopyResult& counts) const {
-        return fmt::format("{}p{}s{}i{}d{}r-{:016x}", counts.persons, counts.samples, counts.images, counts.detections,
-                           counts.rejections, sum_);
+        return fmt::format("{}p{}s{}i{}d{}r{}t-{:016x}", counts.persons, counts.samples, counts.images,
+                           counts.detections, counts.rejections, counts.thumbnails, sum_);
     }
 
 private:
@@ -79,14 +79,17 @@ std::string digest_rows(StoreReader& r, CopyResult& counts) {
         row << d.confidence << person_of(d.person) << to_string(d.decision) << d.distance << d.margin << d.age
             << d.gender << d.embedder << d.detected_at;
         if (d.descriptor) row << *d.descriptor;
+        if (!d.thumbnail_jpeg.empty()) row << d.thumbnail_jpeg, ++counts.thumbnails;
         digest.add(row.str());
         ++counts.detections;
     });
     r.scan_sample_rows([&](const NewSample& s) {
         const auto detection = s.detection ? std::optional<std::string>(detection_key.at(*s.detection)) : std::nullopt;
-        digest.add((Row('S') << person_key.at(s.person) << s.embedder << s.descriptor << s.source_path
-                             << s.source_sha256 << s.box << s.quality << detection << s.created_at)
-                       .str());
+        Row row('S');
+        row << person_key.at(s.person) << s.embedder << s.descriptor << s.source_path << s.source_sha256 << s.box
+            << s.quality << detection << s.created_at;
+        if (!s.thumbnail_jpeg.empty()) row << s.thumbnail_jpeg, ++counts.thumbnails;
+        digest.add(row.str());
         ++counts.samples;
     });
     r.scan_rejection_rows([&](const NewRejection& x) {

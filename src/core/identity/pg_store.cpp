@@ -128,7 +128,32 @@ CREATE TRIGGER persons_update AFTER UPDATE OF public_id, name, kind ON faceq.per
     FOR EACH ROW EXECUTE FUNCTION faceq.log_change();
 CREATE TRIGGER persons_delete AFTER DELETE ON faceq.persons FOR EACH ROW EXECUTE FUNCTION faceq.log_change();
 )sql",
-    // 2: rejections ("not this person", Gallery::reject): the detection that
+    // 2: face thumbnails, in tables of their own as in SQLite's migration 3
+    // (sqlite_store.cpp says why; PostgreSQL would move a large bytea out of
+    // line by itself, but one shape keeps one set of statements). JPEG bytes
+    // do not compress: EXTERNAL storage spares the attempt.
+    R"sql(
+CREATE TABLE faceq.detection_thumbnails (
+    detection_id bigint PRIMARY KEY REFERENCES faceq.detections(id) ON DELETE CASCADE,
+    jpeg         bytea NOT NULL
+);
+CREATE TABLE faceq.sample_thumbnails (
+    sample_id bigint PRIMARY KEY REFERENCES faceq.samples(id) ON DELETE CASCADE,
+    jpeg      bytea NOT NULL
+);
+ALTER TABLE faceq.detection_thumbnails ALTER COLUMN jpeg SET STORAGE EXTERNAL;
+ALTER TABLE faceq.sample_thumbnails ALTER COLUMN jpeg SET STORAGE EXTERNAL;
+CREATE FUNCTION faceq.keep_sample_thumbnails() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO faceq.sample_thumbnails (sample_id, jpeg)
+        SELECT s.id, t.jpeg FROM faceq.samples s JOIN faceq.detection_thumbnails t ON t.detection_id = OLD.id
+        WHERE s.detection_id = OLD.id ON CONFLICT DO NOTHING;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER detections_delete_thumbnail BEFORE DELETE ON faceq.detections
+    FOR EACH ROW EXECUTE FUNCTION faceq.keep_sample_thumbnails();
+)sql",
+    // 3: rejections ("not this person", Gallery::reject): the detection that
     // left a person, with its descriptor so the rejection outlives the row;
     // logged like samples (their own function: log_change() reads OLD.id for
     // every table but samples) so every process's index sees them. And the
@@ -193,6 +218,10 @@ public:
     }
     Params& add_bytes(const std::vector<std::uint8_t>& bytes) {
         params_.push_back({std::string(bytes.begin(), bytes.end()), true});
+        return *this;
+    }
+    Params& add_bytes(const std::string& bytes) {  // NULL when empty
+        params_.push_back({bytes.empty() ? std::nullopt : std::optional<std::string>(bytes), true});
         return *this;
     }
     Params& add_ids(const std::vector<std::int64_t>& ids) {  // a bigint[] literal
@@ -629,7 +658,9 @@ public:
     void scan_detection_rows(const std::function<void(std::int64_t, const NewDetection&)>& visit) override {
         scan(
             "SELECT id, image_id, box_x, box_y, box_w, box_h, confidence, person_id, decision, distance, margin,"
-            " age, gender, embedder, descriptor, detected_at FROM faceq.detections ORDER BY id",
+            " age, gender, embedder, descriptor, detected_at,"
+            " (SELECT jpeg FROM faceq.detection_thumbnails WHERE detection_id = d.id) FROM faceq.detections d"
+            " ORDER BY id",
             Params{}, "read detections", [&](const Row& r) {
                 visit(r.int64(0), detail::read_detection_row(r, [&](int column) { return descriptor(r, column); }));
             });
@@ -638,10 +669,65 @@ public:
     void scan_sample_rows(const std::function<void(const NewSample&)>& visit) override {
         scan(
             "SELECT person_id, embedder, descriptor, coalesce(source_path, ''), source_sha256, box_x, box_y, box_w,"
-            " box_h, coalesce(quality, 0), detection_id, created_at FROM faceq.samples ORDER BY id",
+            " box_h, coalesce(quality, 0), detection_id, created_at,"
+            " (SELECT jpeg FROM faceq.sample_thumbnails WHERE sample_id = s.id) FROM faceq.samples s ORDER BY id",
             Params{}, "read samples", [&](const Row& r) {
                 visit(detail::read_sample_row(r, [&](int column) { return descriptor(r, column); }));
             });
+    }
+
+    std::optional<std::string> detection_thumbnail(std::int64_t detection) override {
+        return one_bytes(run("SELECT jpeg FROM faceq.detection_thumbnails WHERE detection_id = $1",
+                             Params().add(detection), "read a thumbnail"));
+    }
+
+    std::optional<std::string> sample_thumbnail(std::int64_t sample) override {
+        return one_bytes(
+            run("SELECT coalesce((SELECT jpeg FROM faceq.sample_thumbnails WHERE sample_id = s.id),"
+                " (SELECT jpeg FROM faceq.detection_thumbnails WHERE detection_id = s.detection_id))"
+                " FROM faceq.samples s WHERE s.id = $1",
+                Params().add(sample), "read a thumbnail"));
+    }
+
+    std::optional<std::string> person_thumbnail(std::int64_t person) override {
+        // Ids first, bytes of one row after: no sort ever carries thumbnails.
+        auto r =
+            run("SELECT s.id FROM faceq.samples s WHERE s.person_id = $1"
+                " AND (EXISTS (SELECT 1 FROM faceq.sample_thumbnails t WHERE t.sample_id = s.id)"
+                " OR EXISTS (SELECT 1 FROM faceq.detection_thumbnails t WHERE t.detection_id = s.detection_id))"
+                " ORDER BY s.created_at DESC, s.id DESC LIMIT 1",
+                Params().add(person), "find a person's thumbnail");
+        if (PQntuples(r.get())) return sample_thumbnail(Row(r.get(), 0).int64(0));
+        r =
+            run("SELECT d.id FROM faceq.detections d WHERE d.person_id = $1"
+                " AND EXISTS (SELECT 1 FROM faceq.detection_thumbnails t WHERE t.detection_id = d.id)"
+                " ORDER BY d.detected_at DESC, d.id DESC LIMIT 1",
+                Params().add(person), "find a person's thumbnail");
+        if (PQntuples(r.get())) return detection_thumbnail(Row(r.get(), 0).int64(0));
+        return std::nullopt;
+    }
+
+    std::vector<StoredFace> missing_thumbnails() override {
+        std::vector<StoredFace> out;
+        auto collect = [&](const char* sql, bool sample) {
+            scan(sql, Params{}, "find faces without a thumbnail", [&](const Row& r) {
+                out.push_back({sample, r.int64(0), r.text(1), r.text(2), read_box(r, 3)});
+            });
+        };
+        // Ordered as SQLite orders them (bytes; NULL paths first).
+        collect(
+            "SELECT d.id, i.path, i.sha256, d.box_x, d.box_y, d.box_w, d.box_h FROM faceq.detections d"
+            " JOIN faceq.images i ON i.id = d.image_id"
+            " WHERE NOT EXISTS (SELECT 1 FROM faceq.detection_thumbnails t WHERE t.detection_id = d.id)"
+            " ORDER BY i.path COLLATE \"C\", d.id",
+            false);
+        collect(
+            "SELECT s.id, coalesce(s.source_path, ''), s.source_sha256, s.box_x, s.box_y, s.box_w, s.box_h"
+            " FROM faceq.samples s WHERE s.detection_id IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM faceq.sample_thumbnails t WHERE t.sample_id = s.id)"
+            " ORDER BY s.source_path COLLATE \"C\" NULLS FIRST, s.id",
+            true);
+        return out;
     }
 
     std::optional<StoredImage> find_image(const std::string& sha256, const std::string& models) override {
@@ -791,11 +877,17 @@ public:
         Params p;
         p.add(x.person).add(x.embedder).add_bytes(detail::floats_to_blob(x.descriptor.data(), x.descriptor.size()));
         p.add(x.source_path).add(x.source_sha256).add(x.box.x).add(x.box.y).add(x.box.width).add(x.box.height);
-        p.add(x.quality).add(x.detection).add(x.created_at);
-        return changed(run("INSERT INTO faceq.samples (person_id, embedder, descriptor, source_path, source_sha256,"
-                           " box_x, box_y, box_w, box_h, quality, detection_id, created_at)"
-                           " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
-                           p, "add a sample")) > 0;
+        p.add(x.quality).add(x.detection).add(x.created_at).add_bytes(x.thumbnail_jpeg);
+        // One round trip for the sample and its thumbnail.
+        const auto r =
+            run("WITH s AS (INSERT INTO faceq.samples (person_id, embedder, descriptor, source_path, source_sha256,"
+                " box_x, box_y, box_w, box_h, quality, detection_id, created_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING RETURNING id),"
+                " t AS (INSERT INTO faceq.sample_thumbnails (sample_id, jpeg) SELECT id, $13::bytea FROM s"
+                " WHERE $13::bytea IS NOT NULL)"
+                " SELECT id FROM s",
+                p, "add a sample");
+        return PQntuples(r.get()) > 0;
     }
 
     bool add_sample_from_detection(std::int64_t person, std::int64_t detection, std::int64_t now) override {
@@ -880,11 +972,15 @@ public:
         } else {
             p.add(std::optional<std::string>()).add(std::optional<std::string>());
         }
-        p.add(d.detected_at);
+        p.add(d.detected_at).add_bytes(d.thumbnail_jpeg);
+        // One round trip for the detection and its thumbnail.
         const auto r =
-            run("INSERT INTO faceq.detections (image_id, box_x, box_y, box_w, box_h, confidence, person_id, decision,"
-                " distance, margin, age, gender, embedder, descriptor, detected_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::bytea, $15) RETURNING id",
+            run("WITH d AS (INSERT INTO faceq.detections (image_id, box_x, box_y, box_w, box_h, confidence,"
+                " person_id, decision, distance, margin, age, gender, embedder, descriptor, detected_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::bytea, $15) RETURNING id),"
+                " t AS (INSERT INTO faceq.detection_thumbnails (detection_id, jpeg) SELECT id, $16::bytea FROM d"
+                " WHERE $16::bytea IS NOT NULL)"
+                " SELECT id FROM d",
                 p, "add a detection");
         return Row(r.get(), 0).int64(0);
     }
@@ -965,6 +1061,14 @@ public:
         lock_gallery();  // it moves the generation (see the schema)
         return changed(run("DELETE FROM faceq.samples WHERE person_id = $1 AND detection_id = $2",
                            Params().add(person).add(detection), "delete a sample"));
+    }
+
+    bool add_thumbnail(bool sample, std::int64_t id, const std::string& jpeg) override {
+        return changed(run(sample ? "INSERT INTO faceq.sample_thumbnails (sample_id, jpeg)"
+                                    " SELECT id, $2::bytea FROM faceq.samples WHERE id = $1 ON CONFLICT DO NOTHING"
+                                  : "INSERT INTO faceq.detection_thumbnails (detection_id, jpeg)"
+                                    " SELECT id, $2::bytea FROM faceq.detections WHERE id = $1 ON CONFLICT DO NOTHING",
+                           Params().add(id).add_bytes(jpeg), "add a thumbnail")) > 0;
     }
 
 private:
@@ -1115,6 +1219,12 @@ private:
                         first_line(r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r) : PQerrorMessage(conn_)));
         if (PQstatus(conn_) != CONNECTION_OK || (state && transient_state(state))) throw TransientError(message);
         throw Error(ErrorKind::database, message);
+    }
+
+    // The first row's first column's bytes; nullopt for no row or NULL.
+    static std::optional<std::string> one_bytes(const ResultPtr& r) {
+        if (!PQntuples(r.get()) || PQgetisnull(r.get(), 0, 0)) return std::nullopt;
+        return Row(r.get(), 0).text(0);
     }
 
     static std::int64_t changed(const ResultPtr& r) {

@@ -135,7 +135,32 @@ CREATE TRIGGER persons_delete AFTER DELETE ON persons BEGIN
     INSERT INTO person_changes SELECT value, OLD.id FROM meta WHERE key = 'generation';
 END;
 )sql",
-    // 3: rejections ("not this person", Gallery::reject): the detection that
+    // 3: face thumbnails (pipeline/thumbnail.hpp), a JPEG of ~3-6 kB per
+    // detection and per enrolled sample (store.hpp, "Schema"). In tables of
+    // their own, not columns: SQLite keeps a row's columns together in its
+    // table's pages, so a thumbnail column would put each detection on a page
+    // of its own plus an overflow page, and the scans of identification and
+    // clustering (samples, detections) would read ten times the pages to
+    // skip it; keyed by the row id (the tables' rowid), a thumbnail is one
+    // lookup away, and deleted with its row. A sample taken from a detection
+    // shows the detection's thumbnail; before that detection goes, the
+    // sample gets a copy.
+    R"sql(
+CREATE TABLE detection_thumbnails (
+    detection_id INTEGER PRIMARY KEY REFERENCES detections(id) ON DELETE CASCADE,
+    jpeg         BLOB NOT NULL
+);
+CREATE TABLE sample_thumbnails (
+    sample_id INTEGER PRIMARY KEY REFERENCES samples(id) ON DELETE CASCADE,
+    jpeg      BLOB NOT NULL
+);
+CREATE TRIGGER detections_delete_thumbnail BEFORE DELETE ON detections BEGIN
+    INSERT OR IGNORE INTO sample_thumbnails (sample_id, jpeg)
+        SELECT s.id, t.jpeg FROM samples s JOIN detection_thumbnails t ON t.detection_id = OLD.id
+        WHERE s.detection_id = OLD.id;
+END;
+)sql",
+    // 4: rejections ("not this person", Gallery::reject): the detection that
     // left a person, with its descriptor so the rejection outlives the row;
     // logged like samples so every process's index sees them. And the index
     // that pages persons in the "name" order (Gallery::list_persons).
@@ -468,7 +493,9 @@ public:
     void scan_detection_rows(const std::function<void(std::int64_t, const NewDetection&)>& visit) override {
         Use s =
             use("SELECT id, image_id, box_x, box_y, box_w, box_h, confidence, person_id, decision, distance, margin,"
-                " age, gender, embedder, descriptor, detected_at FROM detections ORDER BY id");
+                " age, gender, embedder, descriptor, detected_at,"
+                " (SELECT jpeg FROM detection_thumbnails WHERE detection_id = detections.id)"
+                " FROM detections ORDER BY id");
         const auto describe = [&](int column) { return descriptor(*s, column); };
         while (s->step()) visit(s->int64(0), detail::read_detection_row(*s, describe));
     }
@@ -476,7 +503,8 @@ public:
     void scan_sample_rows(const std::function<void(const NewSample&)>& visit) override {
         Use s =
             use("SELECT person_id, embedder, descriptor, coalesce(source_path, ''), source_sha256, box_x, box_y,"
-                " box_w, box_h, coalesce(quality, 0), detection_id, created_at FROM samples ORDER BY id");
+                " box_w, box_h, coalesce(quality, 0), detection_id, created_at,"
+                " (SELECT jpeg FROM sample_thumbnails WHERE sample_id = samples.id) FROM samples ORDER BY id");
         const auto describe = [&](int column) { return descriptor(*s, column); };
         while (s->step()) visit(detail::read_sample_row(*s, describe));
     }
@@ -494,6 +522,64 @@ public:
                 " ORDER BY count(*) DESC");
         std::vector<EmbedderSamples> out;
         while (s->step()) out.push_back({s->text(0), s->int64(1), s->int64(2)});
+        return out;
+    }
+
+    std::optional<std::string> detection_thumbnail(std::int64_t detection) override {
+        Use s = use("SELECT jpeg FROM detection_thumbnails WHERE detection_id = ?");
+        s->bind(1, detection);
+        if (!s->step()) return std::nullopt;
+        return bytes(*s, 0);
+    }
+
+    std::optional<std::string> sample_thumbnail(std::int64_t sample) override {
+        Use s =
+            use("SELECT coalesce((SELECT jpeg FROM sample_thumbnails WHERE sample_id = s.id),"
+                " (SELECT jpeg FROM detection_thumbnails WHERE detection_id = s.detection_id))"
+                " FROM samples s WHERE s.id = ?");
+        s->bind(1, sample);
+        if (!s->step() || s->is_null(0)) return std::nullopt;
+        return bytes(*s, 0);
+    }
+
+    std::optional<std::string> person_thumbnail(std::int64_t person) override {
+        // Ids first, bytes of one row after: no sort ever carries thumbnails.
+        Use sample =
+            use("SELECT s.id FROM samples s WHERE s.person_id = ?"
+                " AND (EXISTS (SELECT 1 FROM sample_thumbnails t WHERE t.sample_id = s.id)"
+                " OR EXISTS (SELECT 1 FROM detection_thumbnails t WHERE t.detection_id = s.detection_id))"
+                " ORDER BY s.created_at DESC, s.id DESC LIMIT 1");
+        sample->bind(1, person);
+        if (sample->step()) return sample_thumbnail(sample->int64(0));
+        // detections_person (person_id, detected_at, and the rowid) gives this order without sorting.
+        Use detection =
+            use("SELECT d.id FROM detections d WHERE d.person_id = ?"
+                " AND EXISTS (SELECT 1 FROM detection_thumbnails t WHERE t.detection_id = d.id)"
+                " ORDER BY d.detected_at DESC, d.id DESC LIMIT 1");
+        detection->bind(1, person);
+        if (detection->step()) return detection_thumbnail(detection->int64(0));
+        return std::nullopt;
+    }
+
+    std::vector<StoredFace> missing_thumbnails() override {
+        // Both queries give: id, path, sha256, box (x, y, w, h).
+        std::vector<StoredFace> out;
+        auto collect = [&](const char* sql, bool sample) {
+            Use s = use(sql);
+            while (s->step()) out.push_back({sample, s->int64(0), s->text(1), s->text(2), read_box(*s, 3)});
+        };
+        collect(
+            "SELECT d.id, i.path, i.sha256, d.box_x, d.box_y, d.box_w, d.box_h FROM detections d"
+            " JOIN images i ON i.id = d.image_id"
+            " WHERE NOT EXISTS (SELECT 1 FROM detection_thumbnails t WHERE t.detection_id = d.id)"
+            " ORDER BY i.path, d.id",
+            false);
+        collect(
+            "SELECT s.id, coalesce(s.source_path, ''), s.source_sha256, s.box_x, s.box_y, s.box_w, s.box_h"
+            " FROM samples s WHERE s.detection_id IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM sample_thumbnails t WHERE t.sample_id = s.id)"
+            " ORDER BY s.source_path, s.id",
+            true);
         return out;
     }
 
@@ -633,7 +719,9 @@ public:
         s->bind(6, x.box.x).bind(7, x.box.y).bind(8, x.box.width).bind(9, x.box.height);
         s->bind(10, x.quality).bind(11, x.detection).bind(12, x.created_at);
         s->run();
-        return db_.changes() > 0;
+        if (db_.changes() == 0) return false;
+        if (!x.thumbnail_jpeg.empty()) add_thumbnail(true, db_.last_insert_rowid(), x.thumbnail_jpeg);
+        return true;
     }
 
     bool add_sample_from_detection(std::int64_t person, std::int64_t detection, std::int64_t now) override {
@@ -709,7 +797,9 @@ public:
         }
         s->bind(15, d.detected_at);
         s->run();
-        return db_.last_insert_rowid();
+        const std::int64_t id = db_.last_insert_rowid();
+        if (!d.thumbnail_jpeg.empty()) add_thumbnail(false, id, d.thumbnail_jpeg);
+        return id;
     }
 
     void reassign_detection(std::int64_t detection, std::int64_t person, Decision decision) override {
@@ -781,6 +871,17 @@ public:
         return db_.changes();
     }
 
+    // ---- writer: thumbnails
+    bool add_thumbnail(bool sample, std::int64_t id, const std::string& jpeg) override {
+        Use s = use(sample ? "INSERT OR IGNORE INTO sample_thumbnails (sample_id, jpeg)"
+                             " SELECT id, ?2 FROM samples WHERE id = ?1"
+                           : "INSERT OR IGNORE INTO detection_thumbnails (detection_id, jpeg)"
+                             " SELECT id, ?2 FROM detections WHERE id = ?1");
+        s->bind(1, id).bind_blob(2, jpeg.data(), jpeg.size());
+        s->run();
+        return db_.changes() > 0;
+    }
+
 private:
     // A statement of the connection's cache, reset (bindings cleared) when
     // the use ends, even by an exception half-way through its rows.
@@ -810,6 +911,13 @@ private:
         std::string out = "[";
         for (std::size_t i = 0; i < ids.size(); ++i) out += (i ? "," : "") + std::to_string(ids[i]);
         return out + "]";
+    }
+
+    // A BLOB column's bytes.
+    static std::string bytes(const Stmt& s, int column) {
+        std::size_t size = 0;
+        const void* p = s.blob(column, size);
+        return size ? std::string(static_cast<const char*>(p), size) : std::string();
     }
 
     static std::int64_t one_int(const Use& s) {

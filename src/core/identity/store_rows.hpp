@@ -4,9 +4,10 @@
 //
 // `Row` is the store's row: SQLite's Stmt or PostgreSQL's result row, both
 // offering int64, opt_int64, real, opt_real, text, opt_text and is_null by
-// column (0-based). `Describe` turns a column into a Descriptor (each store
-// says its own errors). Each reader names the columns its query must select,
-// in order. Errors: what the row's accessors throw. Thread-safety: none.
+// column (0-based); text gives a BLOB's (bytea's) bytes unchanged on both.
+// `Describe` turns a column into a Descriptor (each store says its own
+// errors). Each reader names the columns its query must select, in order.
+// Errors: what the row's accessors throw. Thread-safety: none.
 #pragma once
 
 #include <cstdint>
@@ -60,7 +61,7 @@ ImageFacts read_image_row(const Row& r) {
 }
 
 // id, image_id, box (4), confidence, person_id, decision, distance, margin,
-// age, gender, embedder, descriptor, detected_at.
+// age, gender, embedder, descriptor, detected_at, thumbnail (or NULL).
 template <typename Row, typename Describe>
 NewDetection read_detection_row(const Row& r, const Describe& describe) {
     NewDetection d;
@@ -78,15 +79,16 @@ NewDetection read_detection_row(const Row& r, const Describe& describe) {
         d.descriptor = describe(14);
     }
     d.detected_at = r.int64(15);
+    d.thumbnail_jpeg = r.opt_text(16).value_or("");
     return d;
 }
 
 // person_id, embedder, descriptor, source_path, source_sha256, box (4),
-// quality, detection_id, created_at.
+// quality, detection_id, created_at, its own thumbnail (or NULL).
 template <typename Row, typename Describe>
 NewSample read_sample_row(const Row& r, const Describe& describe) {
-    return NewSample{r.int64(0),     r.text(1), describe(2),     r.text(3),  r.text(4),
-                     read_box(r, 5), r.real(9), r.opt_int64(10), r.int64(11)};
+    return NewSample{r.int64(0),     r.text(1), describe(2),     r.text(3),   r.text(4),
+                     read_box(r, 5), r.real(9), r.opt_int64(10), r.int64(11), r.opt_text(12).value_or("")};
 }
 
 // detection id, sample id, image path, detected_at, box (4), age, gender,

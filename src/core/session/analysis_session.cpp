@@ -7,6 +7,7 @@
 
 #include "faceq/base/time.hpp"
 #include "faceq/pipeline/compute.hpp"
+#include "faceq/pipeline/thumbnail.hpp"
 #include "faceq/session/records.hpp"
 
 namespace faceq {
@@ -92,6 +93,10 @@ ImageAnalysis AnalysisSession::analyze(Analyzer& worker, std::string name, Decod
         }
     }
     a.result = worker.analyze(image.bgr);
+    // Here, on the worker's thread, while the decoded image is at hand: the
+    // thread that stores the analysis runs one image at a time.
+    if (gallery() && o.store && o.thumbnails)
+        for (auto& face : a.result.faces) face.thumbnail_jpeg = make_face_thumbnail(image.bgr, face.bbox);
     a.result.times.decode = decode_ms;
     a.image = std::move(image);
     a.elapsed_ms = decode_ms + ms_since(start);

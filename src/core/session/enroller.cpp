@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "faceq/base/error.hpp"
+#include "faceq/pipeline/thumbnail.hpp"
 
 namespace faceq {
 
@@ -84,6 +85,8 @@ FaceSample Enroller::sample(const Face& face, const std::string& source_path, co
     s.source_sha256 = image.sha256;
     s.box = face.bbox;
     s.quality = face.confidence;
+    // Made by the analysis already when it is to be stored (serve's /register).
+    s.thumbnail_jpeg = face.thumbnail_jpeg.empty() ? make_face_thumbnail(image.bgr, face.bbox) : face.thumbnail_jpeg;
     return s;
 }
 

@@ -1,0 +1,119 @@
+// thumbnails.cpp — see faceq/session/thumbnails.hpp.
+#include "faceq/session/thumbnails.hpp"
+
+#include <filesystem>
+#include <map>
+#include <optional>
+
+#include "faceq/base/batch.hpp"
+#include "faceq/pipeline/image_io.hpp"
+#include "faceq/pipeline/thumbnail.hpp"
+
+namespace faceq {
+namespace {
+
+// One photo and its faces without a thumbnail.
+struct Photo {
+    std::string path, sha256;
+    std::vector<StoredFace> faces;
+};
+
+std::vector<Photo> group_by_photo(const std::vector<StoredFace>& missing) {
+    std::vector<Photo> photos;
+    std::map<std::pair<std::string, std::string>, std::size_t> index;
+    for (const auto& f : missing) {
+        const auto key = std::make_pair(f.path, f.sha256);
+        auto it = index.find(key);
+        if (it == index.end()) {
+            it = index.emplace(key, photos.size()).first;
+            photos.push_back({f.path, f.sha256, {}});
+        }
+        photos[it->second].faces.push_back(f);
+    }
+    return photos;
+}
+
+// What one worker made of one photo: thumbnails, or why not.
+struct Outcome {
+    std::vector<FaceThumbnail> made;
+    std::vector<ThumbnailSkip> skipped;
+};
+
+Outcome thumbnails_of(const Photo& photo) {
+    Outcome out;
+    auto skip_all = [&](const std::string& why) {
+        for (const auto& f : photo.faces) out.skipped.push_back({f, why});
+        return out;
+    };
+    if (photo.path.empty()) return skip_all("no path was recorded");
+    std::error_code ec;
+    if (!std::filesystem::exists(photo.path, ec)) return skip_all("missing");
+    DecodedImage image;
+    try {
+        image = load_image_file(photo.path);
+    } catch (const std::exception& e) {
+        return skip_all(e.what());
+    }
+    // Another photo under the old name is not the face that was recorded.
+    if (image.sha256 != photo.sha256) return skip_all("changed since it was recorded");
+    for (const auto& f : photo.faces) {
+        try {
+            out.made.push_back({f, make_face_thumbnail(image.bgr, f.box)});
+        } catch (const std::exception& e) {
+            out.skipped.push_back({f, e.what()});  // a degenerate stored box
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+ThumbnailsResult make_missing_thumbnails(Gallery& gallery, bool dry_run, int jobs, const std::function<bool()>& stop,
+                                         const ProgressFn& progress,
+                                         const std::function<void(const ThumbnailSkip&)>& on_skip) {
+    ThumbnailsResult r;
+    r.dry_run = dry_run;
+    const auto missing = gallery.missing_thumbnails();
+    for (const auto& f : missing) (f.sample ? r.samples : r.detections) += 1;
+    const std::vector<Photo> photos = group_by_photo(missing);
+
+    // Commit every `batch` photos: an interrupted run keeps what it finished.
+    constexpr std::size_t batch = 32;
+    std::vector<FaceThumbnail> pending;
+    auto commit = [&] {
+        if (pending.empty()) return;
+        if (!dry_run) gallery.add_thumbnails(pending);
+        for (const auto& t : pending) {
+            (t.face.sample ? r.samples_made : r.detections_made) += 1;
+            r.bytes += t.jpeg.size();
+        }
+        pending.clear();
+    };
+    std::size_t delivered = 0;
+    ordered_parallel<std::optional<Outcome>>(
+        photos.size(), jobs,
+        [&] {
+            return [&](std::size_t i) -> std::optional<Outcome> {
+                if (stop && stop()) return std::nullopt;
+                return thumbnails_of(photos[i]);
+            };
+        },
+        [&](std::size_t, std::optional<Outcome>&& outcome) {
+            if (!outcome || r.interrupted) {
+                r.interrupted = true;
+                return;
+            }
+            ++r.photos;
+            for (auto& t : outcome->made) pending.push_back(std::move(t));
+            for (const auto& s : outcome->skipped) {
+                ++r.skipped;
+                if (on_skip) on_skip(s);
+            }
+            if (++delivered % batch == 0) commit();
+            if (progress) progress({"thumbnails", delivered, photos.size()});
+        });
+    commit();
+    return r;
+}
+
+}  // namespace faceq
