@@ -539,7 +539,8 @@ TEST_CASE("PgStore: its own schema, a newer one refused, no gallery without crea
     }
     CHECK(db_int(db, "SELECT count(*) FROM pg_namespace WHERE nspname = 'faceq'") == 0);  // nothing created
     db.open();
-    CHECK(db_int(db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'faceq'") == 6);
+    // persons, images, detections, samples, meta, person_changes, rejections
+    CHECK(db_int(db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'faceq'") == 7);
     CHECK(db_int(db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0);
     CHECK(db_int(db, "SELECT value FROM meta WHERE key = 'schema_version'") ==
           Gallery::postgres_schema_version_supported());
