@@ -774,6 +774,8 @@ TEST_CASE("gallery copy, export, import: SQLite to PostgreSQL and back, the same
     CHECK(c["persons"].get<int>() >= 3 + 3);
     CHECK(c["samples"].get<int>() >= 6);
     CHECK(c["images"] == 4);
+    // Every detection's thumbnail and the 6 enrolled samples' (the strangers' samples show their detections').
+    CHECK(c["thumbnails"] == c["detections"].get<int>() + 6);
     CHECK(c["verified"] == true);
     CHECK(c["to"].get<std::string>().rfind("postgresql://faceq@127.0.0.1:", 0) == 0);
 
@@ -802,6 +804,7 @@ TEST_CASE("gallery copy, export, import: SQLite to PostgreSQL and back, the same
     INFO("export stderr: " << exported.err);
     REQUIRE(exported.exit_code == 0);
     CHECK(lines(exported.out).at(0)["digest"] == c["digest"]);
+    CHECK(lines(exported.out).at(0)["thumbnails"] == c["thumbnails"]);
     CHECK(std::filesystem::exists(file));
     CHECK_FALSE(std::filesystem::exists(file + ".part"));
     CHECK(run_pg({"gallery", "export", file}).exit_code == 2);  // never overwrites
