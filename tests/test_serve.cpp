@@ -221,6 +221,8 @@ TEST_CASE("faceq serve: every endpoint, identities, errors, concurrency, SIGTERM
         CHECK(j.at("message") == "Successfully analyzed 1 face(s)");
         CHECK(j.at("stored") == true);
         CHECK(j.at("models").at("embedder").is_string());
+        // The stored detection, for "not this person" (faceq persons reject).
+        CHECK(face.at("detection_id").get<std::int64_t>() > 0);
     }
 
     // A stranger gets a stable unknown_<ts>_<4 digits> id across photos.
