@@ -22,20 +22,25 @@ function details(f) {
 
 // The photo with its faces: an SVG in the photo's own pixel coordinates, so
 // the answer's boxes are drawn as they are and the whole scales with the page.
+// Each box is numbered (with the name of a known face); the full answer for
+// the number is in the list below and in the box's tooltip (<title>), as a
+// group photo's stranger ids would cover the faces.
 function overlay(url, answer, fileName) {
     const {width, height} = answer;
-    const font = Math.max(12, Math.round(Math.max(width, height) / 45));
+    const font = Math.max(10, Math.round(width / 40));
     const svg = s('svg', {class: 'photo', viewBox: `0 0 ${width} ${height}`, role: 'img',
         'aria-label': `${fileName}: ${answer.faces.length} face${answer.faces.length === 1 ? '' : 's'} marked`});
     svg.append(s('image', {href: url, x: 0, y: 0, width, height}));
     answer.faces.forEach((f, i) => {
         const b = f.bbox;
-        const text = `${i + 1}. ${who(f)}${details(f) ? ' · ' + details(f) : ''}`;
-        const above = b.y - font * 0.4 > font;
+        const text = `${i + 1}${f.decision === 'known' ? ' ' + f.identity : ''}`;
+        const full = `${i + 1}. ${who(f)} (${f.decision})${details(f) ? ', ' + details(f) : ''}`;
+        const above = b.y > font * 1.2;
         svg.append(s('g', {class: `face ${f.decision}`},
+            s('title', {}, full),
             s('rect', {class: 'face-box', x: b.x, y: b.y, width: b.width, height: b.height,
                 'vector-effect': 'non-scaling-stroke'}),
-            s('text', {x: b.x, y: above ? b.y - font * 0.4 : b.y + b.height + font, 'font-size': font}, text)));
+            s('text', {x: b.x + 2, y: above ? b.y - font * 0.3 : b.y + b.height + font, 'font-size': font}, text)));
     });
     return svg;
 }
@@ -80,7 +85,7 @@ function faceItem(file, answer, f, i) {
     });
     const whoEl = f.person_id ? h('a', {href: `#/person/${api.seg(f.person_id)}`}, who(f)) : who(f);
     return h('li', {class: `face-item ${f.decision}`},
-        h('p', {}, h('strong', {}, `${i + 1}. `), whoEl,
+        h('p', {}, h('strong', {class: 'number'}, `${i + 1}.`), ' ', whoEl,
             ` — ${f.decision}`, f.distance !== null && f.distance !== undefined ? `, distance ${num(f.distance, 3)}` : '',
             details(f) ? `, ${details(f)}` : ''),
         form);
@@ -105,7 +110,7 @@ export async function analyzeView(el) {
             clear(result).append(
                 h('h2', {}, `${file.name}: ${answer.message}`),
                 overlay(objectUrl, answer, file.name),
-                answer.faces.length ? h('ol', {class: 'faces-list'}, answer.faces.map((f, i) => faceItem(file, answer, f, i))) : null,
+                answer.faces.length ? h('ul', {class: 'faces-list'}, answer.faces.map((f, i) => faceItem(file, answer, f, i))) : null,
                 h('p', {class: 'meta'}, `${answer.width}×${answer.height} px, ${num(answer.elapsed_ms, 0)} ms` +
                     (answer.stored ? ', recorded in the gallery' : '')));
         } catch (err) {

@@ -3,7 +3,7 @@
 // model's versions with their aliases and metrics, which one is in
 // production, and deploy / roll back (confirmed first; POST, CSRF checked).
 import * as api from './api.js';
-import {h, clear, when, num} from './dom.js';
+import {h, append, clear, when, num} from './dom.js';
 import {say, act, confirmAction, go} from './ui.js';
 
 // Registry times are ISO 8601 strings; other routes give unix seconds.
@@ -13,10 +13,20 @@ function time(value) {
     return String(value).replace('T', ' ').replace(/\.\d+/, '').replace('Z', ' UTC');
 }
 
+function pairList(obj) {
+    return Object.entries(obj || {}).map(([k, v]) => `${k}=${typeof v === 'number' ? num(v, 4) : JSON.stringify(v)}`);
+}
+
 function pairs(obj) {
-    const entries = Object.entries(obj || {});
-    if (!entries.length) return '—';
-    return entries.map(([k, v]) => `${k}=${typeof v === 'number' ? num(v, 4) : JSON.stringify(v)}`).join(', ');
+    return pairList(obj).join(', ') || '—';
+}
+
+// A cell of params or metrics: the first few, the rest behind "N more".
+function pairsCell(obj, shown = 5) {
+    const list = pairList(obj);
+    if (list.length <= shown + 1) return h('td', {class: 'kv'}, list.join(', ') || '—');
+    return h('td', {class: 'kv'}, list.slice(0, shown).join(', '),
+        h('details', {}, h('summary', {}, `${list.length - shown} more`), list.slice(shown).join(', ')));
 }
 
 // Columns of the runs table: title and the value sorted by.
@@ -59,8 +69,8 @@ function runsTable(runs) {
             h('td', {}, h('span', {class: `badge ${String(r.status).toLowerCase()}`}, r.status)),
             h('td', {}, time(r.start_time)),
             h('td', {}, time(r.end_time)),
-            h('td', {class: 'kv'}, pairs(r.params)),
-            h('td', {class: 'kv'}, pairs(r.metrics)))));
+            pairsCell(r.params),
+            pairsCell(r.metrics))));
     };
     draw();
     return h('div', {class: 'table-wrap'},
@@ -112,18 +122,18 @@ function modelSection(m) {
                 h('td', {class: 'path'}, v.run_id || '—'),
                 h('td', {}, time(v.created_at)),
                 h('td', {}, (v.aliases || []).map((a) => h('span', {class: `badge ${a === 'production' ? 'finished' : ''}`}, a))),
-                h('td', {class: 'kv'}, pairs(v.metrics)),
+                pairsCell(v.metrics),
                 h('td', {}, v.version === m.production ? null : deployButton(v))))))));
 }
 
 export async function modelsView(el, {isCurrent}) {
     const [runs, models] = await Promise.all([api.get('/api/runs'), api.get('/api/models')]);
     if (!isCurrent()) return;
-    el.append(
+    append(el, [
         h('h1', {tabindex: -1}, 'Models & runs'),
         h('h2', {}, 'Registered models'),
         models.models.length ? models.models.map(modelSection)
             : h('p', {class: 'empty'}, 'No registered models: faceq register-model makes one from a training run.'),
         h('h2', {}, 'Runs'),
-        runs.runs.length ? runsTable(runs.runs) : h('p', {class: 'empty'}, 'No training runs yet.'));
+        runs.runs.length ? runsTable(runs.runs) : h('p', {class: 'empty'}, 'No training runs yet.')]);
 }

@@ -26,7 +26,7 @@ function chart(days) {
         const x = left + i * step;
         svg.append(s('rect', {class: 'bar', x: x + 1, y: base - hgt, width: Math.max(1, step - 2), height: hgt},
             s('title', {}, `${d.date}: ${d.detections} detection${d.detections === 1 ? '' : 's'}`)));
-        if (i === 0 || i === days.length - 1 || i % 7 === 0)
+        if (i === 0 || i === days.length - 1 || (i % 7 === 0 && days.length - 1 - i >= 4))
             svg.append(s('text', {class: 'tick', x: x + step / 2, y: H - 6, 'text-anchor': 'middle'}, d.date.slice(5)));
     });
     return svg;

@@ -30,7 +30,7 @@ const MIRROR = process.env.FACEQ_MIRROR || path.join(root, '../shared/mirror');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const OUT = process.env.FACEQ_BROWSER_OUT || path.join(here, 'out');
 const LFW = path.join(DATA, 'lfw-dev/lfw-deepfunneled');
-const GROUP_PHOTO = path.join(DATA, 'dlib_faces/2008_002506.jpg');
+const GROUP_PHOTO = path.join(DATA, 'dlib_faces/2008_002079.jpg');  // 6 faces
 
 const DESKTOP = {width: 1280, height: 860};
 const PHONE = {width: 390, height: 844, deviceScaleFactor: 1, isMobile: true, hasTouch: true};
@@ -364,6 +364,12 @@ test('the page, desktop and phone', {skip}, async (t) => {
         const found = await records('search', '--name', 'group face one');
         assert.equal(found.length, 1);
         assert.equal(found[0].samples, 1);
+        // ...that face, not another: the photo analysed again names it there.
+        const box = await page.$eval('svg.photo rect.face-box', (r) =>
+            ['x', 'y', 'width', 'height'].map((a) => Number(r.getAttribute(a))));
+        const again = (await records('analyze', GROUP_PHOTO))[0].faces;
+        const there = again.find((f) => [f.bbox.x, f.bbox.y, f.bbox.width, f.bbox.height].join() === box.join());
+        assert.equal(there?.identity, 'Group Face One', JSON.stringify(again.map((f) => [f.bbox, f.identity])));
 
         await show(phone, '#/analyze');
         await (await phone.$('#photo')).uploadFile(GROUP_PHOTO);
