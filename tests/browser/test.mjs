@@ -154,7 +154,9 @@ async function show(page, hash) {
 // Every <img> on the page has loaded a real picture.
 async function imagesLoaded(page) {
     await page.waitForFunction(() => [...document.images].every((i) => i.complete), {timeout: 10000});
-    return page.$$eval('img', (imgs) => imgs.map((i) => ({alt: i.alt, width: i.naturalWidth, src: i.src})));
+    const imgs = await page.$$eval('img', (imgs) => imgs.map((i) => ({alt: i.alt, width: i.naturalWidth, src: i.src})));
+    for (const img of imgs) assert.match(img.alt, /^Face of ./, `alt text of ${img.src}`);
+    return imgs;
 }
 
 async function shot(page, name) {
@@ -261,6 +263,14 @@ test('the page, desktop and phone', {skip}, async (t) => {
         await page.waitForFunction(() => document.querySelectorAll('.card.person').length === 1);
         assert.equal(await page.$eval('.card.person .name', (e) => e.textContent), 'Jennifer Lopez');
         assert.equal(await page.evaluate(() => location.hash), '#/people?q=LOP');
+
+        // By keyboard: Tab reaches the card (with a visible focus ring), Enter opens the person.
+        for (let i = 0; i < 20 && !(await page.evaluate(() => document.activeElement.matches('.card.person'))); i++)
+            await page.keyboard.press('Tab');
+        const ring = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+        assert.equal(ring, 'solid', 'the focused card shows its focus');
+        await page.keyboard.press('Enter');
+        await page.waitForFunction((h) => document.body.dataset.ready === h, {}, `#/person/${gallery['Jennifer Lopez']}`);
         noProblems();
     });
 
@@ -279,16 +289,23 @@ test('the page, desktop and phone', {skip}, async (t) => {
         await imagesLoaded(phone);
         await shot(phone, 'strangers-phone');
 
-        const before = await records('search', '--name', 'Paula Testname');
-        assert.equal(before.length, 0);
-        await page.type(`#name-${gallery.wolfowitz}`, 'Paula Testname');
+        // A name with markup in it: shown as text everywhere, never parsed.
+        const name = 'Paula <i>Testname</i> & "Co"';
+        assert.equal((await records('search', '--name', 'testname')).length, 0);
+        await page.type(`#name-${gallery.wolfowitz}`, name);
         await act(page, `#name-${gallery.wolfowitz} ~ button`);
         const status = await statusText(page);
         assert.equal(status.error, false, status.text);
-        const found = await records('search', '--name', 'paula testname');
+        const found = await records('search', '--name', 'TESTNAME');
         assert.equal(found.length, 1);
         assert.equal(found[0].person_id, gallery.wolfowitz);
+        assert.equal(found[0].name, name);
         assert.equal(found[0].kind, 'known');
+
+        await show(page, '#/people');
+        const names = await page.$$eval('.card.person .name', (els) => els.map((e) => e.textContent));
+        assert.ok(names.includes(name), names.join('|'));
+        assert.equal(await page.$$eval('main i', (els) => els.length), 0, 'no element made from a name');
         noProblems();
     });
 
@@ -465,9 +482,9 @@ test('with an API key, nothing loads without logging in', {skip}, async (t) => {
         await page.type('#key', key);
         await act(page, 'form.login button');
         await page.waitForFunction(() => document.body.dataset.ready === '#/people');
-        const imgs = await imagesLoaded(page);
-        assert.equal(imgs.length, 3);
-        for (const img of imgs) assert.ok(img.width > 0);
+        const known = (await records('persons', 'list')).filter((p) => p.kind === 'known');
+        assert.equal(await page.$$eval('.card.person', (c) => c.length), known.length);
+        for (const img of await imagesLoaded(page)) assert.ok(img.width > 0, `${img.alt} loaded`);
         const cookies = await page.cookies();
         const session = cookies.find((c) => c.name === 'faceq_session');
         assert.ok(session && session.httpOnly && session.sameSite === 'Strict', JSON.stringify(cookies));
