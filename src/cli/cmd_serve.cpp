@@ -54,7 +54,20 @@ ServiceSetup load(ServeCommand& cmd, const Context& ctx) {
         std::make_unique<AnalysisSession>(ctx.home, load_manifest(ctx.manifest_path()), options, log_to(ctx));
     setup.limits = ImageLimits{cmd.max_pixels, ImageLimits{}.max_file_bytes};
     setup.jobs = cmd.jobs;
+    setup.home = ctx.home;
+    setup.manifest_path = ctx.manifest_path();
+    // After POST /api/models/deploy or /rollback: the same session, with the
+    // models then in production (resolve_models, resolve_calibration).
+    setup.reload = [options, &ctx] {
+        return std::make_unique<AnalysisSession>(ctx.home, load_manifest(ctx.manifest_path()), options, log_to(ctx));
+    };
     return setup;
+}
+
+// Whether `host` is an address of this machine only (127.0.0.0/8, ::1,
+// localhost): without an API key, deploy and rollback are refused otherwise.
+bool is_loopback(const std::string& host) {
+    return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
 }
 
 // glibc gives every thread that allocates its own malloc arena (up to 8 per
@@ -95,6 +108,7 @@ int run_serve(ServeCommand& cmd, Context& ctx) {
     ServiceInfo info;
     info.version = faceq::version();
     info.max_body_bytes = cmd.http.max_upload_bytes;
+    info.exposed = !is_loopback(cmd.http.host);
     if (auto key = read_api_key(cmd.api_key_file, log_to(ctx))) {
         ctx.debug(fmt::format("API key from {}", key->source));
         info.api_key = std::move(key->value);

@@ -7,6 +7,8 @@
 //   GET  /stats               what `faceq stats --format json` prints
 //   GET  /search?name=TEXT    what `faceq search --name TEXT` prints, as one list
 //   GET  /metrics             Prometheus text format
+//   GET  /, /ui/<file>        the web page, compiled into the binary (web_assets.hpp)
+//   /api/...                  the page's JSON routes, login sessions and CSRF (docs/api.md)
 //
 // Two layers, as llama.cpp's server: ApiService is the logic — routing,
 // authentication, the handlers, error mapping, metrics — on plain values
@@ -50,6 +52,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -59,6 +62,7 @@
 #include <vector>
 
 #include "faceq/base/error.hpp"
+#include "faceq/base/home.hpp"
 #include "faceq/identity/gallery.hpp"
 #include "faceq/pipeline/analyzer.hpp"
 #include "faceq/pipeline/image_io.hpp"
@@ -88,10 +92,14 @@ struct ApiRequestHead {
     bool chunked = false;                                    // Transfer-Encoding: chunked
     std::string transfer_encoding;                           // as sent
     std::string content_encoding;                            // as sent
+    std::string cookie;                                      // the Cookie header
+    std::string csrf_token;                                  // the X-CSRF-Token header
+    std::string if_none_match;                               // the If-None-Match header
 };
 
 struct ApiRequest : ApiRequestHead {
     std::vector<FormPart> form;
+    std::string_view body;  // the whole body (JSON routes); points into the request, as `form`
 };
 
 struct ApiResponse {
@@ -107,6 +115,11 @@ struct ServiceInfo {
     std::string version;                 // faceq's
     std::optional<std::string> api_key;  // when set, every route but /health needs it (and /health's details)
     std::uint64_t max_body_bytes = 0;    // request bodies above it get 413 from admit(); 0 = no limit
+    // Listens beyond the loopback interface: without an API key, deploy and
+    // rollback are then refused (403).
+    bool exposed = false;
+    // Lifetime of a login session (the cookie's Max-Age), seconds.
+    std::int64_t session_seconds = 43200;
     // Called once per finished request with the access log line (no newline).
     std::function<void(const std::string&)> access_log;
     // Called with messages for the operator: failures answered with 500.
@@ -122,6 +135,14 @@ struct ServiceSetup {
     std::unique_ptr<AnalysisSession> session;
     ImageLimits limits;
     int jobs = 1;  // Analyzer copies = analyses at once
+    // The home (its model registry: /api/runs, /api/models, deploy) and the
+    // model manifest (the installed embedder the deploy rules compare with).
+    Home home;
+    std::filesystem::path manifest_path;
+    // Builds a session like `session` again, with the models now deployed:
+    // called after /api/models/deploy and /rollback. Empty: the server keeps
+    // its models until restarted (the answers say so).
+    std::function<std::unique_ptr<AnalysisSession>()> reload;
 };
 
 class ApiService {
@@ -142,6 +163,9 @@ public:
     // max_body_bytes), nullopt to read the body and call handle(). A refusal
     // of a request with a body says `close`. Never throws.
     std::optional<ApiResponse> admit(const ApiRequestHead& head) const noexcept;
+    // The largest body the route of an admitted head accepts (counted after
+    // de-chunking): max_body_bytes for uploads, 64 KiB for JSON routes.
+    std::uint64_t body_limit(const ApiRequestHead& head) const noexcept;
     // Routes and answers one request (admit() first). Never throws.
     ApiResponse handle(const ApiRequest& request) noexcept;
 

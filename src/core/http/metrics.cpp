@@ -24,6 +24,9 @@ void Histogram::observe(double seconds) {
 std::string route_label(const std::string& path) {
     for (const char* r : route_names)
         if (path == r) return r;
+    // The page's routes, two series in all (a path holds person ids).
+    if (path.rfind("/api/", 0) == 0) return "/api";
+    if (path == "/" || path.rfind("/ui/", 0) == 0) return "/ui";
     return "other";
 }
 

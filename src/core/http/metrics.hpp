@@ -27,7 +27,8 @@ struct Histogram {
     void observe(double seconds);
 };
 
-// The label of a route ("/analyze") or "other"; of a method ("GET") or "other".
+// The label of a route ("/analyze"; "/api" for every /api/ route, "/ui" for
+// the page's files) or "other"; of a method ("GET") or "other".
 std::string route_label(const std::string& path);
 std::string method_label(const std::string& method);
 

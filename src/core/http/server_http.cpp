@@ -242,11 +242,17 @@ private:
         head.chunked = parser_->chunked();
         head.transfer_encoding = field(http::field::transfer_encoding);
         head.content_encoding = field(http::field::content_encoding);
+        head.cookie = field(http::field::cookie);
+        head.csrf_token = field("X-CSRF-Token");
+        head.if_none_match = field(http::field::if_none_match);
         if (auto refused = api().admit(head)) {
             const bool body_unread = refused->close;
             return send(std::move(*refused), body_unread);
         }
-        parser_->body_limit(server_.options.max_upload_bytes);
+        // The route's own limit (64 KiB for JSON) when tighter than --max-upload-mb.
+        const std::uint64_t route_limit = api().body_limit(head);
+        parser_->body_limit(route_limit > 0 ? std::min(route_limit, server_.options.max_upload_bytes)
+                                            : server_.options.max_upload_bytes);
         if (beast::iequals(field(http::field::expect), "100-continue") && !parser_->is_done()) {
             auto go_on = std::make_shared<http::response<http::empty_body>>(http::status::continue_, version_);
             return http::async_write(stream_, *go_on,
@@ -270,6 +276,7 @@ private:
         if (ec) return close();
         body_ = std::move(parser_->get().body());
         parser_.reset();
+        request_.body = body_;
         if (request_.content_type.size() >= 19 &&
             beast::iequals(request_.content_type.substr(0, 19), "multipart/form-data") &&
             !parse_multipart(body_, request_.content_type, request_.form))
@@ -298,8 +305,11 @@ private:
         const int status = answer.status;
         auto res =
             std::make_shared<http::response<http::string_body>>(static_cast<http::status>(answer.status), version_);
-        res->set(http::field::content_type, answer.content_type);
+        if (!(answer.body.empty() && (status == 204 || status == 304)))
+            res->set(http::field::content_type, answer.content_type);
         for (const auto& [k, v] : answer.headers) res->set(k, v);
+        // No answer is to be sniffed into another type (a JSON string shown as HTML, say).
+        res->set("X-Content-Type-Options", "nosniff");
         res->keep_alive(!close_after);
         if (head_only_) {
             res->content_length(answer.body.size());
