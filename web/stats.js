@@ -27,7 +27,8 @@ function chart(days) {
         svg.append(s('rect', {class: 'bar', x: x + 1, y: base - hgt, width: Math.max(1, step - 2), height: hgt},
             s('title', {}, `${d.date}: ${d.detections} detection${d.detections === 1 ? '' : 's'}`)));
         if (i === 0 || i === days.length - 1 || (i % 7 === 0 && days.length - 1 - i >= 4))
-            svg.append(s('text', {class: 'tick', x: x + step / 2, y: H - 6, 'text-anchor': 'middle'}, d.date.slice(5)));
+            svg.append(s('text', {class: 'tick', x: i === 0 ? left : i === days.length - 1 ? W - 2 : x + step / 2, y: H - 6,
+                'text-anchor': i === 0 ? 'start' : i === days.length - 1 ? 'end' : 'middle'}, d.date.slice(5)));
     });
     return svg;
 }
