@@ -40,6 +40,7 @@ const skip = missing.length > 0 && process.env.FACEQ_REQUIRE_DATA === '0'
     ? `missing ${missing.join(', ')} (FACEQ_REQUIRE_DATA=0)` : false;
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'faceq-browser-'));
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'faceq-chromium-'));
 const run = promisify(execFile);
 
 // ---------------------------------------------------------------- the CLI
@@ -144,6 +145,7 @@ async function openPage(context, viewport = DESKTOP) {
 
 // Shows `hash` and waits until the app says it is rendered.
 async function show(page, hash) {
+    await page.bringToFront();  // a page in the background may not render
     if (!page.url().startsWith(server.base)) await page.goto(`${server.base}/${hash}`);
     else await page.evaluate((h) => { location.hash = h; }, hash);
     await page.waitForFunction((h) => document.body.dataset.ready === h, {timeout: 15000}, hash);
@@ -160,6 +162,7 @@ async function imagesLoaded(page) {
 }
 
 async function shot(page, name) {
+    await page.bringToFront();
     await page.screenshot({path: path.join(OUT, `${name}.png`), fullPage: true});
 }
 
@@ -217,7 +220,7 @@ before(async () => {
     browser = await puppeteer.launch({
         executablePath: CHROMIUM,
         headless: true,
-        userDataDir: fs.mkdtempSync(path.join(os.tmpdir(), 'faceq-chromium-')),
+        userDataDir: profile,
         // As cpp.md says: no sandbox as root; nothing that reaches for the network.
         args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
             '--disable-component-update', '--disable-sync'],
@@ -227,13 +230,18 @@ before(async () => {
 after(async () => {
     if (browser) await browser.close();
     if (server) await server.stop();
+    fs.rmSync(profile, {recursive: true, force: true});
     if (!process.env.FACEQ_BROWSER_KEEP) fs.rmSync(home, {recursive: true, force: true});
 });
 
-// Fails the step when the browser reported any problem meanwhile.
-function noProblems() {
-    const seen = problems.splice(0);
-    assert.deepEqual(seen, [], 'the browser reported problems');
+// A step of a test: it fails when the browser reported any problem meanwhile
+// (a console error or warning, an exception, a failed request, an HTTP error).
+async function step(t, name, fn) {
+    await t.test(name, async () => {
+        problems.length = 0;
+        await fn();
+        assert.deepEqual(problems.splice(0), [], 'the browser reported problems');
+    });
 }
 
 // ---------------------------------------------------------------- the pages
@@ -241,9 +249,8 @@ function noProblems() {
 test('the page, desktop and phone', {skip}, async (t) => {
     const context = await browser.createBrowserContext();
     const page = await openPage(context);
-    const phone = await openPage(context, PHONE);
 
-    await t.test('people: the enrolled persons with their faces', async () => {
+    await step(t, 'people: the enrolled persons with their faces', async () => {
         await show(page, '#/people');
         const names = await page.$$eval('.card.person .name', (els) => els.map((e) => e.textContent));
         assert.deepEqual(names, gallery.enrolled);
@@ -254,9 +261,6 @@ test('the page, desktop and phone', {skip}, async (t) => {
             assert.match(img.alt, /^Face of (Hans Blix|Jennifer Lopez|Ricardo Lagos)$/);
         }
         await shot(page, 'people');
-        await show(phone, '#/people');
-        await imagesLoaded(phone);
-        await shot(phone, 'people-phone');
 
         // The filter follows the search rules: a part of the name, any case.
         await page.type('#filter', 'LOP');
@@ -271,10 +275,9 @@ test('the page, desktop and phone', {skip}, async (t) => {
         assert.equal(ring, 'solid', 'the focused card shows its focus');
         await page.keyboard.press('Enter');
         await page.waitForFunction((h) => document.body.dataset.ready === h, {}, `#/person/${gallery['Jennifer Lopez']}`);
-        noProblems();
     });
 
-    await t.test('strangers: naming one makes faceq search find it', async () => {
+    await step(t, 'strangers: naming one makes faceq search find it', async () => {
         await show(page, '#/strangers');
         const ids = await page.$$eval('.card.stranger h2', (els) => els.map((e) => e.textContent));
         assert.ok(ids.includes(gallery.wolfowitz) && ids.includes(gallery.lagosStranger), ids.join(' '));
@@ -285,9 +288,6 @@ test('the page, desktop and phone', {skip}, async (t) => {
         assert.match(suggestion, /^Looks like Ricardo Lagos \(distance 0\.\d{3}, margin/);
         for (const img of await imagesLoaded(page)) assert.ok(img.width > 0, `${img.alt} loaded`);
         await shot(page, 'strangers');
-        await show(phone, '#/strangers');
-        await imagesLoaded(phone);
-        await shot(phone, 'strangers-phone');
 
         // A name with markup in it: shown as text everywhere, never parsed.
         const name = 'Paula <i>Testname</i> & "Co"';
@@ -306,10 +306,9 @@ test('the page, desktop and phone', {skip}, async (t) => {
         const names = await page.$$eval('.card.person .name', (els) => els.map((e) => e.textContent));
         assert.ok(names.includes(name), names.join('|'));
         assert.equal(await page.$$eval('main i', (els) => els.length), 0, 'no element made from a name');
-        noProblems();
     });
 
-    await t.test('merging a stranger into the person it looks like', async () => {
+    await step(t, 'merging a stranger into the person it looks like', async () => {
         const lagos = gallery['Ricardo Lagos'];
         const photo = gallery.lagosSeen[0];
         const faceBefore = await analyzeOne(photo);
@@ -327,10 +326,9 @@ test('the page, desktop and phone', {skip}, async (t) => {
         assert.equal(faceAfter.person_id, lagos);
         assert.ok(faceAfter.margin > 0, `after: margin ${faceAfter.margin}`);
         assert.ok(faceAfter.distance < faceBefore.distance);
-        noProblems();
     });
 
-    await t.test('a person: "not this person", and undo', async () => {
+    await step(t, 'a person: "not this person", and undo', async () => {
         const lopez = gallery['Jennifer Lopez'];
         const photo = gallery.lopezSeen[0];
         assert.equal((await analyzeOne(photo)).person_id, lopez);
@@ -341,9 +339,6 @@ test('the page, desktop and phone', {skip}, async (t) => {
         assert.deepEqual([...rows].sort(), gallery.lopezSeen.map((p) => path.basename(p)).sort());
         for (const img of await imagesLoaded(page)) assert.ok(img.width > 0, `${img.alt} loaded`);
         await shot(page, 'person');
-        await show(phone, `#/person/${lopez}`);
-        await imagesLoaded(phone);
-        await shot(phone, 'person-phone');
 
         const row = `table.faces tbody tr:nth-child(${rows.indexOf(path.basename(photo)) + 1})`;
         await act(page, `${row} button`);
@@ -359,10 +354,9 @@ test('the page, desktop and phone', {skip}, async (t) => {
         assert.equal(status.error, false, status.text);
         assert.equal((await person(lopez)).detections, gallery.lopezSeen.length);
         assert.equal((await analyzeOne(photo)).person_id, lopez);
-        noProblems();
     });
 
-    await t.test('analyze: an uploaded photo shows one box per face', async () => {
+    await step(t, 'analyze: an uploaded photo shows one box per face', async () => {
         const expected = (await records('analyze', GROUP_PHOTO))[0].faces.length;
         assert.ok(expected >= 2, `${GROUP_PHOTO} has ${expected} faces`);
         await show(page, '#/analyze');
@@ -388,14 +382,9 @@ test('the page, desktop and phone', {skip}, async (t) => {
         const there = again.find((f) => [f.bbox.x, f.bbox.y, f.bbox.width, f.bbox.height].join() === box.join());
         assert.equal(there?.identity, 'Group Face One', JSON.stringify(again.map((f) => [f.bbox, f.identity])));
 
-        await show(phone, '#/analyze');
-        await (await phone.$('#photo')).uploadFile(GROUP_PHOTO);
-        await phone.waitForSelector('svg.photo', {timeout: 30000});
-        await shot(phone, 'analyze-phone');
-        noProblems();
     });
 
-    await t.test('stats: the numbers faceq stats gives', async () => {
+    await step(t, 'stats: the numbers faceq stats gives', async () => {
         const [stats] = await records('stats', '--format', 'json');
         await show(page, '#/stats');
         const figures = await page.$$eval('.figure', (fs) => fs.map((f) => f.textContent));
@@ -403,12 +392,9 @@ test('the page, desktop and phone', {skip}, async (t) => {
         assert.ok(figures.includes(`${stats.detections.total}detections`), figures.join('|'));
         assert.equal(await page.$$eval('svg.chart rect.bar', (r) => r.length), stats.detections_per_day.length);
         await shot(page, 'stats');
-        await show(phone, '#/stats');
-        await shot(phone, 'stats-phone');
-        noProblems();
     });
 
-    await t.test('models: the deployed version, deploy and roll back', async () => {
+    await step(t, 'models: the deployed version, deploy and roll back', async () => {
         const production = async () => (await records('models', 'list', '--format', 'json'))
             .filter((v) => v.name === 'smoke' && v.aliases.includes('production')).map((v) => v.version);
         const shown = (v) => page.waitForFunction((text) =>
@@ -418,8 +404,6 @@ test('the page, desktop and phone', {skip}, async (t) => {
         await shown(1);
         assert.equal(await page.$$eval('table.runs tbody tr', (r) => r.length), 2);
         await shot(page, 'models');
-        await show(phone, '#/models');
-        await shot(phone, 'models-phone');
 
         // Sorting by a column, then the same column reversed.
         await page.click('table.runs th:nth-child(2) button');
@@ -440,7 +424,26 @@ test('the page, desktop and phone', {skip}, async (t) => {
         assert.equal(status.error, false, status.text);
         assert.deepEqual(await production(), [1]);
         await shown(1);
-        noProblems();
+    });
+
+    // Every page again on a phone-sized screen: nothing wider than the screen.
+    await step(t, 'on a phone', async () => {
+        const phone = await openPage(context, PHONE);
+        const pages = [['people', '#/people'], ['strangers', '#/strangers'],
+            ['person', `#/person/${gallery['Jennifer Lopez']}`], ['analyze', '#/analyze'], ['stats', '#/stats'],
+            ['models', '#/models']];
+        for (const [name, hash] of pages) {
+            await show(phone, hash);
+            if (name === 'analyze') {
+                await (await phone.$('#photo')).uploadFile(GROUP_PHOTO);
+                await phone.waitForSelector('svg.photo', {timeout: 30000});
+            }
+            await imagesLoaded(phone);
+            const width = await phone.evaluate(() => document.documentElement.scrollWidth);
+            assert.ok(width <= PHONE.width, `${hash} is ${width} px wide on a ${PHONE.width} px screen`);
+            await shot(phone, `${name}-phone`);
+        }
+        await phone.close();
     });
 
     await context.close();
@@ -457,17 +460,16 @@ test('with an API key, nothing loads without logging in', {skip}, async (t) => {
     const requests = [];
     page.on('request', (r) => requests.push(new URL(r.url()).pathname));
 
-    await t.test('the login form, and no data before it', async () => {
+    await step(t, 'the login form, and no data before it', async () => {
         await page.goto(`${server.base}/#/people`);
         await page.waitForFunction(() => document.body.dataset.ready === 'login');
         const data = requests.filter((p) => p !== '/' && !p.startsWith('/ui/') && p !== '/api/session');
         assert.deepEqual(data, []);
-        assert.equal(await page.$$eval('.card', (c) => c.length), 0);
+        assert.equal(await page.$$eval('.card.person', (c) => c.length), 0);
         // A script without the key or a cookie gets nothing either.
         assert.equal((await fetch(`${server.base}/api/persons`)).status, 401);
         assert.equal((await fetch(`${server.base}/api/persons/${gallery['Hans Blix']}/thumbnail`)).status, 401);
         await shot(page, 'login');
-        noProblems();
 
         await page.type('#key', 'not-the-key');
         await act(page, 'form.login button');
@@ -477,7 +479,7 @@ test('with an API key, nothing loads without logging in', {skip}, async (t) => {
         assert.deepEqual(problems.splice(0).filter((p) => !p.includes('401')), []);
     });
 
-    await t.test('after logging in, everything', async () => {
+    await step(t, 'after logging in, everything', async () => {
         await page.$eval('#key', (k) => { k.value = ''; });
         await page.type('#key', key);
         await act(page, 'form.login button');
@@ -502,7 +504,6 @@ test('with an API key, nothing loads without logging in', {skip}, async (t) => {
         await act(page, '#logout');
         await page.waitForFunction(() => document.body.dataset.ready === 'login');
         assert.equal((await fetch(`${server.base}/api/persons`, {headers: {Cookie: cookie}})).status, 401);
-        noProblems();
     });
     await context.close();
 });
