@@ -84,6 +84,7 @@ void print_copy(const CopyResult& r, const std::string& from, const std::string&
                                   {"samples", r.samples},
                                   {"images", r.images},
                                   {"detections", r.detections},
+                                  {"rejections", r.rejections},
                                   {"digest", r.digest},
                                   {"verified", true},
                                   {"seconds", std::round(seconds * 1000) / 1000}});

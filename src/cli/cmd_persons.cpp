@@ -9,6 +9,13 @@
 // mean descriptor within the calibration's candidate_limit() of that
 // person's: calibration.hpp), nearest first, one "candidate" JSON line each with the merge
 // command to run; nothing is merged without being asked.
+// `faceq persons faces PERSON [--offset N] [--limit N]` lists the person's
+// faces, newest first, one "face" JSON line each (those rejected from it
+// too, "rejected": true), then one "faces" line with the total.
+// `faceq persons reject PERSON DETECTION_ID` says "not this person": the
+// detection leaves the person and is never matched to it again; `--undo`
+// puts it back (Gallery::reject). The detection ids are those of `faces` and
+// of `analyze --store` records ("detection_id").
 // Each other command prints the affected person as one JSON line.
 #include <fmt/format.h>
 
@@ -34,7 +41,11 @@ struct PersonsCommand {
     CLI::App* merge = nullptr;
     CLI::App* remove = nullptr;
     CLI::App* candidates = nullptr;
+    CLI::App* faces = nullptr;
+    CLI::App* reject = nullptr;
     CalibrationChoice calibration;
+    std::int64_t offset = 0, limit = 50, detection = 0;
+    bool undo = false;
     std::string kind = "all";
     std::string who, new_name, into;
 };
@@ -76,6 +87,19 @@ int run_persons(const PersonsCommand& cmd, Context& ctx) {
         print(person_json(g->rename(cmd.who, cmd.new_name)));
     } else if (cmd.merge->parsed()) {
         print(person_json(g->merge(cmd.who, cmd.into)));
+    } else if (cmd.faces->parsed()) {
+        const auto page = g->person_faces(cmd.who, cmd.offset, cmd.limit);
+        const auto person = g->person(cmd.who);
+        for (const auto& f : page.faces) print_record("face", face_json(f, person->person.public_id));
+        print_record("faces", {{"person_id", person->person.public_id},
+                               {"total", page.total},
+                               {"offset", cmd.offset},
+                               {"limit", cmd.limit},
+                               {"listed", page.faces.size()}});
+    } else if (cmd.reject->parsed()) {
+        auto j = person_json(cmd.undo ? g->unreject(cmd.who, cmd.detection) : g->reject(cmd.who, cmd.detection));
+        j[cmd.undo ? "unrejected" : "rejected"] = cmd.detection;
+        print(j);
     } else if (cmd.remove->parsed()) {
         auto j = person_json(g->remove(cmd.who));
         j["deleted"] = true;
@@ -107,6 +131,19 @@ std::pair<CLI::App*, Runner> register_persons(CLI::App& app, Context& ctx) {
     cmd->candidates = sub->add_subcommand(
         "candidates", "Strangers that are probably a known person (merge candidates), nearest first");
     add_calibration_flags(cmd->candidates, cmd->calibration);
+    cmd->faces = sub->add_subcommand("faces", "A person's faces, newest first (rejected ones flagged)");
+    cmd->faces->add_option("person", cmd->who, "Person id or name")->required();
+    cmd->faces->add_option("--offset", cmd->offset, "Faces to skip")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    cmd->faces->add_option("--limit", cmd->limit, "Faces to list (1..500)")
+        ->check(CLI::Range(1, 500))
+        ->capture_default_str();
+    cmd->reject = sub->add_subcommand("reject", "Not this person: the detection leaves the person for good");
+    cmd->reject->add_option("person", cmd->who, "Person id or name")->required();
+    cmd->reject->add_option("detection", cmd->detection, "Detection id (persons faces, analyze --store records)")
+        ->required();
+    cmd->reject->add_flag("--undo", cmd->undo, "Give the detection back to the person");
     return {sub, [cmd, &ctx] { return run_persons(*cmd, ctx); }};
 }
 

@@ -118,9 +118,10 @@ struct Identity {
     std::optional<PersonRef> person;
     std::optional<PersonDistance> nearest;  // the two nearest persons, whatever the decision
     std::optional<PersonDistance> runner_up;
-    std::optional<float> distance;  // nearest->distance
-    std::optional<float> margin;    // runner_up->distance - nearest->distance
-    bool new_person = false;        // a stranger seen for the first time (stored)
+    std::optional<float> distance;             // nearest->distance
+    std::optional<float> margin;               // runner_up->distance - nearest->distance
+    bool new_person = false;                   // a stranger seen for the first time (stored)
+    std::optional<std::int64_t> detection_id;  // the detection stored for it (record_analysis)
 };
 
 // A stranger that is probably a known person: its mean descriptor lies
@@ -132,6 +133,64 @@ struct MergeCandidate {
     float distance = 0;        // between the two means
     std::int64_t samples = 0;  // the stranger's, of this embedder
 };
+
+// A page of persons (Gallery::list_persons).
+struct PersonQuery {
+    std::string kind = "all";  // "known" | "unknown" | "all"
+    std::string text;          // name or public id contains it, ignoring case (find_persons' rule)
+    // "name": known persons by name key, then strangers by public id (find_persons' order);
+    // "detections": most first; "last_seen": newest first (never seen last). Ties: the "name" order.
+    std::string order = "name";
+    std::int64_t offset = 0, limit = 50;  // offset >= 0, limit 1..500
+};
+struct PersonPage {
+    std::int64_t total = 0;  // persons matching kind and text, all pages
+    std::vector<PersonInfo> persons;
+};
+
+// One face of a person (Gallery::person_faces).
+struct PersonFace {
+    std::int64_t detection_id = 0;
+    std::optional<std::int64_t> sample_id;  // the person's sample made from it, if any
+    std::string image_path;                 // as recorded
+    std::int64_t detected_at = 0;
+    Box box;
+    std::optional<float> age;
+    std::optional<std::string> gender;
+    std::optional<float> distance;  // to the person when it was identified
+    std::string decision;           // "known" | "unknown" | "ambiguous"
+    bool rejected = false;          // "not this person" (listed so it can be undone)
+};
+struct FacePage {
+    std::int64_t total = 0;
+    std::vector<PersonFace> faces;
+};
+
+// One sample of a person (Gallery::person_samples).
+struct SampleInfo {
+    std::int64_t id = 0;
+    std::string source_path;
+    Box box;
+    std::int64_t created_at = 0;
+    std::optional<std::int64_t> detection_id;  // set when it was made from a detection (listed in person_faces too)
+    std::string embedder;
+};
+
+// "Looks like": the known person nearest to a stranger's mean (Gallery::suggestion).
+struct Suggestion {
+    PersonRef known;
+    float distance = 0;           // between the two means
+    std::optional<float> margin;  // the next known person's distance minus `distance`
+};
+
+// How near a face's descriptor must be to a rejected detection's descriptor
+// to count as that same face again ("not this person", Gallery::reject).
+// Measured on 48 LFW photos of 12 people (YuNet + faceapi ResNet): the same
+// photo analysed again gives the same descriptor (distance 0); a JPEG
+// re-encoded at quality 70 lies 0.03-0.09 away, a copy scaled to 7/8
+// 0.06-0.19; two different photos of one person 0.33-0.56 (median 0.42).
+// 0.22 covers copies of the photo and stays clear of the person's other photos.
+inline constexpr float rejection_radius = 0.22f;
 
 // What identification runs with: the embedder of the query descriptors and
 // the decision numbers.
@@ -207,7 +266,7 @@ struct Redescription {
 
 // What Gallery::copy_to copied.
 struct CopyResult {
-    std::int64_t persons = 0, samples = 0, images = 0, detections = 0;
+    std::int64_t persons = 0, samples = 0, images = 0, detections = 0, rejections = 0;
     std::string digest;  // of every row's content, ids aside: the same on both sides
 };
 
@@ -268,6 +327,39 @@ public:
     // Deletes the person and its samples; its detections stay, without a person.
     PersonInfo remove(const std::string& who);
 
+    // ---- the web page's views (paged in the store)
+    // One page of persons (kind, text, order as PersonQuery says) and how many
+    // match. Error{usage} for a bad kind, order, offset or limit.
+    PersonPage list_persons(const PersonQuery& query);
+    // The person's faces, newest first (detected_at, then id): its detections
+    // and the detections rejected from it (rejected = true). Error{not_found}
+    // for no such person, Error{usage} for offset < 0 or limit outside 1..500.
+    FacePage person_faces(const std::string& public_id_or_name, std::int64_t offset, std::int64_t limit);
+    // The person's samples, newest first (every embedder). Error{not_found}.
+    std::vector<SampleInfo> person_samples(const std::string& public_id_or_name);
+    // The known person nearest to the stranger's mean (its samples of
+    // context.embedder) when within the calibration's candidate_limit() —
+    // the rule of merge_candidates(). nullopt when none is, when the
+    // stranger has no usable sample or is a known person. Error{not_found}.
+    std::optional<Suggestion> suggestion(const std::string& stranger, const IdentifyContext& context);
+
+    // ---- "not this person"
+    // The detection leaves the person: it becomes unattributed (decision
+    // unknown), the sample made from it (if any) is deleted and the person's
+    // mean recomputed (every process sees it through the change log). A
+    // rejection is stored with the detection's descriptor: identification
+    // never gives that person a face within rejection_radius of it (the same
+    // face analysed again, even after its detection was replaced), and
+    // cluster() never gives the detection back to the person. Error{not_found}
+    // for no such person or detection, Error{usage} when the detection is not
+    // the person's (or already rejected from it).
+    PersonInfo reject(const std::string& public_id_or_name, std::int64_t detection_id);
+    // Undoes reject(): the detection is the person's again (decided as the
+    // person's kind says, or ambiguous if it was), with its sample again if it
+    // had one, and the rejection is gone. Error{not_found} for no such person
+    // or detection, Error{usage} when the detection was not rejected from it.
+    PersonInfo unreject(const std::string& public_id_or_name, std::int64_t detection_id);
+
     // ---- identification
     // Identifies each descriptor without writing anything: a stranger not seen
     // before is `unknown` without a person.
@@ -306,7 +398,7 @@ public:
     GalleryStats stats(std::int64_t now);
 
     // ---- moving a gallery (faceq gallery copy / export / import)
-    // Copies every person, sample, image and detection into `dest`, which
+    // Copies every person, sample, image, detection and rejection into `dest`, which
     // must hold no person, sample or image (else Error{usage}), in one
     // transaction of `dest`: interrupted, it leaves `dest` as it was. Before
     // committing, reads `dest` back and compares the counts and a digest of

@@ -17,6 +17,11 @@ namespace faceq {
 // {"person_id", "name", "kind", "samples", "detections", "last_seen", "created_at", "updated_at"}
 nlohmann::json person_json(const PersonInfo& info);
 
+// {"person_id", "detection_id", "sample_id", "image", "detected_at", "box",
+// "age", "gender", "distance", "decision", "rejected"}: one face of a person
+// (Gallery::person_faces), as `faceq persons faces` prints it.
+nlohmann::json face_json(const PersonFace& face, const std::string& person_id);
+
 // {"stranger", "known", "name", "distance", "samples"}: a stranger that is
 // probably a known person (Gallery::merge_candidates), and the command that
 // merges them ("merge": "faceq persons merge <stranger> <known>").

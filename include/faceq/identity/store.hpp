@@ -82,9 +82,10 @@
 //
 // Schema. A store brings its database up to date when it opens, with its own
 // engine's migrations (appended, never edited), and refuses a database of a
-// newer schema with Error{invalid_input}. A later migration adds thumbnails
-// (a BLOB per detection and per sample) and a table of rejected photos, per
-// engine, without changing this interface's existing operations.
+// newer schema with Error{invalid_input}. The rejections table ("not this
+// person") came with a later migration of each engine; its rows move the
+// generation and log their person like samples do, so an index refreshes a
+// person whose rejections changed.
 //
 // Errors: Error{database} for engine failures, naming the store (its
 // description()); TransientError (an Error{database}) as above, seen by
@@ -165,6 +166,37 @@ struct NewDetection {
     std::int64_t detected_at = 0;
 };
 
+// A rejection ("not this person", Gallery::reject): the detection that left
+// the person and what undoing it needs. The descriptor is the detection's,
+// kept here so the rejection outlives the detection row (an image analysed
+// again with replace, or a copy of the gallery).
+struct NewRejection {
+    std::int64_t person = 0;
+    std::optional<std::int64_t> detection;  // null once its detection row is gone
+    std::string embedder;                   // with descriptor
+    std::optional<Descriptor> descriptor;
+    Decision decision = Decision::unknown;  // the detection's before it was rejected
+    bool had_sample = false;                // the person had a sample made from it
+    std::int64_t created_at = 0;
+};
+
+// A stored rejection, for identification and clustering.
+struct RejectionRow {
+    std::int64_t id = 0;
+    std::int64_t person = 0;
+    std::optional<std::int64_t> detection;
+    Descriptor descriptor{};
+};
+
+// One detection, for reject/unreject.
+struct DetectionFacts {
+    std::int64_t id = 0;
+    std::optional<std::int64_t> person;
+    Decision decision = Decision::unknown;
+    std::optional<Descriptor> descriptor;
+    std::string embedder;
+};
+
 // A detection clustering may move, with the person it has now.
 struct ClusterDetection {
     std::int64_t detection = 0;
@@ -210,6 +242,22 @@ public:
     virtual void scan_samples_of(const std::string& embedder, const std::vector<std::int64_t>& ids,
                                  const std::function<void(std::int64_t person, const Descriptor&)>& visit) = 0;
 
+    // ---- pages (Gallery::list_persons, person_faces, person_samples): `query.text` comes folded
+    virtual PersonPage list_persons(const PersonQuery& query) = 0;
+    virtual FacePage person_faces(std::int64_t person, std::int64_t offset, std::int64_t limit) = 0;
+    virtual std::vector<SampleInfo> person_samples(std::int64_t person) = 0;
+
+    // ---- rejections
+    virtual std::optional<DetectionFacts> detection(std::int64_t id) = 0;
+    // The rejection of this detection from this person, and its id.
+    virtual std::optional<std::pair<std::int64_t, NewRejection>> find_rejection(std::int64_t person,
+                                                                                std::int64_t detection) = 0;
+    // Rejections with a descriptor of `embedder` (of the persons `ids` only, for the second).
+    virtual void scan_rejections(const std::string& embedder,
+                                 const std::function<void(const RejectionRow&)>& visit) = 0;
+    virtual void scan_rejections_of(const std::string& embedder, const std::vector<std::int64_t>& ids,
+                                    const std::function<void(const RejectionRow&)>& visit) = 0;
+
     // ---- images and detections
     virtual std::optional<StoredImage> find_image(const std::string& sha256, const std::string& models) = 0;
     // Detections with a descriptor from `embedder` that belong to a stranger,
@@ -227,6 +275,7 @@ public:
         const std::function<void(std::int64_t id, const ImageFacts&, std::int64_t analyzed_at)>& visit) = 0;
     virtual void scan_detection_rows(const std::function<void(std::int64_t id, const NewDetection&)>& visit) = 0;
     virtual void scan_sample_rows(const std::function<void(const NewSample&)>& visit) = 0;
+    virtual void scan_rejection_rows(const std::function<void(const NewRejection&)>& visit) = 0;
 
     // ---- stats
     // GalleryStats with the counts and last_detection set, the rest left as is.
@@ -289,8 +338,24 @@ public:
     virtual void move_detections(std::int64_t from, std::int64_t into, Decision decision) = 0;
     // The person's detections decided `from` are now decided `to`.
     virtual void redecide_detections(std::int64_t person, Decision from, Decision to) = 0;
-    // Deletes detections older than `before`; returns how many.
+    // Deletes detections older than `before`, and the rejections of those;
+    // returns how many detections.
     virtual std::int64_t delete_detections_before(std::int64_t before) = 0;
+    // Gives the detection to `person` (none: unattributed) with `decision`;
+    // samples made from it stay where they are.
+    virtual void attribute_detection(std::int64_t detection, std::optional<std::int64_t> person, Decision decision) = 0;
+
+    // ---- rejections (each moves the generation and logs its person)
+    virtual std::int64_t add_rejection(const NewRejection& rejection) = 0;
+    virtual void delete_rejection(std::int64_t rejection) = 0;
+    // A rejection whose detection row is gone (detection_id null: the image
+    // was analysed again with replace) follows the new detection; one that
+    // still has its detection is left as it is.
+    virtual void relink_rejection(std::int64_t rejection, std::int64_t detection) = 0;
+    // Gives `from`'s rejections to `into` (one `into` has already stays with `from`).
+    virtual void move_rejections(std::int64_t from, std::int64_t into) = 0;
+    // Deletes the person's samples made from the detection; returns how many.
+    virtual std::int64_t delete_detection_samples(std::int64_t person, std::int64_t detection) = 0;
 };
 
 class GalleryStore {

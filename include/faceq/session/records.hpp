@@ -16,7 +16,8 @@
 // /analyze plus what explains the answer: "identity" (the person's name, or
 // "unknown"), "person_id" (public id, null for a stranger not stored),
 // "decision" (known | unknown | ambiguous), "distance" (to the nearest
-// person), "margin" (to the runner-up), and "candidates" for ambiguous faces.
+// person), "margin" (to the runner-up), "candidates" for ambiguous faces, and
+// "detection_id" when the face was stored (what `faceq persons reject` takes).
 //
 // Thread-safety: the record builders are pure functions. A RecordWriter is
 // NOT safe for concurrent calls: one thread writes (faceq delivers results in

@@ -59,12 +59,29 @@ std::optional<PersonMatch> known_despite_strangers(const IndexCache& cache, cons
     return strangers.size() < strangers_read ? std::optional<PersonMatch>(k) : std::nullopt;
 }
 
+// The k nearest of `matches` (best first) that are not in `excluded`.
+std::vector<PersonMatch> without(std::vector<PersonMatch> matches, const std::vector<std::int64_t>& excluded,
+                                 std::size_t k) {
+    matches.erase(std::remove_if(matches.begin(), matches.end(),
+                                 [&](const PersonMatch& m) {
+                                     return std::find(excluded.begin(), excluded.end(), m.person) != excluded.end();
+                                 }),
+                  matches.end());
+    if (matches.size() > k) matches.resize(k);
+    return matches;
+}
+
 // The identity of one face against the cached index (which must be current).
+// Persons the face was rejected from ("not this person": a rejection within
+// rejection_radius of it) are not candidates at all.
 Identity identify_one(const IndexCache& cache, const Descriptor& d, const Calibration& calibration) {
     Identity out;
+    std::vector<std::int64_t> excluded;
+    for (const RejectionRow* r : cache.rejections_near(d, rejection_radius)) excluded.push_back(r->person);
     // The two indexes hold every row once: one pass over all of them, as before.
-    const auto known = cache.nearest_known(d, 2);
-    const auto strangers = cache.nearest_strangers(d, strangers_read);
+    const auto known = without(cache.nearest_known(d, 2 + excluded.size()), excluded, 2);
+    const auto strangers =
+        without(cache.nearest_strangers(d, strangers_read + excluded.size()), excluded, strangers_read);
     auto decided = decide(nearest_of(known, strangers, 2), calibration);
     const bool named = decided.decision == Decision::known && cache.person(decided.nearest->person).kind == "known";
     if (!named) {
@@ -313,6 +330,7 @@ PersonInfo Gallery::merge(const std::string& from_who, const std::string& into_w
         // A sample both already have (same photo and face) is kept once.
         w.move_samples(from.person.id, into.person.id);
         w.move_detections(from.person.id, into.person.id, decision_for_kind(into.person.kind));
+        w.move_rejections(from.person.id, into.person.id);  // not `from` is not `into` either
         w.delete_person(from.person.id);
         w.touch_person(into.person.id, unix_now());
         out = impl_->require_person(w, into.person.public_id);
@@ -327,6 +345,119 @@ PersonInfo Gallery::remove(const std::string& who) {
     impl_->write([&](StoreWriter& w) {
         out = impl_->require_person(w, who);
         w.delete_person(out.person.id);
+    });
+    impl_->cache.invalidate();
+    return out;
+}
+
+// ---------------------------------------------------------------- pages
+
+namespace {
+
+void check_page(std::int64_t offset, std::int64_t limit) {
+    if (offset < 0) throw Error(ErrorKind::usage, fmt::format("offset must be 0 or more (got {})", offset));
+    if (limit < 1 || limit > 500) throw Error(ErrorKind::usage, fmt::format("limit must be 1..500 (got {})", limit));
+}
+
+}  // namespace
+
+PersonPage Gallery::list_persons(const PersonQuery& query) {
+    if (query.kind != "all" && query.kind != "known" && query.kind != "unknown")
+        throw Error(ErrorKind::usage, fmt::format("unknown kind '{}' (known, unknown or all)", query.kind));
+    if (query.order != "name" && query.order != "detections" && query.order != "last_seen")
+        throw Error(ErrorKind::usage, fmt::format("unknown order '{}' (name, detections or last_seen)", query.order));
+    check_page(query.offset, query.limit);
+    PersonQuery folded = query;
+    folded.text = fold_case(query.text);
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    return impl_->read([&](StoreReader& r) { return r.list_persons(folded); });
+}
+
+FacePage Gallery::person_faces(const std::string& who, std::int64_t offset, std::int64_t limit) {
+    check_page(offset, limit);
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    return impl_->read(
+        [&](StoreReader& r) { return r.person_faces(impl_->require_person(r, who).person.id, offset, limit); });
+}
+
+std::vector<SampleInfo> Gallery::person_samples(const std::string& who) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    return impl_->read([&](StoreReader& r) { return r.person_samples(impl_->require_person(r, who).person.id); });
+}
+
+std::optional<Suggestion> Gallery::suggestion(const std::string& stranger, const IdentifyContext& context) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    PersonInfo p;
+    impl_->store->read([&](StoreReader& r) {
+        p = impl_->require_person(r, stranger);
+        impl_->cache.refresh(r, context.embedder);
+    });
+    if (p.person.kind != "unknown" || impl_->cache.samples_of(p.person.id) == 0) return std::nullopt;
+    return impl_->suggest(impl_->cache.mean(p.person.id), context.calibration);
+}
+
+// ---------------------------------------------------------------- "not this person"
+
+namespace {
+
+DetectionFacts require_detection(StoreReader& r, std::int64_t id, const std::string& where) {
+    auto d = r.detection(id);
+    if (!d) throw Error(ErrorKind::not_found, fmt::format("no detection {} in the gallery '{}'", id, where));
+    return *d;
+}
+
+}  // namespace
+
+PersonInfo Gallery::reject(const std::string& who, std::int64_t detection_id) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    PersonInfo out;
+    impl_->write([&](StoreWriter& w) {
+        const PersonInfo p = impl_->require_person(w, who);
+        const DetectionFacts d = require_detection(w, detection_id, impl_->path.string());
+        if (w.find_rejection(p.person.id, detection_id))
+            throw Error(ErrorKind::usage, fmt::format("detection {} was already rejected from {}; undo it with --undo",
+                                                      detection_id, p.person.public_id));
+        if (d.person != p.person.id)
+            throw Error(ErrorKind::usage,
+                        fmt::format("detection {} is not {}'s face (it is {}); nothing was changed", detection_id,
+                                    p.person.public_id, d.person ? "another person's" : "not attributed to anyone"));
+        const std::int64_t now = unix_now();
+        NewRejection x;
+        x.person = p.person.id;
+        x.detection = detection_id;
+        x.embedder = d.embedder;
+        x.descriptor = d.descriptor;
+        x.decision = d.decision;
+        x.had_sample = w.delete_detection_samples(p.person.id, detection_id) > 0;
+        x.created_at = now;
+        w.add_rejection(x);
+        w.attribute_detection(detection_id, std::nullopt, Decision::unknown);
+        w.touch_person(p.person.id, now);
+        out = impl_->require_person(w, p.person.public_id);
+    });
+    impl_->cache.invalidate();
+    return out;
+}
+
+PersonInfo Gallery::unreject(const std::string& who, std::int64_t detection_id) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    PersonInfo out;
+    impl_->write([&](StoreWriter& w) {
+        const PersonInfo p = impl_->require_person(w, who);
+        require_detection(w, detection_id, impl_->path.string());
+        const auto rejection = w.find_rejection(p.person.id, detection_id);
+        if (!rejection)
+            throw Error(ErrorKind::usage, fmt::format("detection {} was not rejected from {}; nothing to undo",
+                                                      detection_id, p.person.public_id));
+        const std::int64_t now = unix_now();
+        w.delete_rejection(rejection->first);
+        const Decision decision =
+            rejection->second.decision == Decision::ambiguous ? Decision::ambiguous : decision_for_kind(p.person.kind);
+        // Only the detection: a sample another person made of it since stays theirs.
+        w.attribute_detection(detection_id, p.person.id, decision);
+        if (rejection->second.had_sample) w.add_sample_from_detection(p.person.id, detection_id, now);
+        w.touch_person(p.person.id, now);
+        out = impl_->require_person(w, p.person.public_id);
     });
     impl_->cache.invalidate();
     return out;
@@ -351,17 +482,25 @@ std::vector<PersonDistance> Gallery::nearest(const Descriptor& face, const std::
     return out;
 }
 
+std::optional<Suggestion> Gallery::Impl::suggest(const Descriptor& stranger_mean, const Calibration& calibration) {
+    const auto known = cache.nearest_known(stranger_mean, 2);
+    if (known.empty() || known[0].distance >= candidate_limit(calibration)) return std::nullopt;
+    Suggestion out;
+    out.known = cache.person(known[0].person);
+    out.distance = known[0].distance;
+    if (known.size() > 1) out.margin = known[1].distance - known[0].distance;
+    return out;
+}
+
 std::vector<MergeCandidate> Gallery::merge_candidates(const IdentifyContext& context) {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->store->read([&](StoreReader& r) { impl_->cache.refresh(r, context.embedder); });
     const IndexCache& cache = impl_->cache;
-    const float limit = candidate_limit(context.calibration);
     std::vector<MergeCandidate> out;
     for (const auto& [stranger, mean] : cache.stranger_means()) {
-        const auto known = cache.nearest_known(mean, 1);
-        if (known.empty() || known[0].distance >= limit) continue;
-        out.push_back(
-            {cache.person(stranger), cache.person(known[0].person), known[0].distance, cache.samples_of(stranger)});
+        const auto s = impl_->suggest(mean, context.calibration);
+        if (!s) continue;
+        out.push_back({cache.person(stranger), s->known, s->distance, cache.samples_of(stranger)});
     }
     std::stable_sort(out.begin(), out.end(),
                      [](const MergeCandidate& a, const MergeCandidate& b) { return a.distance < b.distance; });
@@ -415,6 +554,13 @@ Identity Gallery::Impl::record_face(StoreWriter& w, std::int64_t image_id, const
     if (face.has_descriptor) d.descriptor = face.descriptor, d.embedder = context.embedder;
     d.detected_at = now;
     const std::int64_t detection = w.add_detection(d);
+    id.detection_id = detection;
+    if (face.has_descriptor) {
+        // A rejection whose detection row was replaced (the image analysed
+        // again) follows this one: it stays listed, and can be undone.
+        for (const RejectionRow* r : cache.rejections_near(face.descriptor, rejection_radius))
+            w.relink_rejection(r->id, detection);
+    }
     if (add_sample && w.add_sample({id.person->id, context.embedder, face.descriptor, image.path, image.sha256,
                                     face.bbox, face.confidence, detection, now}))
         cache.add_sample(id.person->id, face.descriptor);

@@ -1,6 +1,7 @@
 // gallery_cluster.cpp — Gallery::cluster (see faceq/identity/gallery.hpp):
 // strangers' detections grouped with dlib's chinese_whispers, each group made
-// one unknown person. Runs in one write transaction, so the detections it
+// one unknown person (but never a detection the person was rejected for:
+// Gallery::reject). Runs in one write transaction, so the detections it
 // reads cannot change before it moves them.
 #include <dlib/clustering.h>
 
@@ -64,6 +65,23 @@ std::optional<std::int64_t> kept_person(const std::vector<ClusterDetection>& row
     return std::nullopt;
 }
 
+// For each row, the persons it was rejected from ("not this person"): its
+// own detection's rejections, and those whose descriptor lies within
+// rejection_radius of it (the same face stored again).
+std::vector<std::set<std::int64_t>> rejected_from(StoreReader& r, const std::string& embedder,
+                                                  const std::vector<ClusterDetection>& rows) {
+    std::vector<RejectionRow> rejections;
+    r.scan_rejections(embedder, [&](const RejectionRow& x) { rejections.push_back(x); });
+    std::vector<std::set<std::int64_t>> out(rows.size());
+    if (rejections.empty()) return out;
+    for (std::size_t i = 0; i < rows.size(); ++i)
+        for (const auto& x : rejections)
+            if (x.detection == rows[i].detection ||
+                descriptor_distance(x.descriptor, rows[i].descriptor) < rejection_radius)
+                out[i].insert(x.person);
+    return out;
+}
+
 }  // namespace
 
 ClusterResult Gallery::cluster(const std::string& embedder, float threshold) {
@@ -77,6 +95,7 @@ ClusterResult Gallery::cluster(const std::string& embedder, float threshold) {
         out.detections = static_cast<std::int64_t>(rows.size());
         if (rows.empty()) return;
         const auto groups = groups_of(rows, threshold);
+        const auto rejected = rejected_from(w, embedder, rows);
         out.clusters = static_cast<std::int64_t>(groups.size());
         std::set<std::int64_t> taken;
         const std::int64_t now = unix_now();
@@ -90,6 +109,7 @@ ClusterResult Gallery::cluster(const std::string& embedder, float threshold) {
             taken.insert(*target);
             std::int64_t samples_added = 0;
             for (std::size_t i : members) {
+                if (rejected[i].count(*target)) continue;  // never back to a person it was rejected from
                 if (rows[i].person != target) {
                     w.reassign_detection(rows[i].detection, *target, Decision::unknown);
                     ++out.reassigned;

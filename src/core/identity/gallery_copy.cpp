@@ -1,4 +1,5 @@
 // gallery_copy.cpp — Gallery::copy_to (gallery.hpp): every row of one store
+// (persons, images, detections, samples, rejections)
 // into another, ids mapped, verified by an order- and id-independent digest.
 #include <fmt/format.h>
 
@@ -21,8 +22,8 @@ public:
         sum_ += std::stoull(h.substr(0, 16), nullptr, 16);
     }
     std::string hex(const CopyResult& counts) const {
-        return fmt::format("{}p{}s{}i{}d-{:016x}", counts.persons, counts.samples, counts.images, counts.detections,
-                           sum_);
+        return fmt::format("{}p{}s{}i{}d{}r-{:016x}", counts.persons, counts.samples, counts.images, counts.detections,
+                           counts.rejections, sum_);
     }
 
 private:
@@ -88,6 +89,15 @@ std::string digest_rows(StoreReader& r, CopyResult& counts) {
                        .str());
         ++counts.samples;
     });
+    r.scan_rejection_rows([&](const NewRejection& x) {
+        const auto detection = x.detection ? std::optional<std::string>(detection_key.at(*x.detection)) : std::nullopt;
+        Row row('R');
+        row << person_key.at(x.person) << detection << x.embedder << to_string(x.decision) << x.had_sample
+            << x.created_at;
+        if (x.descriptor) row << *x.descriptor;
+        digest.add(row.str());
+        ++counts.rejections;
+    });
     return digest.hex(counts);
 }
 
@@ -128,6 +138,12 @@ CopyResult Gallery::copy_to(Gallery& dest) {
                 if (!w.add_sample(copy))
                     throw Error(ErrorKind::database,
                                 fmt::format("'{}' holds a sample twice; nothing was copied", impl_->path.string()));
+            });
+            r.scan_rejection_rows([&](const NewRejection& x) {
+                NewRejection copy = x;
+                copy.person = persons.at(x.person);
+                if (x.detection) copy.detection = detections.at(*x.detection);
+                w.add_rejection(copy);
             });
             out.digest = digest_rows(r, out);
         });

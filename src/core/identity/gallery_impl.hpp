@@ -53,6 +53,11 @@ struct Gallery::Impl {
     // The person with this public id or name, or Error{not_found}.
     PersonInfo require_person(StoreReader& r, const std::string& who);
 
+    // The known person nearest to a stranger's mean, when within the
+    // calibration's candidate_limit() (the cache must be current): what
+    // merge_candidates() and suggestion() report.
+    std::optional<Suggestion> suggest(const Descriptor& stranger_mean, const Calibration& calibration);
+
     // Identifies one face of an image being stored (the cache must be
     // current) and writes its detection: a face nobody is near becomes a new
     // stranger, and a stranger keeps the face as a sample while it has fewer

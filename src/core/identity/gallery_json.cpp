@@ -24,6 +24,23 @@ json person_json(const PersonInfo& info) {
             {"updated_at", iso_time(info.updated_at)}};
 }
 
+json face_json(const PersonFace& f, const std::string& person_id) {
+    auto opt_round = [](const std::optional<float>& v, double scale) {
+        return v ? json(std::round(*v * scale) / scale) : json(nullptr);
+    };
+    return {{"person_id", person_id},
+            {"detection_id", f.detection_id},
+            {"sample_id", f.sample_id ? json(*f.sample_id) : json(nullptr)},
+            {"image", f.image_path},
+            {"detected_at", iso_time(f.detected_at)},
+            {"box", {{"x", f.box.x}, {"y", f.box.y}, {"width", f.box.width}, {"height", f.box.height}}},
+            {"age", opt_round(f.age, 10)},
+            {"gender", f.gender ? json(*f.gender) : json(nullptr)},
+            {"distance", opt_round(f.distance, 1e4)},
+            {"decision", f.decision},
+            {"rejected", f.rejected}};
+}
+
 json candidate_json(const MergeCandidate& c) {
     return {{"stranger", c.stranger.public_id},
             {"known", c.known.public_id},

@@ -46,7 +46,9 @@ void IndexCache::update(StoreReader& reader, const std::vector<std::int64_t>& id
         }
         persons_.erase(it);
     }
+    for (const std::int64_t id : ids) rejections_.erase(id);
     reader.scan_persons_in(ids, [&](const PersonRef& ref) { persons_[ref.id].ref = ref; });
+    reader.scan_rejections_of(embedder_, ids, [&](const RejectionRow& r) { rejections_[r.person].push_back(r); });
     reader.scan_samples_of(embedder_, ids, [&](std::int64_t person, const Descriptor& d) {
         const auto it = persons_.find(person);
         if (it == persons_.end()) return;
@@ -66,7 +68,9 @@ void IndexCache::reload(StoreReader& reader, const std::string& embedder) {
     known_.clear();
     strangers_.clear();
     persons_.clear();
+    rejections_.clear();
     reader.scan_persons([&](const PersonRef& ref) { persons_[ref.id].ref = ref; });
+    reader.scan_rejections(embedder, [&](const RejectionRow& r) { rejections_[r.person].push_back(r); });
     reader.scan_samples(embedder, [&](std::int64_t person, const Descriptor& d) {
         const auto it = persons_.find(person);
         if (it == persons_.end()) return;
@@ -95,6 +99,14 @@ void IndexCache::add_sample(std::int64_t person, const Descriptor& d) {
         index_for(e.ref).replace(*e.row, mean_of(e));
     else
         e.row = index_for(e.ref).add(person, mean_of(e));
+}
+
+std::vector<const RejectionRow*> IndexCache::rejections_near(const Descriptor& d, float radius) const {
+    std::vector<const RejectionRow*> out;
+    for (const auto& [person, rows] : rejections_)
+        for (const auto& r : rows)
+            if (descriptor_distance(r.descriptor, d) < radius) out.push_back(&r);
+    return out;
 }
 
 std::vector<PersonMatch> nearest_of(std::vector<PersonMatch> a, const std::vector<PersonMatch>& b, std::size_t k) {

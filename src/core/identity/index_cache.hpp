@@ -7,7 +7,8 @@
 // mean without reading the others). Known persons and strangers have an
 // index each, so the nearest of either kind comes from the same one pass
 // over all rows that one index would take (identification's stranger rules,
-// calibration.hpp). refresh() makes it current from what a
+// calibration.hpp), and the persons' rejections of that embedder (their
+// descriptors: few, scanned whole per query). refresh() makes it current from what a
 // StoreReader sees: nothing is read while the store's change probe has not
 // moved; when it moved, the generation tells whether samples or persons
 // changed, and then the persons changed since the cache's generation are
@@ -79,6 +80,9 @@ public:
     Descriptor mean(std::int64_t person) const;
     // Every stranger with samples, and its mean.
     std::vector<std::pair<std::int64_t, Descriptor>> stranger_means() const;
+    // The rejections ("not this person") of `embedder` whose descriptor lies
+    // within `radius` of `d`: the persons a face there must not be given to.
+    std::vector<const RejectionRow*> rejections_near(const Descriptor& d, float radius) const;
     // Requires a person the index returned or add_person added.
     const PersonRef& person(std::int64_t id) const { return persons_.at(id).ref; }
     // Samples of this embedder the person has (0 for one without).
@@ -107,6 +111,8 @@ private:
     std::int64_t probe_ = -1;
     FaceIndex known_, strangers_;
     std::unordered_map<std::int64_t, Entry> persons_;
+    // Rejections with a descriptor of embedder_, by person (only persons with some).
+    std::unordered_map<std::int64_t, std::vector<RejectionRow>> rejections_;
 };
 
 }  // namespace faceq

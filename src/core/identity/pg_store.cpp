@@ -128,6 +128,40 @@ CREATE TRIGGER persons_update AFTER UPDATE OF public_id, name, kind ON faceq.per
     FOR EACH ROW EXECUTE FUNCTION faceq.log_change();
 CREATE TRIGGER persons_delete AFTER DELETE ON faceq.persons FOR EACH ROW EXECUTE FUNCTION faceq.log_change();
 )sql",
+    // 2: rejections ("not this person", Gallery::reject): the detection that
+    // left a person, with its descriptor so the rejection outlives the row;
+    // logged like samples (their own function: log_change() reads OLD.id for
+    // every table but samples) so every process's index sees them. And the
+    // index that pages persons in the "name" order (Gallery::list_persons).
+    R"sql(
+CREATE TABLE faceq.rejections (
+    id           bigserial PRIMARY KEY,
+    person_id    bigint NOT NULL REFERENCES faceq.persons(id) ON DELETE CASCADE,
+    detection_id bigint REFERENCES faceq.detections(id) ON DELETE SET NULL,
+    embedder     text,
+    descriptor   bytea CHECK (descriptor IS NULL OR length(descriptor) = 512),
+    decision     text NOT NULL CHECK (decision IN ('known', 'unknown', 'ambiguous')),
+    had_sample   boolean NOT NULL,
+    created_at   bigint NOT NULL,
+    UNIQUE (person_id, detection_id)
+);
+CREATE INDEX rejections_detection ON faceq.rejections(detection_id);
+CREATE INDEX rejections_embedder ON faceq.rejections(embedder, person_id);
+CREATE FUNCTION faceq.log_rejection_change() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE g bigint := nextval('faceq.generation');
+BEGIN
+    IF TG_OP <> 'INSERT' THEN INSERT INTO faceq.person_changes VALUES (g, OLD.person_id); END IF;
+    IF TG_OP <> 'DELETE' THEN INSERT INTO faceq.person_changes VALUES (g, NEW.person_id); END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER rejections_insert AFTER INSERT ON faceq.rejections
+    FOR EACH ROW EXECUTE FUNCTION faceq.log_rejection_change();
+CREATE TRIGGER rejections_delete AFTER DELETE ON faceq.rejections
+    FOR EACH ROW EXECUTE FUNCTION faceq.log_rejection_change();
+CREATE TRIGGER rejections_update AFTER UPDATE OF person_id, embedder, descriptor ON faceq.rejections
+    FOR EACH ROW EXECUTE FUNCTION faceq.log_rejection_change();
+CREATE INDEX persons_order ON faceq.persons(kind COLLATE "C", name_key COLLATE "C" NULLS FIRST, public_id COLLATE "C");
+)sql",
 };
 constexpr int latest_version = static_cast<int>(sizeof migrations / sizeof migrations[0]);
 
@@ -281,6 +315,18 @@ constexpr const char* same_sample_key =
     "t.embedder = {e} AND t.source_sha256 = s.source_sha256 AND t.box_x = {x} AND t.box_y = {y}"
     " AND t.box_w = {w} AND t.box_h = {h}";
 
+// A page of persons: the ids matching `filter` ordered by `first` (`k`
+// being `key`) and then find_persons' order, $3 rows from $4 on, then their
+// info columns in that order.
+std::string page_sql(const std::string& filter, const char* key, const char* first) {
+    return fmt::format(
+        "SELECT {} FROM (SELECT p.id, row_number() OVER (ORDER BY {}p.kind COLLATE \"C\","
+        " p.name_key COLLATE \"C\" NULLS FIRST, p.public_id COLLATE \"C\") AS n FROM"
+        " (SELECT p.*, {} AS k FROM faceq.persons p WHERE {}) p ORDER BY n LIMIT $3 OFFSET $4) page"
+        " JOIN faceq.persons p ON p.id = page.id ORDER BY page.n",
+        person_info_columns, first, key, filter);
+}
+
 }  // namespace
 
 bool is_postgres_url(const std::string& location) {
@@ -411,6 +457,103 @@ public:
         std::vector<PersonInfo> out;
         for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(read_info(Row(r.get(), i)));
         return out;
+    }
+
+    PersonPage list_persons(const PersonQuery& q) override {
+        static const std::string filter =
+            "($1 = 'all' OR p.kind = $1) AND ($2 = '' OR strpos(p.name_key, $2) > 0 OR strpos(p.public_id, $2) > 0)";
+        static const std::string count_sql = "SELECT count(*) FROM faceq.persons p WHERE " + filter;
+        static const std::string by_name = page_sql(filter, "0", "");
+        static const std::string by_detections =
+            page_sql(filter, "(SELECT count(*) FROM faceq.detections d WHERE d.person_id = p.id)", "k DESC, ");
+        static const std::string by_last_seen =
+            page_sql(filter, "(SELECT max(detected_at) FROM faceq.detections d WHERE d.person_id = p.id)",
+                     "k DESC NULLS LAST, ");
+        const std::string& sql = q.order == "detections"  ? by_detections
+                                 : q.order == "last_seen" ? by_last_seen
+                                                          : by_name;
+        PersonPage out;
+        out.total = Row(run(count_sql.c_str(), Params().add(q.kind).add(q.text), "count persons").get(), 0).int64(0);
+        const auto r = run(sql.c_str(), Params().add(q.kind).add(q.text).add(q.limit).add(q.offset), "list persons");
+        for (int i = 0; i < PQntuples(r.get()); ++i) out.persons.push_back(read_info(Row(r.get(), i)));
+        return out;
+    }
+
+    FacePage person_faces(std::int64_t person, std::int64_t offset, std::int64_t limit) override {
+        static const char* const ids =
+            "SELECT id FROM faceq.detections WHERE person_id = $1"
+            " UNION SELECT detection_id FROM faceq.rejections WHERE person_id = $1 AND detection_id IS NOT NULL";
+        static const std::string count_sql = fmt::format("SELECT count(*) FROM ({}) f", ids);
+        static const std::string sql = fmt::format(
+            "SELECT d.id, (SELECT min(s.id) FROM faceq.samples s WHERE s.detection_id = d.id AND s.person_id = $1),"
+            " i.path, d.detected_at, d.box_x, d.box_y, d.box_w, d.box_h, d.age, d.gender, d.distance, d.decision,"
+            " EXISTS (SELECT 1 FROM faceq.rejections r WHERE r.detection_id = d.id AND r.person_id = $1)"
+            " FROM ({}) f JOIN faceq.detections d ON d.id = f.id JOIN faceq.images i ON i.id = d.image_id"
+            " ORDER BY d.detected_at DESC, d.id DESC LIMIT $2 OFFSET $3",
+            ids);
+        FacePage out;
+        out.total = Row(run(count_sql.c_str(), Params().add(person), "count faces").get(), 0).int64(0);
+        const auto r = run(sql.c_str(), Params().add(person).add(limit).add(offset), "list faces");
+        for (int i = 0; i < PQntuples(r.get()); ++i) out.faces.push_back(detail::read_person_face(Row(r.get(), i)));
+        return out;
+    }
+
+    std::vector<SampleInfo> person_samples(std::int64_t person) override {
+        const auto r =
+            run("SELECT id, coalesce(source_path, ''), box_x, box_y, box_w, box_h, created_at, detection_id, embedder"
+                " FROM faceq.samples WHERE person_id = $1 ORDER BY created_at DESC, id DESC",
+                Params().add(person), "list samples");
+        std::vector<SampleInfo> out;
+        for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(detail::read_sample_info(Row(r.get(), i)));
+        return out;
+    }
+
+    std::optional<DetectionFacts> detection(std::int64_t id) override {
+        const auto r = run("SELECT id, person_id, decision, embedder, descriptor FROM faceq.detections WHERE id = $1",
+                           Params().add(id), "find a detection");
+        if (!PQntuples(r.get())) return std::nullopt;
+        const Row row(r.get(), 0);
+        return detail::read_detection_facts(row, [&](int column) { return descriptor(row, column); });
+    }
+
+    std::optional<std::pair<std::int64_t, NewRejection>> find_rejection(std::int64_t person,
+                                                                        std::int64_t detection) override {
+        const auto r =
+            run("SELECT id, person_id, detection_id, embedder, descriptor, decision, had_sample, created_at"
+                " FROM faceq.rejections WHERE person_id = $1 AND detection_id = $2",
+                Params().add(person).add(detection), "find a rejection");
+        if (!PQntuples(r.get())) return std::nullopt;
+        const Row row(r.get(), 0);
+        return std::pair(row.int64(0),
+                         detail::read_rejection_row(row, [&](int column) { return descriptor(row, column); }));
+    }
+
+    void scan_rejections(const std::string& embedder, const std::function<void(const RejectionRow&)>& visit) override {
+        scan(
+            "SELECT id, person_id, detection_id, descriptor FROM faceq.rejections"
+            " WHERE embedder = $1 AND descriptor IS NOT NULL",
+            Params().add(embedder), "read rejections", [&](const Row& row) {
+                visit({row.int64(0), row.int64(1), row.opt_int64(2), descriptor(row, 3)});
+            });
+    }
+
+    void scan_rejections_of(const std::string& embedder, const std::vector<std::int64_t>& ids,
+                            const std::function<void(const RejectionRow&)>& visit) override {
+        scan(
+            "SELECT id, person_id, detection_id, descriptor FROM faceq.rejections"
+            " WHERE embedder = $1 AND descriptor IS NOT NULL AND person_id = ANY($2::bigint[])",
+            Params().add(embedder).add_ids(ids), "read rejections", [&](const Row& row) {
+                visit({row.int64(0), row.int64(1), row.opt_int64(2), descriptor(row, 3)});
+            });
+    }
+
+    void scan_rejection_rows(const std::function<void(const NewRejection&)>& visit) override {
+        scan(
+            "SELECT id, person_id, detection_id, embedder, descriptor, decision, had_sample, created_at"
+            " FROM faceq.rejections ORDER BY id",
+            Params{}, "read rejections", [&](const Row& r) {
+                visit(detail::read_rejection_row(r, [&](int column) { return descriptor(r, column); }));
+            });
     }
 
     std::optional<PersonRef> known_owner(const std::string& sha256, const std::string& embedder,
@@ -686,6 +829,12 @@ public:
             run("UPDATE faceq.detections SET embedder = $1, descriptor = $2, box_x = $3, box_y = $4, box_w = $5,"
                 " box_h = $6 WHERE id = $7",
                 p, "re-describe a detection");
+            // A rejection keeps its detection's descriptor: it follows the new one.
+            Params q;
+            q.add(r.embedder).add_bytes(detail::floats_to_blob(r.descriptor.data(), r.descriptor.size()));
+            q.add(r.which.id);
+            run("UPDATE faceq.rejections SET embedder = $1, descriptor = $2 WHERE detection_id = $3", q,
+                "re-describe a rejection");
             return true;
         }
         static const std::string sql = fmt::format(
@@ -765,8 +914,57 @@ public:
     }
 
     std::int64_t delete_detections_before(std::int64_t before) override {
+        lock_gallery();  // deleting rejections moves the generation (see the schema)
+        run("DELETE FROM faceq.rejections WHERE detection_id IN"
+            " (SELECT id FROM faceq.detections WHERE detected_at < $1)",
+            Params().add(before), "delete rejections");
         return changed(
             run("DELETE FROM faceq.detections WHERE detected_at < $1", Params().add(before), "delete detections"));
+    }
+
+    void attribute_detection(std::int64_t detection, std::optional<std::int64_t> person, Decision decision) override {
+        run("UPDATE faceq.detections SET person_id = $1, decision = $2 WHERE id = $3",
+            Params().add(person).add(std::string(to_string(decision))).add(detection), "attribute a detection");
+    }
+
+    std::int64_t add_rejection(const NewRejection& x) override {
+        lock_gallery();  // it moves the generation (see the schema)
+        Params p;
+        p.add(x.person).add(x.detection);
+        if (x.descriptor)
+            p.add(x.embedder).add_bytes(detail::floats_to_blob(x.descriptor->data(), x.descriptor->size()));
+        else
+            p.add(std::optional<std::string>()).add(std::optional<std::string>());
+        p.add(std::string(to_string(x.decision))).add(std::string(x.had_sample ? "true" : "false")).add(x.created_at);
+        const auto r =
+            run("INSERT INTO faceq.rejections (person_id, detection_id, embedder, descriptor, decision, had_sample,"
+                " created_at) VALUES ($1, $2, $3, $4::bytea, $5, $6, $7) RETURNING id",
+                p, "add a rejection");
+        return Row(r.get(), 0).int64(0);
+    }
+
+    void delete_rejection(std::int64_t rejection) override {
+        lock_gallery();  // it moves the generation (see the schema)
+        run("DELETE FROM faceq.rejections WHERE id = $1", Params().add(rejection), "delete a rejection");
+    }
+
+    void relink_rejection(std::int64_t rejection, std::int64_t detection) override {
+        run("UPDATE faceq.rejections r SET detection_id = $1 WHERE r.id = $2 AND r.detection_id IS NULL AND NOT EXISTS"
+            " (SELECT 1 FROM faceq.rejections t WHERE t.person_id = r.person_id AND t.detection_id = $1)",
+            Params().add(detection).add(rejection), "relink a rejection");
+    }
+
+    void move_rejections(std::int64_t from, std::int64_t into) override {
+        lock_gallery();  // it moves the generation (see the schema)
+        run("UPDATE faceq.rejections r SET person_id = $1 WHERE r.person_id = $2 AND NOT EXISTS"
+            " (SELECT 1 FROM faceq.rejections t WHERE t.person_id = $1 AND t.detection_id = r.detection_id)",
+            Params().add(into).add(from), "move rejections");
+    }
+
+    std::int64_t delete_detection_samples(std::int64_t person, std::int64_t detection) override {
+        lock_gallery();  // it moves the generation (see the schema)
+        return changed(run("DELETE FROM faceq.samples WHERE person_id = $1 AND detection_id = $2",
+                           Params().add(person).add(detection), "delete a sample"));
     }
 
 private:

@@ -135,6 +135,39 @@ CREATE TRIGGER persons_delete AFTER DELETE ON persons BEGIN
     INSERT INTO person_changes SELECT value, OLD.id FROM meta WHERE key = 'generation';
 END;
 )sql",
+    // 3: rejections ("not this person", Gallery::reject): the detection that
+    // left a person, with its descriptor so the rejection outlives the row;
+    // logged like samples so every process's index sees them. And the index
+    // that pages persons in the "name" order (Gallery::list_persons).
+    R"sql(
+CREATE TABLE rejections (
+    id           INTEGER PRIMARY KEY,
+    person_id    INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+    detection_id INTEGER REFERENCES detections(id) ON DELETE SET NULL,
+    embedder     TEXT,
+    descriptor   BLOB CHECK (descriptor IS NULL OR length(descriptor) = 512),
+    decision     TEXT NOT NULL CHECK (decision IN ('known', 'unknown', 'ambiguous')),
+    had_sample   INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    UNIQUE (person_id, detection_id)
+);
+CREATE INDEX rejections_detection ON rejections(detection_id);
+CREATE INDEX rejections_embedder ON rejections(embedder, person_id);
+CREATE TRIGGER rejections_insert AFTER INSERT ON rejections BEGIN
+    UPDATE meta SET value = value + 1 WHERE key = 'generation';
+    INSERT INTO person_changes SELECT value, NEW.person_id FROM meta WHERE key = 'generation';
+END;
+CREATE TRIGGER rejections_delete AFTER DELETE ON rejections BEGIN
+    UPDATE meta SET value = value + 1 WHERE key = 'generation';
+    INSERT INTO person_changes SELECT value, OLD.person_id FROM meta WHERE key = 'generation';
+END;
+CREATE TRIGGER rejections_update AFTER UPDATE OF person_id, embedder, descriptor ON rejections BEGIN
+    UPDATE meta SET value = value + 1 WHERE key = 'generation';
+    INSERT INTO person_changes SELECT value, OLD.person_id FROM meta WHERE key = 'generation';
+    INSERT INTO person_changes SELECT value, NEW.person_id FROM meta WHERE key = 'generation';
+END;
+CREATE INDEX persons_order ON persons(kind, name_key, public_id);
+)sql",
 };
 constexpr int latest_version = static_cast<int>(sizeof migrations / sizeof migrations[0]);
 
@@ -191,6 +224,16 @@ constexpr const char* person_info_columns =
     " (SELECT count(*) FROM detections WHERE person_id = p.id),"
     " (SELECT max(detected_at) FROM detections WHERE person_id = p.id)";
 
+// A page of persons: the ids matching `filter` ordered by `order` (`k` being
+// `key`), ?4 rows from ?5 on, then their info columns in that order.
+std::string page_sql(const std::string& filter, const char* key, const char* order) {
+    return fmt::format(
+        "SELECT {} FROM (SELECT p.id, row_number() OVER (ORDER BY {}) AS n FROM"
+        " (SELECT p.*, {} AS k FROM persons p WHERE {}) p ORDER BY n LIMIT ?4 OFFSET ?5) page"
+        " CROSS JOIN persons p ON p.id = page.id ORDER BY page.n",
+        person_info_columns, order, key, filter);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- Connection
@@ -245,6 +288,106 @@ public:
         std::vector<PersonInfo> out;
         while (s->step()) out.push_back(read_info(*s));
         return out;
+    }
+
+    PersonPage list_persons(const PersonQuery& q) override {
+        // The page's ids first (each order's key computed per person through
+        // the detections_person index), then the page's info columns.
+        static const std::string filter =
+            "(?1 = 'all' OR p.kind = ?1) AND (?2 = '' OR p.name_key LIKE ?3 ESCAPE '\\'"
+            " OR p.public_id LIKE ?3 ESCAPE '\\')";
+        static const std::string count_sql = "SELECT count(*) FROM persons p WHERE " + filter;
+        static const std::string by_name = page_sql(filter, "0", "p.kind, p.name_key, p.public_id");
+        static const std::string by_detections =
+            page_sql(filter, "(SELECT count(*) FROM detections d WHERE d.person_id = p.id)",
+                     "k DESC, p.kind, p.name_key, p.public_id");
+        static const std::string by_last_seen =
+            page_sql(filter, "(SELECT max(detected_at) FROM detections d WHERE d.person_id = p.id)",
+                     "k DESC NULLS LAST, p.kind, p.name_key, p.public_id");
+        const std::string& sql = q.order == "detections"  ? by_detections
+                                 : q.order == "last_seen" ? by_last_seen
+                                                          : by_name;
+        PersonPage out;
+        {
+            Use c = use(count_sql.c_str());
+            c->bind(1, q.kind).bind(2, q.text).bind(3, contains_pattern(q.text));
+            out.total = one_int(c);
+        }
+        Use s = use(sql.c_str());
+        s->bind(1, q.kind).bind(2, q.text).bind(3, contains_pattern(q.text)).bind(4, q.limit).bind(5, q.offset);
+        while (s->step()) out.persons.push_back(read_info(*s));
+        return out;
+    }
+
+    FacePage person_faces(std::int64_t person, std::int64_t offset, std::int64_t limit) override {
+        // Its detections and those rejected from it (a detection may be both
+        // after a merge: listed once, as rejected).
+        static const char* const ids =
+            "SELECT id FROM detections WHERE person_id = ?1"
+            " UNION SELECT detection_id FROM rejections WHERE person_id = ?1 AND detection_id IS NOT NULL";
+        static const std::string count_sql = fmt::format("SELECT count(*) FROM ({})", ids);
+        static const std::string sql = fmt::format(
+            "SELECT d.id, (SELECT min(s.id) FROM samples s WHERE s.detection_id = d.id AND s.person_id = ?1),"
+            " i.path, d.detected_at, d.box_x, d.box_y, d.box_w, d.box_h, d.age, d.gender, d.distance, d.decision,"
+            " EXISTS (SELECT 1 FROM rejections r WHERE r.detection_id = d.id AND r.person_id = ?1)"
+            " FROM ({}) f CROSS JOIN detections d ON d.id = f.id JOIN images i ON i.id = d.image_id"
+            " ORDER BY d.detected_at DESC, d.id DESC LIMIT ?2 OFFSET ?3",
+            ids);
+        FacePage out;
+        {
+            Use c = use(count_sql.c_str());
+            c->bind(1, person);
+            out.total = one_int(c);
+        }
+        Use s = use(sql.c_str());
+        s->bind(1, person).bind(2, limit).bind(3, offset);
+        while (s->step()) out.faces.push_back(detail::read_person_face(*s));
+        return out;
+    }
+
+    std::vector<SampleInfo> person_samples(std::int64_t person) override {
+        Use s =
+            use("SELECT id, coalesce(source_path, ''), box_x, box_y, box_w, box_h, created_at, detection_id, embedder"
+                " FROM samples WHERE person_id = ? ORDER BY created_at DESC, id DESC");
+        s->bind(1, person);
+        std::vector<SampleInfo> out;
+        while (s->step()) out.push_back(detail::read_sample_info(*s));
+        return out;
+    }
+
+    std::optional<DetectionFacts> detection(std::int64_t id) override {
+        Use s = use("SELECT id, person_id, decision, embedder, descriptor FROM detections WHERE id = ?");
+        s->bind(1, id);
+        if (!s->step()) return std::nullopt;
+        return detail::read_detection_facts(*s, [&](int column) { return descriptor(*s, column); });
+    }
+
+    std::optional<std::pair<std::int64_t, NewRejection>> find_rejection(std::int64_t person,
+                                                                        std::int64_t detection) override {
+        Use s =
+            use("SELECT id, person_id, detection_id, embedder, descriptor, decision, had_sample, created_at"
+                " FROM rejections WHERE person_id = ? AND detection_id = ?");
+        s->bind(1, person).bind(2, detection);
+        if (!s->step()) return std::nullopt;
+        return std::pair(s->int64(0),
+                         detail::read_rejection_row(*s, [&](int column) { return descriptor(*s, column); }));
+    }
+
+    void scan_rejections(const std::string& embedder, const std::function<void(const RejectionRow&)>& visit) override {
+        Use s =
+            use("SELECT id, person_id, detection_id, descriptor FROM rejections"
+                " WHERE embedder = ? AND descriptor IS NOT NULL");
+        s->bind(1, embedder);
+        while (s->step()) visit({s->int64(0), s->int64(1), s->opt_int64(2), descriptor(*s, 3)});
+    }
+
+    void scan_rejections_of(const std::string& embedder, const std::vector<std::int64_t>& ids,
+                            const std::function<void(const RejectionRow&)>& visit) override {
+        Use s =
+            use("SELECT id, person_id, detection_id, descriptor FROM rejections"
+                " WHERE embedder = ? AND descriptor IS NOT NULL AND person_id IN (SELECT value FROM json_each(?))");
+        s->bind(1, embedder).bind(2, json_ids(ids));
+        while (s->step()) visit({s->int64(0), s->int64(1), s->opt_int64(2), descriptor(*s, 3)});
     }
 
     std::optional<PersonRef> known_owner(const std::string& sha256, const std::string& embedder,
@@ -336,6 +479,13 @@ public:
                 " box_w, box_h, coalesce(quality, 0), detection_id, created_at FROM samples ORDER BY id");
         const auto describe = [&](int column) { return descriptor(*s, column); };
         while (s->step()) visit(detail::read_sample_row(*s, describe));
+    }
+
+    void scan_rejection_rows(const std::function<void(const NewRejection&)>& visit) override {
+        Use s =
+            use("SELECT id, person_id, detection_id, embedder, descriptor, decision, had_sample, created_at"
+                " FROM rejections ORDER BY id");
+        while (s->step()) visit(detail::read_rejection_row(*s, [&](int column) { return descriptor(*s, column); }));
     }
 
     std::vector<EmbedderSamples> embedders() override {
@@ -511,7 +661,13 @@ public:
         s->bind(1, r.embedder).bind_blob(2, blob.data(), blob.size());
         s->bind(3, r.box.x).bind(4, r.box.y).bind(5, r.box.width).bind(6, r.box.height).bind(7, r.which.id);
         s->run();
-        if (db_.changes() > 0 || !r.which.sample) return true;
+        if (!r.which.sample) {
+            // A rejection keeps its detection's descriptor: it follows the new one.
+            Use rej = use("UPDATE rejections SET embedder = ?, descriptor = ? WHERE detection_id = ?");
+            rej->bind(1, r.embedder).bind_blob(2, blob.data(), blob.size()).bind(3, r.which.id).run();
+            return true;
+        }
+        if (db_.changes() > 0) return true;
         Use del = use("DELETE FROM samples WHERE id = ?");
         del->bind(1, r.which.id).run();
         return false;
@@ -576,8 +732,52 @@ public:
     }
 
     std::int64_t delete_detections_before(std::int64_t before) override {
+        Use r = use("DELETE FROM rejections WHERE detection_id IN (SELECT id FROM detections WHERE detected_at < ?)");
+        r->bind(1, before).run();
         Use s = use("DELETE FROM detections WHERE detected_at < ?");
         s->bind(1, before).run();
+        return db_.changes();
+    }
+
+    void attribute_detection(std::int64_t detection, std::optional<std::int64_t> person, Decision decision) override {
+        Use s = use("UPDATE detections SET person_id = ?, decision = ? WHERE id = ?");
+        s->bind(1, person).bind(2, to_string(decision)).bind(3, detection).run();
+    }
+
+    std::int64_t add_rejection(const NewRejection& x) override {
+        Use s =
+            use("INSERT INTO rejections (person_id, detection_id, embedder, descriptor, decision, had_sample,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
+        s->bind(1, x.person).bind(2, x.detection);
+        if (x.descriptor) {
+            const auto blob = detail::floats_to_blob(x.descriptor->data(), x.descriptor->size());
+            s->bind(3, x.embedder).bind_blob(4, blob.data(), blob.size());
+        } else {
+            s->bind_null(3).bind_null(4);
+        }
+        s->bind(5, to_string(x.decision)).bind(6, std::int64_t{x.had_sample ? 1 : 0}).bind(7, x.created_at);
+        s->run();
+        return db_.last_insert_rowid();
+    }
+
+    void delete_rejection(std::int64_t rejection) override {
+        Use s = use("DELETE FROM rejections WHERE id = ?");
+        s->bind(1, rejection).run();
+    }
+
+    void relink_rejection(std::int64_t rejection, std::int64_t detection) override {
+        Use s = use("UPDATE OR IGNORE rejections SET detection_id = ? WHERE id = ? AND detection_id IS NULL");
+        s->bind(1, detection).bind(2, rejection).run();
+    }
+
+    void move_rejections(std::int64_t from, std::int64_t into) override {
+        Use s = use("UPDATE OR IGNORE rejections SET person_id = ? WHERE person_id = ?");
+        s->bind(1, into).bind(2, from).run();
+    }
+
+    std::int64_t delete_detection_samples(std::int64_t person, std::int64_t detection) override {
+        Use s = use("DELETE FROM samples WHERE person_id = ? AND detection_id = ?");
+        s->bind(1, person).bind(2, detection).run();
         return db_.changes();
     }
 

@@ -89,4 +89,58 @@ NewSample read_sample_row(const Row& r, const Describe& describe) {
                      read_box(r, 5), r.real(9), r.opt_int64(10), r.int64(11)};
 }
 
+// detection id, sample id, image path, detected_at, box (4), age, gender,
+// distance, decision, rejected.
+template <typename Row>
+PersonFace read_person_face(const Row& r) {
+    PersonFace f;
+    f.detection_id = r.int64(0);
+    f.sample_id = r.opt_int64(1);
+    f.image_path = r.text(2);
+    f.detected_at = r.int64(3);
+    f.box = read_box(r, 4);
+    if (!r.is_null(8)) f.age = static_cast<float>(r.real(8));
+    f.gender = r.opt_text(9);
+    if (!r.is_null(10)) f.distance = static_cast<float>(r.real(10));
+    f.decision = r.text(11);
+    f.rejected = r.int64(12) != 0;
+    return f;
+}
+
+// id, source_path, box (4), created_at, detection_id, embedder.
+template <typename Row>
+SampleInfo read_sample_info(const Row& r) {
+    return SampleInfo{r.int64(0), r.text(1), read_box(r, 2), r.int64(6), r.opt_int64(7), r.text(8)};
+}
+
+// id, person_id, decision, embedder, descriptor.
+template <typename Row, typename Describe>
+DetectionFacts read_detection_facts(const Row& r, const Describe& describe) {
+    DetectionFacts d;
+    d.id = r.int64(0);
+    d.person = r.opt_int64(1);
+    d.decision = parse_decision(r.text(2)).value_or(Decision::unknown);
+    if (!r.is_null(4)) {
+        d.embedder = r.text(3);
+        d.descriptor = describe(4);
+    }
+    return d;
+}
+
+// id, person_id, detection_id, embedder, descriptor, decision, had_sample, created_at.
+template <typename Row, typename Describe>
+NewRejection read_rejection_row(const Row& r, const Describe& describe) {
+    NewRejection x;
+    x.person = r.int64(1);
+    x.detection = r.opt_int64(2);
+    if (!r.is_null(4)) {
+        x.embedder = r.text(3);
+        x.descriptor = describe(4);
+    }
+    x.decision = parse_decision(r.text(5)).value_or(Decision::unknown);
+    x.had_sample = r.int64(6) != 0;
+    x.created_at = r.int64(7);
+    return x;
+}
+
 }  // namespace faceq::detail

@@ -75,6 +75,7 @@ void add_identity(nlohmann::json& face, const Identity& id) {
     face["decision"] = to_string(id.decision);
     face["distance"] = id.distance ? nlohmann::json(round_to(*id.distance, 4)) : nlohmann::json(nullptr);
     face["margin"] = id.margin ? nlohmann::json(round_to(*id.margin, 4)) : nlohmann::json(nullptr);
+    if (id.detection_id) face["detection_id"] = *id.detection_id;  // stored: `faceq persons reject` takes it
     if (id.decision == Decision::ambiguous) {
         nlohmann::json candidates = nlohmann::json::array();
         for (const auto* c : {&id.nearest, &id.runner_up}) {
