@@ -341,9 +341,13 @@ test('the page, desktop and phone', {skip}, async (t) => {
         await shot(page, 'person');
 
         const row = `table.faces tbody tr:nth-child(${rows.indexOf(path.basename(photo)) + 1})`;
+        const detection = Number(await page.$eval(row, (tr) => tr.dataset.detection));
+        const faceRecord = async () => (await records('persons', 'faces', lopez)).find((r) => r.detection_id === detection);
+        assert.equal((await faceRecord()).rejected, false);
         await act(page, `${row} button`);
         let status = await statusText(page);
         assert.equal(status.error, false, status.text);
+        assert.equal((await faceRecord()).rejected, true);
         assert.equal((await person(lopez)).detections, gallery.lopezSeen.length - 1);
         assert.notEqual((await analyzeOne(photo)).person_id, lopez, 'the rejected face is not matched to her again');
         await page.waitForFunction((sel) => document.querySelector(sel)?.classList.contains('rejected'), {}, row);
@@ -352,6 +356,7 @@ test('the page, desktop and phone', {skip}, async (t) => {
         await act(page, `${row} button`);  // Undo
         status = await statusText(page);
         assert.equal(status.error, false, status.text);
+        assert.equal((await faceRecord()).rejected, false);
         assert.equal((await person(lopez)).detections, gallery.lopezSeen.length);
         assert.equal((await analyzeOne(photo)).person_id, lopez);
     });
