@@ -218,6 +218,112 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
         CHECK(p.at("detections") == unknown[0].at("detections"));
     }
 
+    // ---- the paged list, as the CLI's search orders and counts it
+    {
+        const json page = parsed(c.Get("/api/persons?kind=known", cookie));
+        CHECK(page.at("total") == 3);
+        CHECK(page.at("offset") == 0);
+        CHECK(page.at("limit") == 50);
+        const auto cli_known = cli_search(root, "");
+        std::vector<std::string> names;
+        for (const auto& p : page.at("persons")) {
+            CHECK(p.at("kind") == "known");
+            CHECK_FALSE(p.contains("suggestion"));
+            names.push_back(p.at("name"));
+            for (const auto& q : cli_known)
+                if (q.at("person_id") == p.at("id")) {
+                    CHECK(p.at("samples") == q.at("samples"));
+                    CHECK(p.at("detections") == q.at("detections"));
+                }
+            CHECK(p.at("thumbnail") == "/api/persons/" + p.at("id").get<std::string>() + "/thumbnail");
+        }
+        CHECK(names == std::vector<std::string>{"Aaron_Peirsol", "Abdullah_Gul", "Ahmed_Chalabi"});
+        const json second = parsed(c.Get("/api/persons?kind=known&offset=1&limit=1", cookie));
+        CHECK(second.at("total") == 3);
+        REQUIRE(second.at("persons").size() == 1);
+        CHECK(second.at("persons")[0].at("name") == "Abdullah_Gul");
+        const json found = parsed(c.Get("/api/persons?q=GUL", cookie));
+        REQUIRE(found.at("total") == 1);
+        CHECK(found.at("persons")[0].at("id") == gul_id);
+        const json strangers_page = parsed(c.Get("/api/persons?kind=unknown&order=detections", cookie));
+        CHECK(strangers_page.at("total") == unknown_before);
+        for (const auto& p : strangers_page.at("persons")) {
+            CHECK(p.at("kind") == "unknown");
+            REQUIRE(p.contains("suggestion"));  // null, or {"id", "name", "distance", "margin"}
+            if (!p.at("suggestion").is_null()) CHECK(p.at("suggestion").at("distance").is_number());
+        }
+        CHECK(parsed(c.Get("/api/persons", cookie)).at("total") == 3 + unknown_before);
+        expect_error(c.Get("/api/persons?kind=friends", cookie), 400, "invalid_input");
+        expect_error(c.Get("/api/persons?order=age", cookie), 400, "invalid_input");
+        expect_error(c.Get("/api/persons?limit=0", cookie), 400, "invalid_input");
+        expect_error(c.Get("/api/persons?limit=501", cookie), 400, "invalid_input");
+        expect_error(c.Get("/api/persons?offset=-1", cookie), 400, "invalid_input");
+        expect_error(c.Get("/api/persons?limit=ten", cookie), 400, "invalid_input");
+    }
+
+    // ---- a person's samples and faces; "not this person" and its undo
+    {
+        const json p = parsed(c.Get("/api/persons/" + gul_id, cookie));
+        const json& samples = p.at("samples_list");
+        REQUIRE(samples.size() == 2);
+        const auto photos = lfw_photos("Abdullah_Gul");
+        for (const auto& s : samples) {
+            const std::string source = s.at("source_path");
+            CHECK((source == photos[0] || source == photos[1]));
+            CHECK(s.at("box").at("width").get<int>() > 20);
+            CHECK(s.at("created_at").is_number_integer());
+            CHECK(s.at("thumbnail") == "/api/thumbnails/samples/" + std::to_string(s.at("sample_id").get<long>()));
+        }
+        CHECK_FALSE(p.contains("suggestion"));  // known persons have none
+    }
+    {
+        const auto peirsol = cli_search(root, "Aaron_Peirsol");
+        REQUIRE(peirsol.size() == 1);
+        const std::string id = peirsol[0].at("person_id");
+        const std::int64_t detections = peirsol[0].at("detections");
+        REQUIRE(detections >= 1);
+        const json faces = parsed(c.Get("/api/persons/" + id + "/faces", cookie));
+        CHECK(faces.at("total") == detections);
+        const json face = faces.at("faces").at(0);
+        CHECK(face.at("image") == lfw_photos("Aaron_Peirsol").at(2));
+        CHECK(face.at("decision") == "known");
+        CHECK(face.at("rejected") == false);
+        CHECK(face.at("distance").is_number());
+        CHECK(face.at("box").at("width").get<int>() > 20);
+        const std::int64_t detection = face.at("detection_id");
+        CHECK(face.at("thumbnail") == "/api/thumbnails/detections/" + std::to_string(detection));
+        const std::string body = json{{"detection_id", detection}}.dump();
+        expect_error(c.Post("/api/persons/" + id + "/reject", cookie, body, "application/json"), 403, "csrf");
+        const json after = parsed(c.Post("/api/persons/" + id + "/reject", with_csrf, body, "application/json"));
+        CHECK(after.at("detections") == detections - 1);
+        CHECK(cli_search(root, "Aaron_Peirsol").at(0).at("detections") == detections - 1);
+        const json listed = parsed(c.Get("/api/persons/" + id + "/faces", cookie)).at("faces");
+        bool shown_rejected = false;
+        for (const auto& f : listed)
+            if (f.at("detection_id") == detection) shown_rejected = f.at("rejected") == true;
+        CHECK(shown_rejected);
+        // The same photo analysed again is no longer this person.
+        const auto bytes = read_bytes(lfw_photos("Aaron_Peirsol").at(2));
+        const httplib::MultipartFormDataItems form{
+            {"file", std::string(bytes.begin(), bytes.end()), "peirsol.jpg", "image/jpeg"}};
+        const json again = parsed(c.Post("/analyze", {{"X-API-Key", key}}, form));
+        REQUIRE(again.at("faces").size() >= 1);
+        CHECK(again.at("faces").at(0).at("person_id") != id);
+        expect_error(c.Post("/api/persons/" + id + "/reject", with_csrf, body, "application/json"), 400, "usage");
+        // Undone: the detection is the person's again, and so is the photo.
+        const json undone = parsed(c.Post("/api/persons/" + id + "/unreject", with_csrf, body, "application/json"));
+        CHECK(undone.at("detections") == detections);
+        CHECK(cli_search(root, "Aaron_Peirsol").at(0).at("detections") == detections);
+        CHECK(parsed(c.Post("/analyze", {{"X-API-Key", key}}, form)).at("faces").at(0).at("person_id") == id);
+        expect_error(
+            c.Post("/api/persons/" + id + "/reject", with_csrf, R"({"detection_id": 999999})", "application/json"), 404,
+            "not_found");
+        expect_error(
+            c.Post("/api/persons/" + id + "/reject", with_csrf, R"({"detection_id": "1"})", "application/json"), 400,
+            "invalid_input");
+        expect_error(c.Get("/api/persons/nobody_here/faces", cookie), 404, "not_found");
+    }
+
     // ---- changes: CSRF first
     const std::string hostile = "<script>alert(\"x\")</script> & 'Ünïcødé' \\ /";
     const std::string rename_body = json{{"name", hostile}}.dump();

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 
@@ -67,6 +68,46 @@ json api_person_json(const PersonInfo& info, bool has_thumbnail) {
                 {"detections", info.detections},
                 {"last_seen", info.last_seen ? json(*info.last_seen) : json(nullptr)},
                 {"thumbnail", has_thumbnail ? json("/api/persons/" + p.public_id + "/thumbnail") : json(nullptr)}};
+}
+
+namespace {
+// Floats rounded to 4 decimals, as the analysis records show distances.
+json rounded(std::optional<float> v) {
+    return v ? json(std::round(static_cast<double>(*v) * 10000.0) / 10000.0) : json(nullptr);
+}
+}  // namespace
+
+json api_suggestion_json(const Suggestion& s) {
+    return json{{"id", s.known.public_id},
+                {"name", s.known.name ? json(*s.known.name) : json(nullptr)},
+                {"distance", rounded(s.distance)},
+                {"margin", rounded(s.margin)}};
+}
+
+json api_box_json(const Box& box) {
+    return json{{"x", box.x}, {"y", box.y}, {"width", box.width}, {"height", box.height}};
+}
+
+json api_face_json(const PersonFace& f) {
+    return json{{"detection_id", f.detection_id},
+                {"sample_id", f.sample_id ? json(*f.sample_id) : json(nullptr)},
+                {"image", f.image_path},
+                {"detected_at", f.detected_at},
+                {"box", api_box_json(f.box)},
+                {"age", rounded(f.age)},
+                {"gender", f.gender ? json(*f.gender) : json(nullptr)},
+                {"distance", rounded(f.distance)},
+                {"decision", f.decision},
+                {"rejected", f.rejected},
+                {"thumbnail", "/api/thumbnails/detections/" + std::to_string(f.detection_id)}};
+}
+
+json api_sample_json(const SampleInfo& s) {
+    return json{{"sample_id", s.id},
+                {"source_path", s.source_path},
+                {"box", api_box_json(s.box)},
+                {"created_at", s.created_at},
+                {"thumbnail", "/api/thumbnails/samples/" + std::to_string(s.id)}};
 }
 
 std::optional<std::int64_t> parse_iso_time(const std::string& text) {

@@ -36,6 +36,16 @@ std::int64_t integer_param(const std::string* text, const char* name, std::int64
 // `thumbnail` is the URL of the person's face, or null when it has none.
 nlohmann::json api_person_json(const PersonInfo& info, bool has_thumbnail);
 
+// {"id", "name", "distance", "margin"}: a stranger's "looks like".
+nlohmann::json api_suggestion_json(const Suggestion& s);
+// {"x", "y", "width", "height"}
+nlohmann::json api_box_json(const Box& box);
+// {"detection_id", "sample_id", "image", "detected_at", "box", "age", "gender", "distance",
+//  "decision", "rejected", "thumbnail"}
+nlohmann::json api_face_json(const PersonFace& face);
+// {"sample_id", "source_path", "box", "created_at", "thumbnail"}
+nlohmann::json api_sample_json(const SampleInfo& sample);
+
 // "2026-11-28T09:45:00Z" -> unix seconds; std::nullopt for "" or another shape.
 std::optional<std::int64_t> parse_iso_time(const std::string& text);
 

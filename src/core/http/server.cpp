@@ -266,10 +266,14 @@ struct ApiService::Impl {
             {"GET", "/api/models", &Impl::api_models, Body::none, Guard::key},
             {"POST", "/api/models/deploy", &Impl::api_deploy, Body::json, Guard::key},
             {"POST", "/api/models/rollback", &Impl::api_rollback, Body::json, Guard::key},
+            {"GET", "/api/persons", &Impl::api_persons, Body::none, Guard::key},
             {"GET", "/api/persons/{}", &Impl::api_person, Body::none, Guard::key},
+            {"GET", "/api/persons/{}/faces", &Impl::api_faces, Body::none, Guard::key},
             {"POST", "/api/persons/{}/rename", &Impl::api_rename, Body::json, Guard::key},
             {"POST", "/api/persons/{}/merge", &Impl::api_merge, Body::json, Guard::key},
             {"POST", "/api/persons/{}/delete", &Impl::api_delete, Body::json, Guard::key},
+            {"POST", "/api/persons/{}/reject", &Impl::api_reject, Body::json, Guard::key},
+            {"POST", "/api/persons/{}/unreject", &Impl::api_unreject, Body::json, Guard::key},
         };
         return table;
     }
@@ -732,9 +736,37 @@ struct ApiService::Impl {
 
     static std::string person_param(const RouteArgs& args) { return args.at(0); }
 
-    json person_answer(Gallery& g, const PersonInfo& person) {
-        (void)g;
-        return detail::api_person_json(person, false);
+    // P; with the stranger's "looks like" when `with_suggestion`. The
+    // thumbnail URL is given to every person with a face (samples or
+    // detections): checking each one's stored JPEG would read a blob per row
+    // of a page, and a face recorded before thumbnails existed answers 404
+    // there until `faceq gallery thumbnails` makes it.
+    json person_entry(const Loaded& l, const PersonInfo& p, bool with_suggestion) const {
+        json j = detail::api_person_json(p, p.samples + p.detections > 0);
+        if (with_suggestion && p.person.kind == "unknown") {
+            const auto s = l.gallery().suggestion(p.person.public_id, l.session->identification().context);
+            j["suggestion"] = s ? detail::api_suggestion_json(*s) : json(nullptr);
+        }
+        return j;
+    }
+
+    ApiResponse api_persons(const ApiRequest& req, const RouteArgs&) {
+        const auto l = current();
+        PersonQuery q;
+        if (const auto* kind = query_param(req, "kind")) q.kind = *kind;
+        if (const auto* text = query_param(req, "q")) q.text = *text;
+        if (const auto* order = query_param(req, "order")) q.order = *order;
+        if (q.kind != "known" && q.kind != "unknown" && q.kind != "all")
+            throw Error(ErrorKind::invalid_input, "query parameter 'kind' must be known, unknown or all");
+        if (q.order != "name" && q.order != "detections" && q.order != "last_seen")
+            throw Error(ErrorKind::invalid_input, "query parameter 'order' must be name, detections or last_seen");
+        q.offset = detail::integer_param(query_param(req, "offset"), "offset", 0, 0, std::int64_t{1} << 40);
+        q.limit = detail::integer_param(query_param(req, "limit"), "limit", 50, 1, 500);
+        const auto page = l->gallery().list_persons(q);
+        json persons = json::array();
+        for (const auto& p : page.persons) persons.push_back(person_entry(*l, p, q.kind == "unknown"));
+        return json_response(
+            200, {{"total", page.total}, {"offset", q.offset}, {"limit", q.limit}, {"persons", std::move(persons)}});
     }
 
     ApiResponse api_stats(const ApiRequest&, const RouteArgs&) {
@@ -751,7 +783,37 @@ struct ApiService::Impl {
         const std::string id = person_param(args);
         const auto person = l->gallery().person(id);
         if (!person) throw HttpFailure{404, to_string(ErrorKind::not_found), fmt::format("no person '{}'", id)};
-        return json_response(200, person_answer(l->gallery(), *person));
+        json j = person_entry(*l, *person, true);
+        json samples = json::array();
+        for (const auto& sample : l->gallery().person_samples(person->person.public_id))
+            samples.push_back(detail::api_sample_json(sample));
+        j["samples_list"] = std::move(samples);
+        return json_response(200, j);
+    }
+
+    ApiResponse api_faces(const ApiRequest& req, const RouteArgs& args) {
+        const auto l = current();
+        const auto offset = detail::integer_param(query_param(req, "offset"), "offset", 0, 0, std::int64_t{1} << 40);
+        const auto limit = detail::integer_param(query_param(req, "limit"), "limit", 50, 1, 500);
+        const auto page = l->gallery().person_faces(person_param(args), offset, limit);
+        json faces = json::array();
+        for (const auto& f : page.faces) faces.push_back(detail::api_face_json(f));
+        return json_response(
+            200, {{"total", page.total}, {"offset", offset}, {"limit", limit}, {"faces", std::move(faces)}});
+    }
+
+    ApiResponse api_reject(const ApiRequest& req, const RouteArgs& args) {
+        const auto l = current();
+        const json body = detail::json_body(req.body);
+        const auto person = l->gallery().reject(person_param(args), detail::integer_field(body, "detection_id"));
+        return json_response(200, person_entry(*l, person, true));
+    }
+
+    ApiResponse api_unreject(const ApiRequest& req, const RouteArgs& args) {
+        const auto l = current();
+        const json body = detail::json_body(req.body);
+        const auto person = l->gallery().unreject(person_param(args), detail::integer_field(body, "detection_id"));
+        return json_response(200, person_entry(*l, person, true));
     }
 
     ApiResponse api_rename(const ApiRequest& req, const RouteArgs& args) {
@@ -759,14 +821,14 @@ struct ApiService::Impl {
         const json body = detail::json_body(req.body);
         const std::string name = check_person_name(detail::string_field(body, "name"));
         const auto person = l->gallery().rename(person_param(args), name);
-        return json_response(200, person_answer(l->gallery(), person));
+        return json_response(200, person_entry(*l, person, true));
     }
 
     ApiResponse api_merge(const ApiRequest& req, const RouteArgs& args) {
         const auto l = current();
         const json body = detail::json_body(req.body);
         const auto into = l->gallery().merge(person_param(args), detail::string_field(body, "into"));
-        return json_response(200, person_answer(l->gallery(), into));
+        return json_response(200, person_entry(*l, into, true));
     }
 
     ApiResponse api_delete(const ApiRequest& req, const RouteArgs& args) {
