@@ -82,7 +82,12 @@ export function label(person) {
 
 // The face picture of a person, or a placeholder when none is stored (so
 // the page never asks for a thumbnail the server would answer 404).
+// A face the server has no picture of (recorded before thumbnails were
+// stored, until `faceq gallery thumbnails` makes it) shows the placeholder too.
 export function face(url, alt, extraClass = '') {
-    if (!url) return h('span', {class: `thumb none ${extraClass}`, role: 'img', 'aria-label': alt}, '?');
-    return h('img', {class: `thumb ${extraClass}`, src: url, alt, width: 112, height: 112, loading: 'lazy'});
+    const none = () => h('span', {class: `thumb none ${extraClass}`, role: 'img', 'aria-label': alt}, '?');
+    if (!url) return none();
+    const img = h('img', {class: `thumb ${extraClass}`, src: url, alt, width: 112, height: 112, loading: 'lazy'});
+    img.addEventListener('error', () => img.replaceWith(none()), {once: true});
+    return img;
 }
