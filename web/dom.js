@@ -87,7 +87,7 @@ export function label(person) {
 export function face(url, alt, extraClass = '') {
     const none = () => h('span', {class: `thumb none ${extraClass}`, role: 'img', 'aria-label': alt}, '?');
     if (!url) return none();
-    const img = h('img', {class: `thumb ${extraClass}`, src: url, alt, width: 112, height: 112, loading: 'lazy'});
+    const img = h('img', {class: `thumb ${extraClass}`, src: url, alt, width: 112, height: 112});
     img.addEventListener('error', () => img.replaceWith(none()), {once: true});
     return img;
 }
