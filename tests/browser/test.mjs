@@ -209,11 +209,13 @@ before(async () => {
     assert.ok(strangers.some((p) => p.person_id === gallery.wolfowitz), 'Paul Wolfowitz is a stranger');
     assert.ok(gallery.lagosStranger, 'faceq persons candidates: the Ricardo Lagos stranger looks like him');
 
-    // Two trained versions of a model (a tiny age/gender head trained on 40
-    // UTKFace faces), version 1 deployed with the CLI.
+    // Two trained versions of a model (tiny age/gender heads trained on 40 and
+    // 48 UTKFace faces), version 1 deployed with the CLI.
     await records('download', 'dataset', 'utkface', '--limit', '60');
-    for (let i = 0; i < 2; i++) await records('train', 'smoke', '--images', '40');
-    for (let i = 0; i < 2; i++) await records('register-model', '--name', 'smoke');
+    for (const images of ['40', '48']) {
+        const [run] = await records('train', 'smoke', '--images', images);
+        await records('register-model', '--name', 'smoke', '--run', run.run_id);
+    }
     await records('deploy', '--name', 'smoke', '--version', '1');
 
     server = await new Server().start();
