@@ -55,15 +55,15 @@ async function render() {
     const [re, view, title] = route;
     const args = re.exec(path).slice(1).map(decodeURIComponent);
     markNav(title === 'Person' ? '' : title);
-    const view_el = h('div', {class: 'view'});
+    const viewEl = h('div', {class: 'view'});
     try {
-        await view(view_el, {args, params, isCurrent: () => id === renderId});
+        await view(viewEl, {args, params, isCurrent: () => id === renderId});
     } catch (err) {
         if (err instanceof api.ApiError && err.status === 401) return;  // the login form is up
-        view_el.append(h('p', {class: 'error', role: 'alert'}, `Could not load this page: ${err.message}`));
+        viewEl.append(h('p', {class: 'error', role: 'alert'}, `Could not load this page: ${err.message}`));
     }
     if (id !== renderId) return;
-    clear(main).append(view_el);
+    clear(main).append(viewEl);
     document.title = `${title} — faceq`;
     const heading = main.querySelector('h1');
     if (heading && document.activeElement === document.body) heading.focus({preventScroll: true});
