@@ -413,6 +413,116 @@ TEST_CASE("cluster joins one stranger's detections into one person", "[cli][gall
     check_consistent(home.db());
 }
 
+TEST_CASE("persons faces and reject: not this person, on real photos; undo; errors", "[cli][gallery][reject]") {
+    REQUIRE_MODELS();
+    GALLERY_ENGINE(engine);
+    GalleryHome home(engine);
+    const auto aaron = lfw_files("Aaron_Peirsol");
+    const auto gul = lfw_files("Abdullah_Gul");
+    REQUIRE(home.run({"enroll", "--name", "Aaron", aaron[0].string(), aaron[1].string()}).exit_code == 0);
+    // His third photo, stored: named Aaron, with the detection's id in the record.
+    const auto stored = home.run({"analyze", "--store", aaron[2].string()});
+    INFO("stderr: " << stored.err);
+    REQUIRE(stored.exit_code == 0);
+    const auto face = lines(stored.out).at(0)["faces"].at(0);
+    REQUIRE(face["identity"] == "Aaron");
+    REQUIRE(face["detection_id"].is_number_integer());
+    const std::string det = std::to_string(face["detection_id"].get<std::int64_t>());
+
+    auto faces_of = [&](const std::string& who) {
+        const auto r = home.run({"persons", "faces", who});
+        INFO("stderr: " << r.err);
+        REQUIRE(r.exit_code == 0);
+        return lines(r.out);
+    };
+    auto listed = faces_of("Aaron");
+    REQUIRE(listed.size() == 2);
+    CHECK(listed[0]["type"] == "face");
+    CHECK(std::to_string(listed[0]["detection_id"].get<std::int64_t>()) == det);
+    CHECK(listed[0]["image"] == aaron[2].string());
+    CHECK(listed[0]["decision"] == "known");
+    CHECK(listed[0]["rejected"] == false);
+    CHECK(listed[0]["distance"].get<double>() < 0.45);
+    CHECK(listed[1]["type"] == "faces");
+    CHECK(listed[1]["total"] == 1);
+
+    // Not this person: he leaves, listed as rejected; `show` counts no detection.
+    const auto rejected = home.run({"persons", "reject", "Aaron", det});
+    INFO("stderr: " << rejected.err);
+    REQUIRE(rejected.exit_code == 0);
+    CHECK(lines(rejected.out).at(0)["detections"] == 0);
+    CHECK(std::to_string(lines(rejected.out).at(0)["rejected"].get<std::int64_t>()) == det);
+    listed = faces_of("Aaron");
+    CHECK(listed.at(0)["rejected"] == true);
+    CHECK(lines(home.run({"persons", "show", "Aaron"}).out).at(0)["detections"] == 0);
+    // The same photo analysed again is not named Aaron (the same descriptor:
+    // distance 0 to the rejected one), and stays listed as rejected.
+    const auto again = home.run({"analyze", "--store", "--force", aaron[2].string()});
+    REQUIRE(again.exit_code == 0);
+    const auto face2 = lines(again.out).at(0)["faces"].at(0);
+    INFO(face2.dump());
+    CHECK(face2["identity"] == "unknown");
+    CHECK(face2["person_id"] != face["person_id"]);
+    const std::string det2 = std::to_string(face2["detection_id"].get<std::int64_t>());
+    listed = faces_of("Aaron");
+    CHECK(std::to_string(listed.at(0)["detection_id"].get<std::int64_t>()) == det2);
+    CHECK(listed.at(0)["rejected"] == true);
+    // His other photos are still his.
+    const auto other = home.run({"analyze", aaron[3].string()});
+    CHECK(lines(other.out).at(0)["faces"].at(0)["identity"] == "Aaron");
+
+    // A stranger's face rejected: cluster does not give it back.
+    const auto strangers = home.run({"analyze", "--store", gul[0].string(), gul[1].string(), gul[2].string()});
+    REQUIRE(strangers.exit_code == 0);
+    const auto gul_records = lines(strangers.out);
+    const std::string sid = gul_records.at(0)["faces"].at(0)["person_id"];
+    std::vector<std::string> gul_dets;
+    for (const auto& r : gul_records)
+        for (const auto& f : r["faces"])
+            if (f["person_id"] == sid) gul_dets.push_back(std::to_string(f["detection_id"].get<std::int64_t>()));
+    REQUIRE(gul_dets.size() >= 2);
+    REQUIRE(home.run({"persons", "reject", sid, gul_dets[1]}).exit_code == 0);
+    REQUIRE(home.run({"cluster", "--threshold", "0.6"}).exit_code == 0);
+    const std::string owner_sql =
+        "SELECT coalesce((SELECT p.public_id FROM detections d JOIN persons p ON p.id ="
+        " d.person_id WHERE d.id = " +
+        gul_dets[1] + "), '-')";
+    CHECK(db_text(home.db(), owner_sql) != sid);
+    CHECK(db_text(home.db(),
+                  "SELECT coalesce((SELECT p.public_id FROM detections d JOIN persons p ON p.id ="
+                  " d.person_id WHERE d.id = " +
+                      gul_dets[0] + "), '-')") == sid);
+
+    // Undo: his again, as it was.
+    const auto undone = home.run({"persons", "reject", "Aaron", det2, "--undo"});
+    INFO("stderr: " << undone.err);
+    REQUIRE(undone.exit_code == 0);
+    CHECK(lines(undone.out).at(0)["detections"] == 1);
+    listed = faces_of("Aaron");
+    CHECK(listed.at(0)["rejected"] == false);
+    CHECK(listed.at(0)["decision"] == "known");
+    REQUIRE(home.run({"persons", "reject", sid, gul_dets[1], "--undo"}).exit_code == 0);
+    CHECK(db_text(home.db(), owner_sql) == sid);
+
+    // Errors: what, which, why; usage errors exit 2, missing things 1.
+    const auto nobody = home.run({"persons", "reject", "Nobody", det2});
+    CHECK(nobody.exit_code == 1);
+    CHECK(nobody.err.find("no person 'Nobody'") != std::string::npos);
+    const auto no_det = home.run({"persons", "reject", "Aaron", "999999"});
+    CHECK(no_det.exit_code == 1);
+    CHECK(no_det.err.find("no detection 999999") != std::string::npos);
+    const auto not_his = home.run({"persons", "reject", "Aaron", gul_dets[0]});
+    CHECK(not_his.exit_code == 2);
+    CHECK(not_his.err.find("is not ") != std::string::npos);
+    const auto not_rejected = home.run({"persons", "reject", "Aaron", det2, "--undo"});
+    CHECK(not_rejected.exit_code == 2);
+    CHECK(not_rejected.err.find("was not rejected") != std::string::npos);
+    CHECK(home.run({"persons", "reject", "Aaron", "abc"}).exit_code == 2);
+    CHECK(home.run({"persons", "faces", "Nobody"}).exit_code == 1);
+    CHECK(home.run({"persons", "faces", "Aaron", "--limit", "0"}).exit_code == 2);
+    check_consistent(home.db());
+}
+
 TEST_CASE("names with quotes, unicode and SQL are kept; empty and over-long names are refused", "[cli][gallery]") {
     REQUIRE_MODELS();
     GalleryHome home;

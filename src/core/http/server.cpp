@@ -207,7 +207,7 @@ struct ApiService::Impl {
 
     // Set once by start(), read-only afterwards (ready's release/acquire orders it).
     ServiceSetup setup;
-    // The models, gallery and analyzers; swapped by reload() under `loaded_mu`.
+    // The models, gallery and analyzers; swapped by reload_after() under `loaded_mu`.
     mutable std::mutex loaded_mu;
     std::shared_ptr<Loaded> loaded;
     std::mutex reload_mu;  // one reload at a time
