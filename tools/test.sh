@@ -102,9 +102,9 @@ part_fuzz() {
 # The page in a real browser (tests/browser/test.mjs): build/'s faceq serves
 # it, Debian's chromium shows it, puppeteer-core (npm, the version in
 # package-lock.json; its .npmrc keeps registry addresses out of the lock
-# file) drives it. Builds build/ when the release part did not.
+# file) drives it. Builds build/'s faceq when the release part did not.
 part_browser() {
-  build_faceq -DFACEQ_BUILD_TESTS=ON -DFACEQ_WERROR=ON || return
+  FACEQ_BUILD_TARGET=faceq build_faceq -DFACEQ_BUILD_TESTS=ON -DFACEQ_WERROR=ON || return
   (cd "$FACEQ_ROOT/tests/browser" && npm ci --prefer-offline --no-audit --no-fund >&2) || return
   local log="$FACEQ_BUILD_DIR/browser/test.log" rc=0
   mkdir -p "$FACEQ_BUILD_DIR/browser"
