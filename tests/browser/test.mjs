@@ -330,6 +330,17 @@ test('the page, desktop and phone', {skip}, async (t) => {
         assert.ok(faceAfter.distance < faceBefore.distance);
     });
 
+    await step(t, 'deleting a stranger', async () => {
+        await show(page, '#/strangers');
+        const id = await page.$eval('.card.stranger h2', (h) => h.textContent);
+        assert.ok((await person(id)).kind === 'unknown');
+        await act(page, `#h-${id} ~ .actions-block button.danger`);
+        await confirmDialog(page);
+        const status = await statusText(page);
+        assert.equal(status.error, false, status.text);
+        assert.equal(await person(id), null, `${id} is gone`);
+    });
+
     await step(t, 'a person: "not this person", and undo', async () => {
         const lopez = gallery['Jennifer Lopez'];
         const photo = gallery.lopezSeen[0];
