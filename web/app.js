@@ -14,6 +14,7 @@ import {modelsView} from './models.js';
 
 const main = document.getElementById('main');
 const logoutButton = document.getElementById('logout');
+const nav = document.getElementById('nav');
 
 const routes = [
     [/^people$/, peopleView, 'People'],
@@ -52,6 +53,7 @@ async function render() {
         location.replace('#/people');
         return;
     }
+    nav.hidden = false;
     const [re, view, title] = route;
     const args = re.exec(path).slice(1).map(decodeURIComponent);
     markNav(title === 'Person' ? '' : title);
@@ -73,6 +75,7 @@ async function render() {
 
 function showLogin() {
     logoutButton.hidden = true;
+    nav.hidden = true;  // nothing to go to before logging in
     markNav('');
     const input = h('input', {id: 'key', name: 'key', type: 'password', autocomplete: 'current-password', required: true});
     const form = h('form', {class: 'login card'},
