@@ -469,14 +469,26 @@ TEST_CASE("faceq serve: the deployed age/gender head gives ages and names its ve
     cli({"prepare", "utkface", "--jobs", "2"});
     cli({"train", "age-gender"});
     cli({"register-model", "--name", "age-gender"});
-    cli({"deploy", "--name", "age-gender"});
 
+    // The server starts without a head; deploying through its API reloads the
+    // models, and the next analyses have ages (no restart).
     ServeProcess server(home.dir.path(), {"--port", "0", "-j", "1"});
     const int port = server.port();
     INFO("server log:\n" << server.log());
     REQUIRE(port > 0);
     auto c = client(port);
     REQUIRE(wait_ready(*c, server));
+    CHECK(body_of(c->Get("/health")).at("models").at("age").is_null());
+    CHECK(only_face(c->Post("/analyze", image_form(photo(obama_jpg)))).at("age").is_null());
+    {
+        const std::string csrf = body_of(c->Get("/api/session")).at("csrf_token");
+        const json d = body_of(c->Post("/api/models/deploy", {{"X-CSRF-Token", csrf}},
+                                       R"({"name": "age-gender", "version": 1})", "application/json"));
+        CHECK(d.at("production") == 1);
+        CHECK(d.at("reloaded") == true);
+        CHECK(d.at("restart_required") == false);
+        CHECK(d.at("serving").at("age").get<std::string>().rfind("age-gender@1:", 0) == 0);
+    }
     const json h = body_of(c->Get("/health"));
     const std::string age_model = h.at("models").at("age").get<std::string>();
     CHECK(std::regex_match(age_model, std::regex(R"(age-gender@1:[0-9a-f]{12})")));
