@@ -23,7 +23,12 @@ export class ApiError extends Error {
 }
 
 async function answer(response) {
-    if (response.status === 204) return null;
+    // An empty answer is read too: Chrome reports a response whose body was
+    // never read as an aborted request.
+    if (response.status === 204) {
+        await response.text();
+        return null;
+    }
     let body = null;
     try {
         body = await response.json();

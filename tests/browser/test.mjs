@@ -132,7 +132,8 @@ async function openPage(context, viewport = DESKTOP) {
     const page = await context.newPage();
     await page.setViewport(viewport);
     page.on('console', (msg) => {
-        if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`console ${msg.type()}: ${msg.text()}`);
+        if (msg.type() === 'error' || msg.type() === 'warning')
+            problems.push(`console ${msg.type()}: ${msg.text()} (${msg.location()?.url ?? ''})`);
     });
     page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
     page.on('requestfailed', (req) => problems.push(`request failed: ${req.url()} ${req.failure()?.errorText}`));
@@ -155,6 +156,7 @@ async function show(page, hash) {
 
 // Every <img> on the page has loaded a real picture.
 async function imagesLoaded(page) {
+    if (!thumbnails) return [];
     await page.waitForFunction(() => [...document.images].every((i) => i.complete), {timeout: 10000});
     const imgs = await page.$$eval('img', (imgs) => imgs.map((i) => ({alt: i.alt, width: i.naturalWidth, src: i.src})));
     for (const img of imgs) assert.match(img.alt, /^Face of ./, `alt text of ${img.src}`);
@@ -189,6 +191,7 @@ before(async () => {
     assert.deepEqual(missing, [], 'missing (set FACEQ_REQUIRE_DATA=0 to skip)');
     fs.mkdirSync(OUT, {recursive: true});
     await records('download', 'models', '--mirror', MIRROR);
+    thumbnails = (await faceq('gallery', '--help')).out.includes('thumbnails');
 
     // Strangers first: Ricardo Lagos (2 photos) before he is enrolled, and
     // Paul Wolfowitz (3 photos), who stays a stranger until the page names him.
@@ -242,13 +245,22 @@ async function step(t, name, fn) {
     await t.test(name, async () => {
         problems.length = 0;
         await fn();
-        assert.deepEqual(problems.splice(0), [], 'the browser reported problems');
+        const seen = problems.splice(0).filter((p) => thumbnails || !/\/thumbnails?\b/.test(p));
+        assert.deepEqual(seen, [], 'the browser reported problems');
     });
 }
+
+// Face thumbnails are stored by the gallery from wp-thumbs on (issue 14);
+// a faceq without them (no `faceq gallery thumbnails`) answers 404 for every
+// face picture, which the page shows as a placeholder: the checks that the
+// pictures load are then left out, and said so. Once every branch of issue
+// 14 is merged this is always true.
+let thumbnails = true;
 
 // ---------------------------------------------------------------- the pages
 
 test('the page, desktop and phone', {skip}, async (t) => {
+    if (!thumbnails) t.diagnostic('this faceq stores no face thumbnails: the checks that they load are left out');
     const context = await browser.createBrowserContext();
     const page = await openPage(context);
 
@@ -257,7 +269,7 @@ test('the page, desktop and phone', {skip}, async (t) => {
         const names = await page.$$eval('.card.person .name', (els) => els.map((e) => e.textContent));
         assert.deepEqual(names, gallery.enrolled);
         const imgs = await imagesLoaded(page);
-        assert.equal(imgs.length, 3);
+        assert.equal(imgs.length, thumbnails ? 3 : 0);
         for (const img of imgs) {
             assert.ok(img.width > 0, `thumbnail ${img.src} loaded`);
             assert.match(img.alt, /^Face of (Hans Blix|Jennifer Lopez|Ricardo Lagos)$/);
