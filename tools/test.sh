@@ -8,7 +8,7 @@
 #   browser  the web page of `faceq serve` in Debian's chromium (headless),
 #            driven by puppeteer-core (tests/browser/, `npm ci` from its lock
 #            file) on a gallery built with build/'s faceq from real photos;
-#            screenshots in build/browser/ (~1 min)
+#            screenshots in build/browser/ (~1.5 min)
 #   asan     build-asan/ (-DFACEQ_SANITIZE=ON: ASan + UBSan, the core at -O1,
 #            CLI and tests at -O0, -DFACEQ_WERROR=ON): the suite minus the slow
 #            tests ([.slow], which the release part runs)
