@@ -45,7 +45,8 @@ install_packages() {
 
 # build_faceq [CMAKE_OPTION ...]: configures and builds FACEQ_BUILD_DIR as
 # FACEQ_BUILD_TYPE (callers may set both for one call: tools/test.sh builds
-# build-asan/ so).
+# build-asan/ so); only FACEQ_BUILD_TARGET when that is set (tools/test.sh's
+# browser part needs faceq, not the test binary).
 build_faceq() {
   # dlib's DNN convolutions run through BLAS: make sure libblas.so.3 is OpenBLAS.
   local blas
@@ -56,7 +57,7 @@ build_faceq() {
   esac
   # `|| return`: tools/test.sh calls this where set -e does not stop a failure.
   cmake -S "$FACEQ_ROOT" -B "$FACEQ_BUILD_DIR" -DCMAKE_BUILD_TYPE="$FACEQ_BUILD_TYPE" "$@" >/dev/null || return
-  cmake --build "$FACEQ_BUILD_DIR" -j"$FACEQ_JOBS" >&2
+  cmake --build "$FACEQ_BUILD_DIR" -j"$FACEQ_JOBS" ${FACEQ_BUILD_TARGET:+--target "$FACEQ_BUILD_TARGET"} >&2
 }
 
 # A sibling ../shared/mirror (this project's offline copy of upstream model

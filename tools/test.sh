@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # tools/test.sh — the README's test command, and CI's (.ci/run): installs the
-# dependencies, then runs five parts, each whatever the others did, and fails
+# dependencies, then runs six parts, each whatever the others did, and fails
 # if any failed:
 #   format   tools/format.sh --check: every tracked .cpp/.hpp clang-formatted
 #   release  build/ (Release, -DFACEQ_WERROR=ON): the whole suite, slow tests
 #            included, on the real photos in ../shared/data
+#   browser  the web page of `faceq serve` in Debian's chromium (headless),
+#            driven by puppeteer-core (tests/browser/, `npm ci` from its lock
+#            file) on a gallery built with build/'s faceq from real photos;
+#            screenshots in build/browser/ (~1.5 min)
 #   asan     build-asan/ (-DFACEQ_SANITIZE=ON: ASan + UBSan, the core at -O1,
 #            CLI and tests at -O0, -DFACEQ_WERROR=ON): the suite minus the slow
 #            tests ([.slow]) and the dataset tests ([dataset]: a model over
@@ -32,12 +36,12 @@
 # Environment: FACEQ_REQUIRE_DATA (default 1: a test whose data — ../shared,
 # the model mirror — is missing fails, naming it; 0: such tests are skipped and
 # the run's summary says how many and why), FACEQ_TEST_PARTS (default
-# "format release deploy asan fuzz"; e.g. "release" runs one part),
+# "format release browser deploy asan fuzz"; e.g. "release" runs one part),
 # FACEQ_FUZZ_SECONDS (per harness, default 45), and setup.sh's.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 export FACEQ_REQUIRE_DATA="${FACEQ_REQUIRE_DATA:-1}"
-parts="${FACEQ_TEST_PARTS:-format release deploy asan fuzz}"
+parts="${FACEQ_TEST_PARTS:-format release browser deploy asan fuzz}"
 tsay() { printf 'test: %s\n' "$*" >&2; }
 
 # Runs the test binary of build directory $1 with the test spec $2, its output
@@ -120,6 +124,21 @@ part_fuzz() {
   return "$rc"
 }
 
+# The page in a real browser (tests/browser/test.mjs): build/'s faceq serves
+# it, Debian's chromium shows it, puppeteer-core (npm, the version in
+# package-lock.json; its .npmrc keeps registry addresses out of the lock
+# file) drives it. Builds build/'s faceq when the release part did not.
+part_browser() {
+  FACEQ_BUILD_TARGET=faceq build_faceq -DFACEQ_BUILD_TESTS=ON -DFACEQ_WERROR=ON || return
+  (cd "$FACEQ_ROOT/tests/browser" && npm ci --prefer-offline --no-audit --no-fund >&2) || return
+  local log="$FACEQ_BUILD_DIR/browser/test.log" rc=0
+  mkdir -p "$FACEQ_BUILD_DIR/browser"
+  (cd "$FACEQ_ROOT/tests/browser" && FACEQ_BIN="$FACEQ_BUILD_DIR/faceq" FACEQ_BROWSER_OUT="$FACEQ_BUILD_DIR/browser" \
+    node --test --test-reporter=spec test.mjs) 2>&1 | tee "$log" || rc=$?
+  if grep -q '^ℹ skipped [1-9]' "$log"; then note="NOT A FULL RUN: browser tests skipped for missing test data"; fi
+  return "$rc"
+}
+
 # Builds build/ when the release part did not (FACEQ_TEST_PARTS=deploy).
 part_deploy() {
   build_faceq -DFACEQ_BUILD_TESTS=ON -DFACEQ_WERROR=ON || return
@@ -174,6 +193,11 @@ extra_packages=(clang-format)
 case " $parts " in *" fuzz "*) extra_packages+=(clang-14 libclang-rt-14-dev) ;; esac
 # The gallery tests run on SQLite and on a real PostgreSQL server.
 case " $parts " in *" release "* | *" asan "*) extra_packages+=(postgresql-15 python3) ;; esac
+# The browser tests: Debian's chromium; Node.js and npm when the machine has none.
+case " $parts " in *" browser "*)
+  extra_packages+=(chromium)
+  command -v npm >/dev/null || extra_packages+=(nodejs npm) ;;
+esac
 install_packages "${extra_packages[@]}"
 default_mirror
 start_test_server
