@@ -76,7 +76,7 @@ export async function personView(el, {args, params, isCurrent}) {
                 h('figure', {class: 'card'},
                     face(sm.thumbnail, `Face of ${label(p)} in ${sm.source_path}`),
                     h('figcaption', {},
-                        h('span', {class: 'path'}, sm.source_path),
-                        h('span', {class: 'meta'}, when(sm.created_at))))))));
+                        h('div', {class: 'path'}, sm.source_path),
+                        h('div', {class: 'meta'}, when(sm.created_at))))))));
     }
 }

@@ -4,7 +4,8 @@
 // What the page changes is checked with the CLI (`faceq search`,
 // `faceq persons`, `faceq analyze`, `faceq models list`), never with the
 // page's own view of it. Screenshots of every page, desktop and phone size,
-// go to $FACEQ_BROWSER_OUT (default tests/browser/out/).
+// go to $FACEQ_BROWSER_OUT (default tests/browser/out/); with
+// FACEQ_SCREENSHOT_BLUR=1 their photos are blurred (the docs/screenshots/ set).
 //
 //   node --test test.mjs     (tools/test.sh's `browser` part runs it)
 //
@@ -163,9 +164,18 @@ async function imagesLoaded(page) {
     return imgs;
 }
 
+// With FACEQ_SCREENSHOT_BLUR=1 every photo and face is blurred in the
+// screenshots (through the CSSOM, which the page's CSP allows): the set
+// committed to docs/screenshots/ is made so, because the test photos are
+// research data whose terms forbid copying them into the repository.
+const BLUR = process.env.FACEQ_SCREENSHOT_BLUR === '1';
+
 async function shot(page, name) {
     await page.bringToFront();
+    const media = 'img, canvas, svg image';
+    if (BLUR) await page.$$eval(media, (els) => els.forEach((e) => { e.style.filter = 'blur(9px)'; }));
     await page.screenshot({path: path.join(OUT, `${name}.png`), fullPage: true});
+    if (BLUR) await page.$$eval(media, (els) => els.forEach((e) => { e.style.filter = ''; }));
 }
 
 // The status line after an action, once it says something.
