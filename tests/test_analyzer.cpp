@@ -162,7 +162,8 @@ TEST_CASE("HOG detection recall on dlib_faces/testing.xml and no faces on clean 
     CHECK(s.false_detections == 0);  // measured: 0
 }
 
-TEST_CASE("YuNet: every testing.xml face, 5 landmarks; few detections on clean negatives", "[analyzer][yunet][dataset]") {
+TEST_CASE("YuNet: every testing.xml face, 5 landmarks; few detections on clean negatives",
+          "[analyzer][yunet][dataset]") {
     REQUIRE_MODELS();
     AnalyzeOptions options;
     options.detector = "yunet";

@@ -94,7 +94,8 @@ TEST_CASE("boxes file: wider-dev's format read; broken files refused naming the 
     CHECK_THROWS_WITH(read_boxes_csv(write(dir, "e.csv", "file,x,y,w,h\n")), Catch::Contains("has no boxes"));
 }
 
-TEST_CASE("faceq bench detection: YuNet and HOG on 40 wider-dev photos, one record each", "[detection_bench][cli][dataset]") {
+TEST_CASE("faceq bench detection: YuNet and HOG on 40 wider-dev photos, one record each",
+          "[detection_bench][cli][dataset]") {
     REQUIRE_MODELS();
     const auto wider = data_dir() / "wider-dev";
     const auto r = bench_detection({(wider / "images").string(), "--boxes", (wider / "boxes.csv").string(),

@@ -563,8 +563,16 @@ Identity Gallery::Impl::record_face(StoreWriter& w, std::int64_t image_id, const
             w.relink_rejection(r->id, detection);
     }
     // The sample shows the detection's thumbnail (store.hpp): none of its own.
-    if (add_sample && w.add_sample({id.person->id, context.embedder, face.descriptor, image.path, image.sha256,
-                                    face.bbox, face.confidence, detection, now, {}}))
+    if (add_sample && w.add_sample({id.person->id,
+                                    context.embedder,
+                                    face.descriptor,
+                                    image.path,
+                                    image.sha256,
+                                    face.bbox,
+                                    face.confidence,
+                                    detection,
+                                    now,
+                                    {}}))
         cache.add_sample(id.person->id, face.descriptor);
     return id;
 }
