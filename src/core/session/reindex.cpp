@@ -4,37 +4,19 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <filesystem>
-#include <map>
 #include <optional>
+#include <string>
+#include <variant>
 
 #include "faceq/base/batch.hpp"
 #include "faceq/pipeline/compute.hpp"
 #include "faceq/pipeline/image_io.hpp"
+#include "session/recorded_photos.hpp"
 
 namespace faceq {
 namespace {
 
-// One photo and the stale descriptors recorded from it.
-struct Photo {
-    std::string path, sha256;
-    std::vector<StoredDescriptor> faces;
-};
-
-std::vector<Photo> group_by_photo(const std::vector<StoredDescriptor>& stale) {
-    std::vector<Photo> photos;
-    std::map<std::pair<std::string, std::string>, std::size_t> index;
-    for (const auto& s : stale) {
-        const auto key = std::make_pair(s.path, s.sha256);
-        auto it = index.find(key);
-        if (it == index.end()) {
-            it = index.emplace(key, photos.size()).first;
-            photos.push_back({s.path, s.sha256, {}});
-        }
-        photos[it->second].faces.push_back(s);
-    }
-    return photos;
-}
+using Photo = detail::RecordedPhoto<StoredDescriptor>;
 
 // What one worker made of one photo: new descriptors, or why not.
 struct Outcome {
@@ -48,16 +30,9 @@ Outcome redescribe_photo(Analyzer& analyzer, const Photo& photo) {
         for (const auto& f : photo.faces) out.skipped.push_back({f, why});
         return out;
     };
-    if (photo.path.empty()) return skip_all("no path was recorded");
-    std::error_code ec;
-    if (!std::filesystem::exists(photo.path, ec)) return skip_all("missing");
-    DecodedImage image;
-    try {
-        image = load_image_file(photo.path);
-    } catch (const std::exception& e) {
-        return skip_all(e.what());
-    }
-    if (image.sha256 != photo.sha256) return skip_all("changed since it was recorded");
+    auto loaded = detail::load_recorded_photo(photo.path, photo.sha256);
+    if (const auto* why = std::get_if<std::string>(&loaded)) return skip_all(*why);
+    const DecodedImage& image = std::get<DecodedImage>(loaded);
     const AnalysisResult result = analyzer.analyze(image.bgr);
     const std::string& embedder = analyzer.versions().embedder;
     for (const auto& f : photo.faces) {
@@ -89,7 +64,7 @@ ReindexResult reindex_gallery(Gallery& gallery, const ModelSet& models, const An
     r.embedder = prototype.versions().embedder;
     const auto stale = gallery.stale_descriptors(r.embedder);
     for (const auto& s : stale) (s.sample ? r.samples : r.detections) += 1;
-    const std::vector<Photo> photos = group_by_photo(stale);
+    const std::vector<Photo> photos = detail::group_by_photo(stale);
 
     // Commit every `batch` photos: an interrupted run keeps what it finished.
     constexpr std::size_t batch = 16;

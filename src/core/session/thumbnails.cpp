@@ -1,37 +1,19 @@
 // thumbnails.cpp — see faceq/session/thumbnails.hpp.
 #include "faceq/session/thumbnails.hpp"
 
-#include <filesystem>
-#include <map>
 #include <optional>
+#include <string>
+#include <variant>
 
 #include "faceq/base/batch.hpp"
 #include "faceq/pipeline/image_io.hpp"
 #include "faceq/pipeline/thumbnail.hpp"
+#include "session/recorded_photos.hpp"
 
 namespace faceq {
 namespace {
 
-// One photo and its faces without a thumbnail.
-struct Photo {
-    std::string path, sha256;
-    std::vector<StoredFace> faces;
-};
-
-std::vector<Photo> group_by_photo(const std::vector<StoredFace>& missing) {
-    std::vector<Photo> photos;
-    std::map<std::pair<std::string, std::string>, std::size_t> index;
-    for (const auto& f : missing) {
-        const auto key = std::make_pair(f.path, f.sha256);
-        auto it = index.find(key);
-        if (it == index.end()) {
-            it = index.emplace(key, photos.size()).first;
-            photos.push_back({f.path, f.sha256, {}});
-        }
-        photos[it->second].faces.push_back(f);
-    }
-    return photos;
-}
+using Photo = detail::RecordedPhoto<StoredFace>;
 
 // What one worker made of one photo: thumbnails, or why not.
 struct Outcome {
@@ -45,17 +27,9 @@ Outcome thumbnails_of(const Photo& photo) {
         for (const auto& f : photo.faces) out.skipped.push_back({f, why});
         return out;
     };
-    if (photo.path.empty()) return skip_all("no path was recorded");
-    std::error_code ec;
-    if (!std::filesystem::exists(photo.path, ec)) return skip_all("missing");
-    DecodedImage image;
-    try {
-        image = load_image_file(photo.path);
-    } catch (const std::exception& e) {
-        return skip_all(e.what());
-    }
-    // Another photo under the old name is not the face that was recorded.
-    if (image.sha256 != photo.sha256) return skip_all("changed since it was recorded");
+    auto loaded = detail::load_recorded_photo(photo.path, photo.sha256);
+    if (const auto* why = std::get_if<std::string>(&loaded)) return skip_all(*why);
+    const DecodedImage& image = std::get<DecodedImage>(loaded);
     for (const auto& f : photo.faces) {
         try {
             out.made.push_back({f, make_face_thumbnail(image.bgr, f.box)});
@@ -75,7 +49,7 @@ ThumbnailsResult make_missing_thumbnails(Gallery& gallery, bool dry_run, int job
     r.dry_run = dry_run;
     const auto missing = gallery.missing_thumbnails();
     for (const auto& f : missing) (f.sample ? r.samples : r.detections) += 1;
-    const std::vector<Photo> photos = group_by_photo(missing);
+    const std::vector<Photo> photos = detail::group_by_photo(missing);
 
     // Commit every `batch` photos: an interrupted run keeps what it finished.
     constexpr std::size_t batch = 32;
