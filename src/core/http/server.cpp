@@ -940,17 +940,23 @@ struct ApiService::Impl {
         return j;
     }
 
+    // The "version" of a deploy or rollback body: a version number, or 0 when
+    // the field is absent (the CLI's rule picks one).
+    static int version_field(const json& body) {
+        const auto v = detail::optional_integer_field(body, "version");
+        if (!v) return 0;
+        if (*v < 1 || *v > std::numeric_limits<int>::max())
+            throw Error(ErrorKind::invalid_input, "the field 'version' must be a version number (1 or more)");
+        return static_cast<int>(*v);
+    }
+
     ApiResponse api_deploy(const ApiRequest& req, const RouteArgs&) {
         check_may_deploy();
         require_ready();
         const json body = detail::json_body(req.body);
         DeployRequest request;
         request.name = detail::string_field(body, "name");
-        if (const auto v = detail::optional_integer_field(body, "version")) {
-            if (*v < 1 || *v > std::numeric_limits<int>::max())
-                throw Error(ErrorKind::invalid_input, "the field 'version' must be a version number (1 or more)");
-            request.version = static_cast<int>(*v);
-        }
+        request.version = version_field(body);
         Registry registry(setup.home);
         const auto d =
             deploy_model(registry, request, find_installed_embedder(setup.home.models_dir(), setup.manifest_path),
@@ -964,11 +970,7 @@ struct ApiService::Impl {
         const json body = detail::json_body(req.body);
         RollbackRequest request;
         request.name = detail::string_field(body, "name");
-        if (const auto v = detail::optional_integer_field(body, "version")) {
-            if (*v < 1 || *v > std::numeric_limits<int>::max())
-                throw Error(ErrorKind::invalid_input, "the field 'version' must be a version number (1 or more)");
-            request.version = static_cast<int>(*v);
-        }
+        request.version = version_field(body);
         Registry registry(setup.home);
         const auto move =
             rollback_model(registry, request, find_installed_embedder(setup.home.models_dir(), setup.manifest_path),
