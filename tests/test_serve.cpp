@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "faceq/http/server.hpp"
+#include "http_json.hpp"
 #include "serve_process.hpp"
 #include "test_models.hpp"
 
@@ -63,26 +64,6 @@ bool wait_ready(httplib::Client& c, ServeProcess& server, std::chrono::seconds t
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     return false;
-}
-
-json body_of(const httplib::Result& res) {
-    REQUIRE(res);
-    INFO("body: " << res->body.substr(0, 2000));
-    REQUIRE(json::accept(res->body));
-    return json::parse(res->body);
-}
-
-// The body of an error response: {"success": false, "error": {"kind", "message"}}.
-json expect_error(const httplib::Result& res, int status, const std::string& kind) {
-    REQUIRE(res);
-    INFO("body: " << res->body.substr(0, 2000));
-    CHECK(res->status == status);
-    const json j = body_of(res);
-    CHECK(j.at("success") == false);
-    CHECK(j.at("error").at("kind") == kind);
-    CHECK_FALSE(j.at("error").at("message").get<std::string>().empty());
-    CHECK(res->get_header_value("Content-Type") == "application/json");
-    return j;
 }
 
 httplib::MultipartFormDataItems image_form(const std::string& path, const std::string& person = {}) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "faceq/models/registry.hpp"
+#include "http_json.hpp"
 #include "serve_process.hpp"
 #include "test_models.hpp"
 
@@ -34,23 +35,6 @@ std::vector<std::string> lfw_photos(const std::string& who) {
     for (const auto& e : std::filesystem::directory_iterator(lfw() / who)) files.push_back(e.path().string());
     std::sort(files.begin(), files.end());
     return files;
-}
-
-json parsed(const httplib::Result& res) {
-    REQUIRE(res);
-    INFO("status " << res->status << ", body: " << res->body.substr(0, 2000));
-    REQUIRE(json::accept(res->body));
-    return json::parse(res->body);
-}
-
-void expect_error(const httplib::Result& res, int status, const std::string& kind) {
-    REQUIRE(res);
-    INFO("body: " << res->body.substr(0, 2000));
-    CHECK(res->status == status);
-    const json j = parsed(res);
-    CHECK(j.at("success") == false);
-    CHECK(j.at("error").at("kind") == kind);
-    CHECK_FALSE(j.at("error").at("message").get<std::string>().empty());
 }
 
 std::vector<json> json_lines(const std::string& text) {
@@ -158,7 +142,7 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
 
     // ---- nothing with data answers without the key or a session
     {
-        const json s = parsed(c.Get("/api/session"));
+        const json s = body_of(c.Get("/api/session"));
         CHECK(s.at("auth_required") == true);
         CHECK(s.at("logged_in") == false);
         expect_error(c.Get("/api/stats"), 401, "unauthorized");
@@ -172,19 +156,19 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
     const std::string set_cookie = login->get_header_value("Set-Cookie");
     REQUIRE(std::regex_search(set_cookie, m, std::regex("^faceq_session=([0-9a-f]{64}); HttpOnly; SameSite=Strict")));
     const httplib::Headers cookie{{"Cookie", "faceq_session=" + m[1].str()}};
-    const std::string csrf = parsed(login).at("csrf_token");
+    const std::string csrf = body_of(login).at("csrf_token");
     httplib::Headers with_csrf = cookie;
     with_csrf.emplace("X-CSRF-Token", csrf);
-    CHECK(parsed(c.Get("/api/session", cookie)).at("logged_in") == true);
+    CHECK(body_of(c.Get("/api/session", cookie)).at("logged_in") == true);
 
     // ---- /api/stats: /stats' JSON plus the models, as /health names them
     {
-        json api = parsed(c.Get("/api/stats", cookie));
-        const json health = parsed(c.Get("/health", {{"X-API-Key", key}}));
+        json api = body_of(c.Get("/api/stats", cookie));
+        const json health = body_of(c.Get("/health", {{"X-API-Key", key}}));
         CHECK(api.at("models") == health.at("models"));
         CHECK(api.at("models").at("embedder").is_string());
         api.erase("models");
-        json reference = parsed(c.Get("/stats", {{"X-API-Key", key}}));
+        json reference = body_of(c.Get("/stats", {{"X-API-Key", key}}));
         for (json* j : {&api, &reference}) j->at("database").erase("bytes");
         CHECK(api == reference);
         CHECK(api.at("persons").at("known") == 3);
@@ -195,7 +179,7 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
     REQUIRE(gul.size() == 1);
     const std::string gul_id = gul[0].at("person_id");
     {
-        const json p = parsed(c.Get("/api/persons/" + gul_id, cookie));
+        const json p = body_of(c.Get("/api/persons/" + gul_id, cookie));
         CHECK(p.at("id") == gul_id);
         CHECK(p.at("name") == "Abdullah_Gul");
         CHECK(p.at("kind") == "known");
@@ -206,13 +190,13 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
         CHECK((p.at("detections") > 0 ? p.at("last_seen").is_number_integer() : p.at("last_seen").is_null()));
         CHECK(p.contains("thumbnail"));
         // By the X-API-Key too.
-        CHECK(parsed(c.Get("/api/persons/" + gul_id, {{"X-API-Key", key}})).at("id") == gul_id);
+        CHECK(body_of(c.Get("/api/persons/" + gul_id, {{"X-API-Key", key}})).at("id") == gul_id);
     }
     std::vector<json> unknown = cli_search(root, "unknown_");
     REQUIRE(unknown.size() >= 2);
     const std::string stranger = unknown[0].at("person_id"), other_stranger = unknown[1].at("person_id");
     {
-        const json p = parsed(c.Get("/api/persons/" + stranger, cookie));
+        const json p = body_of(c.Get("/api/persons/" + stranger, cookie));
         CHECK(p.at("kind") == "unknown");
         CHECK(p.at("name").is_null());
         CHECK(p.at("detections") == unknown[0].at("detections"));
@@ -220,7 +204,7 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
 
     // ---- the paged list, as the CLI's search orders and counts it
     {
-        const json page = parsed(c.Get("/api/persons?kind=known", cookie));
+        const json page = body_of(c.Get("/api/persons?kind=known", cookie));
         CHECK(page.at("total") == 3);
         CHECK(page.at("offset") == 0);
         CHECK(page.at("limit") == 50);
@@ -238,21 +222,21 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
             CHECK(p.at("thumbnail") == "/api/persons/" + p.at("id").get<std::string>() + "/thumbnail");
         }
         CHECK(names == std::vector<std::string>{"Aaron_Peirsol", "Abdullah_Gul", "Ahmed_Chalabi"});
-        const json second = parsed(c.Get("/api/persons?kind=known&offset=1&limit=1", cookie));
+        const json second = body_of(c.Get("/api/persons?kind=known&offset=1&limit=1", cookie));
         CHECK(second.at("total") == 3);
         REQUIRE(second.at("persons").size() == 1);
         CHECK(second.at("persons")[0].at("name") == "Abdullah_Gul");
-        const json found = parsed(c.Get("/api/persons?q=GUL", cookie));
+        const json found = body_of(c.Get("/api/persons?q=GUL", cookie));
         REQUIRE(found.at("total") == 1);
         CHECK(found.at("persons")[0].at("id") == gul_id);
-        const json strangers_page = parsed(c.Get("/api/persons?kind=unknown&order=detections", cookie));
+        const json strangers_page = body_of(c.Get("/api/persons?kind=unknown&order=detections", cookie));
         CHECK(strangers_page.at("total") == unknown_before);
         for (const auto& p : strangers_page.at("persons")) {
             CHECK(p.at("kind") == "unknown");
             REQUIRE(p.contains("suggestion"));  // null, or {"id", "name", "distance", "margin"}
             if (!p.at("suggestion").is_null()) CHECK(p.at("suggestion").at("distance").is_number());
         }
-        CHECK(parsed(c.Get("/api/persons", cookie)).at("total") == 3 + unknown_before);
+        CHECK(body_of(c.Get("/api/persons", cookie)).at("total") == 3 + unknown_before);
         expect_error(c.Get("/api/persons?kind=friends", cookie), 400, "invalid_input");
         expect_error(c.Get("/api/persons?order=age", cookie), 400, "invalid_input");
         expect_error(c.Get("/api/persons?limit=0", cookie), 400, "invalid_input");
@@ -263,7 +247,7 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
 
     // ---- a person's samples and faces; "not this person" and its undo
     {
-        const json p = parsed(c.Get("/api/persons/" + gul_id, cookie));
+        const json p = body_of(c.Get("/api/persons/" + gul_id, cookie));
         const json& samples = p.at("samples_list");
         REQUIRE(samples.size() == 2);
         const auto photos = lfw_photos("Abdullah_Gul");
@@ -282,7 +266,7 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
         const std::string id = peirsol[0].at("person_id");
         const std::int64_t detections = peirsol[0].at("detections");
         REQUIRE(detections >= 1);
-        const json faces = parsed(c.Get("/api/persons/" + id + "/faces", cookie));
+        const json faces = body_of(c.Get("/api/persons/" + id + "/faces", cookie));
         CHECK(faces.at("total") == detections);
         const json face = faces.at("faces").at(0);
         CHECK(face.at("image") == lfw_photos("Aaron_Peirsol").at(2));
@@ -308,10 +292,10 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
         expect_error(c.Get("/api/thumbnails/detections/1"), 401, "unauthorized");
         const std::string body = json{{"detection_id", detection}}.dump();
         expect_error(c.Post("/api/persons/" + id + "/reject", cookie, body, "application/json"), 403, "csrf");
-        const json after = parsed(c.Post("/api/persons/" + id + "/reject", with_csrf, body, "application/json"));
+        const json after = body_of(c.Post("/api/persons/" + id + "/reject", with_csrf, body, "application/json"));
         CHECK(after.at("detections") == detections - 1);
         CHECK(cli_search(root, "Aaron_Peirsol").at(0).at("detections") == detections - 1);
-        const json listed = parsed(c.Get("/api/persons/" + id + "/faces", cookie)).at("faces");
+        const json listed = body_of(c.Get("/api/persons/" + id + "/faces", cookie)).at("faces");
         bool shown_rejected = false;
         for (const auto& f : listed)
             if (f.at("detection_id") == detection) shown_rejected = f.at("rejected") == true;
@@ -320,15 +304,15 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
         const auto bytes = read_bytes(lfw_photos("Aaron_Peirsol").at(2));
         const httplib::MultipartFormDataItems form{
             {"file", std::string(bytes.begin(), bytes.end()), "peirsol.jpg", "image/jpeg"}};
-        const json again = parsed(c.Post("/analyze", {{"X-API-Key", key}}, form));
+        const json again = body_of(c.Post("/analyze", {{"X-API-Key", key}}, form));
         REQUIRE(again.at("faces").size() >= 1);
         CHECK(again.at("faces").at(0).at("person_id") != id);
         expect_error(c.Post("/api/persons/" + id + "/reject", with_csrf, body, "application/json"), 400, "usage");
         // Undone: the detection is the person's again, and so is the photo.
-        const json undone = parsed(c.Post("/api/persons/" + id + "/unreject", with_csrf, body, "application/json"));
+        const json undone = body_of(c.Post("/api/persons/" + id + "/unreject", with_csrf, body, "application/json"));
         CHECK(undone.at("detections") == detections);
         CHECK(cli_search(root, "Aaron_Peirsol").at(0).at("detections") == detections);
-        CHECK(parsed(c.Post("/analyze", {{"X-API-Key", key}}, form)).at("faces").at(0).at("person_id") == id);
+        CHECK(body_of(c.Post("/analyze", {{"X-API-Key", key}}, form)).at("faces").at(0).at("person_id") == id);
         expect_error(
             c.Post("/api/persons/" + id + "/reject", with_csrf, R"({"detection_id": 999999})", "application/json"), 404,
             "not_found");
@@ -352,7 +336,7 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
     // Rename: a hostile name round-trips exactly, and the CLI finds it.
     {
         const json p =
-            parsed(c.Post("/api/persons/" + stranger + "/rename", with_csrf, rename_body, "application/json"));
+            body_of(c.Post("/api/persons/" + stranger + "/rename", with_csrf, rename_body, "application/json"));
         CHECK(p.at("id") == stranger);
         CHECK(p.at("name") == hostile);
         CHECK(p.at("kind") == "known");
@@ -360,14 +344,14 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
         REQUIRE(found.size() == 1);
         CHECK(found[0].at("person_id") == stranger);
         CHECK(found[0].at("name") == hostile);
-        CHECK(parsed(c.Get("/api/persons/" + stranger, cookie)).at("name") == hostile);
+        CHECK(body_of(c.Get("/api/persons/" + stranger, cookie)).at("name") == hostile);
     }
     // Merge the other stranger into Gul: its detections move, it is gone.
     {
         const std::int64_t gul_detections = gul[0].at("detections");
         const std::int64_t moved = unknown[1].at("detections");
-        const json p = parsed(c.Post("/api/persons/" + other_stranger + "/merge", with_csrf,
-                                     json{{"into", gul_id}}.dump(), "application/json"));
+        const json p = body_of(c.Post("/api/persons/" + other_stranger + "/merge", with_csrf,
+                                      json{{"into", gul_id}}.dump(), "application/json"));
         CHECK(p.at("id") == gul_id);
         CHECK(p.at("detections") == gul_detections + moved);
         CHECK(cli_search(root, other_stranger).empty());
@@ -414,15 +398,15 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
         const httplib::MultipartFormDataItems form{
             {"file", std::string(bytes.begin(), bytes.end()), "peirsol.jpg", "image/jpeg"}};
         expect_error(c.Post("/analyze", cookie, form), 403, "csrf");
-        const json a = parsed(c.Post("/analyze", with_csrf, form));
+        const json a = body_of(c.Post("/analyze", with_csrf, form));
         REQUIRE(a.at("faces").size() >= 1);
         CHECK(a.at("faces").at(0).at("identity") == "Aaron_Peirsol");
-        CHECK(parsed(c.Post("/analyze", {{"X-API-Key", key}}, form)).at("success") == true);
+        CHECK(body_of(c.Post("/analyze", {{"X-API-Key", key}}, form)).at("success") == true);
     }
 
     // ---- the registry: runs and versions registered by the core's Registry
-    CHECK(parsed(c.Get("/api/runs", cookie)).at("runs") == json::array());
-    CHECK(parsed(c.Get("/api/models", cookie)).at("models") == json::array());
+    CHECK(body_of(c.Get("/api/runs", cookie)).at("runs") == json::array());
+    CHECK(body_of(c.Get("/api/models", cookie)).at("models") == json::array());
     Registry registry(Home{home.dir.path()});
     std::vector<std::string> run_ids;
     for (double loss : {0.5, 0.25}) {
@@ -433,7 +417,7 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
         run_ids.push_back(run.id);
     }
     {
-        const json runs = parsed(c.Get("/api/runs", cookie)).at("runs");
+        const json runs = body_of(c.Get("/api/runs", cookie)).at("runs");
         REQUIRE(runs.size() == 2);
         CHECK(runs[0].at("run_id") == run_ids[1]);  // newest first
         CHECK(runs[0].at("status") == "FINISHED");
@@ -442,7 +426,7 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
         CHECK(runs[0].at("metrics").at("loss") == 0.25);
         CHECK(runs[0].at("start_time").is_number_integer());
         CHECK(runs[0].at("end_time").get<std::int64_t>() >= runs[0].at("start_time").get<std::int64_t>());
-        const json models = parsed(c.Get("/api/models", cookie)).at("models");
+        const json models = body_of(c.Get("/api/models", cookie)).at("models");
         REQUIRE(models.size() == 1);
         CHECK(models[0].at("name") == "smoke");
         CHECK(models[0].at("production").is_null());
@@ -463,7 +447,7 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
                  "csrf");
     {
         const json d =
-            parsed(c.Post("/api/models/deploy", with_csrf, R"({"name": "smoke", "version": 1})", "application/json"));
+            body_of(c.Post("/api/models/deploy", with_csrf, R"({"name": "smoke", "version": 1})", "application/json"));
         CHECK(d.at("production") == 1);
         CHECK(d.at("changed") == true);
         CHECK(d.at("reloaded") == true);
@@ -473,16 +457,16 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
     }
     {
         const json d =
-            parsed(c.Post("/api/models/deploy", with_csrf, R"({"name": "smoke", "version": 2})", "application/json"));
+            body_of(c.Post("/api/models/deploy", with_csrf, R"({"name": "smoke", "version": 2})", "application/json"));
         CHECK(d.at("production") == 2);
         CHECK(d.at("previous") == 1);
         CHECK(cli_production() == 2);
-        const json models = parsed(c.Get("/api/models", cookie)).at("models");
+        const json models = body_of(c.Get("/api/models", cookie)).at("models");
         CHECK(models[0].at("production") == 2);
         CHECK(models[0].at("aliases").at("previous") == 1);
     }
     {
-        const json d = parsed(c.Post("/api/models/rollback", with_csrf, R"({"name": "smoke"})", "application/json"));
+        const json d = body_of(c.Post("/api/models/rollback", with_csrf, R"({"name": "smoke"})", "application/json"));
         CHECK(d.at("production") == 1);
         CHECK(cli_production() == 1);
     }
@@ -495,7 +479,7 @@ TEST_CASE("faceq serve: the page's /api routes, login, CSRF and files on a galle
     // After the reloads the server still analyses and identifies.
     {
         const auto bytes = read_bytes(lfw_photos("Aaron_Peirsol").at(3));
-        const json a = parsed(c.Post(
+        const json a = body_of(c.Post(
             "/analyze", {{"X-API-Key", key}},
             httplib::MultipartFormDataItems{{"file", std::string(bytes.begin(), bytes.end()), "c.jpg", "image/jpeg"}}));
         REQUIRE(a.at("faces").size() >= 1);
