@@ -15,10 +15,10 @@
 # The gallery is written by `faceq bench store` (synthetic descriptors, 2 faces
 # an image, half of them new strangers, for WRITE_SECONDS), then every face
 # and sample is given a real thumbnail: the one faceq stores for a face of a
-# real photo (analyze --store in a scratch home). Synthetic descriptors are of
-# no installed embedder, so the strangers' suggestions find no one: their cost
-# on a real gallery (one index query per stranger on the page) is not in these
-# figures.
+# real photo (analyze --store in a scratch home). The descriptors are recorded
+# under the installed embedder's id, so the strangers page pays for its "looks
+# like" suggestions (one index query per stranger listed); being random, they
+# find no one near.
 #
 # Environment: FACEQ_BIN (build/faceq), FACEQ_BENCH_MODELS (see
 # serve_bench_lib.sh), PERSONS (10000), WRITE_SECONDS (6), REPS (20).
@@ -56,7 +56,9 @@ ln -s "$(models_dir)" "$WORK/real/models"
 say "a real face's thumbnail: analyze --store $PHOTO"
 "$FACEQ_BIN" --home "$WORK/real" analyze --store "$PHOTO" >/dev/null
 say "the gallery: bench store --persons $PERSONS for ${WRITE_SECONDS} s, half the faces new strangers"
-"$FACEQ_BIN" bench store --to "$WORK/home/faceq.db" --persons "$PERSONS" --writers 2 \
+EMBEDDER="$("$FACEQ_BIN" --home "$WORK/real" stats --format json |
+  /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["embedder"]["installed"])')"
+"$FACEQ_BIN" bench store --to "$WORK/home/faceq.db" --persons "$PERSONS" --writers 2 --embedder "$EMBEDDER" \
   --seconds "$WRITE_SECONDS" --new-share 0.5 --format jsonl >"$WORK/store.json"
 read -r KNOWN UNKNOWN DETECTIONS THUMB_BYTES < <(/usr/bin/python3 - "$WORK/real/faceq.db" "$WORK/home/faceq.db" <<'PY'
 import sqlite3, sys
@@ -84,13 +86,13 @@ times_ms() {
   done
 }
 # stats: median and p95 of the numbers on stdin.
-stats() { sort -n | awk '{a[NR] = $1} END {printf "%.1f %.1f", a[int((NR + 1) / 2)], a[int(NR * 0.95 + 0.999)]}'; }
+stats() { sort -n | awk '{a[NR] = $1} END {printf "%.1f %.1f\n", a[int((NR + 1) / 2)], a[int(NR * 0.95 + 0.999)]}'; }
 
 results=()
 for query in "kind=known&order=name&limit=50" "kind=unknown&order=detections&limit=50" \
   "kind=all&order=last_seen&limit=50" "kind=all&q=person_1&order=name&limit=50"; do
   read -r p50 p95 < <(times_ms "$URL/api/persons?$query" | stats)
-  results+=("$(printf '%-45s %8s %8s' "/api/persons?$query" "$p50" "$p95")")
+  results+=("$(printf '%-56s %8s %8s' "/api/persons?$query" "$p50" "$p95")")
 done
 
 # The people page's thumbnails: the 50 of its first page, each fetched once.
@@ -109,7 +111,7 @@ total="$(awk '{s += $1} END {printf "%.1f", s}' "$WORK/thumb_ms.txt")"
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 echo "faceq bench_page — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($cpu), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "gallery: $KNOWN known persons, $UNKNOWN strangers, $DETECTIONS detections (SQLite); $REPS requests each"
-printf '%-45s %8s %8s\n' "request" "p50 ms" "p95 ms"
+printf '%-56s %8s %8s\n' "request" "p50 ms" "p95 ms"
 printf '%s\n' "${results[@]}"
-printf '%-45s %8s %8s   (%s requests, %s ms one after another)\n' "thumbnails of the first page" "$tp50" "$tp95" \
+printf '%-56s %8s %8s   (%s requests, %s ms one after another)\n' "thumbnails of the first page" "$tp50" "$tp95" \
   "$(wc -l <"$WORK/thumbs.txt")" "$total"

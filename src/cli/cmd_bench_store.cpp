@@ -64,6 +64,8 @@ std::pair<CLI::App*, Runner> register_bench_store(CLI::App& bench, Context& ctx)
     sub->add_option("--new-share", cmd->options.new_share, "Share of faces that are new strangers")
         ->check(CLI::Range(0.0, 1.0));
     sub->add_option("--seed", cmd->options.seed, "Random seed");
+    sub->add_option("--embedder", cmd->options.embedder,
+                    "Embedder id the synthetic descriptors are recorded under (default bench@1)");
     sub->add_option("--format", cmd->format, "table or jsonl")->check(CLI::IsMember({"table", "jsonl"}));
     return {sub, [cmd, &ctx] { return bench_store_cmd(*cmd, ctx); }};
 }

@@ -33,6 +33,10 @@ struct StoreBenchOptions {
     int faces_per_image = 2;
     double new_share = 0.05;  // faces that are new strangers
     std::uint32_t seed = 1;
+    // What the descriptors are recorded as computed by. A made-up id by
+    // default; the installed embedder's lets a server on the gallery identify
+    // against them (tools/bench_page.sh: the strangers' suggestions).
+    std::string embedder = "bench@1";
 };
 
 struct StoreBenchResult {

@@ -53,7 +53,7 @@ StoreBenchResult run_store_bench(const StoreBenchOptions& o, const LogFn& log) {
     go.log = log;
     StoreBenchResult out;
     out.engine = Gallery::is_database_url(o.location) ? "postgresql" : "sqlite";
-    const IdentifyContext context{"bench@1", default_calibration()};
+    const IdentifyContext context{o.embedder, default_calibration()};
 
     // The known persons, enrolled first (one transaction each, as enroll does).
     std::mt19937 rng(o.seed);
