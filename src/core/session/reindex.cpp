@@ -75,30 +75,24 @@ ReindexResult reindex_gallery(Gallery& gallery, const ModelSet& models, const An
         for (const auto& p : pending) (p.which.sample ? r.samples_done : r.detections_done) += 1;
         pending.clear();
     };
-    std::size_t delivered = 0;
-    ordered_parallel<std::optional<Outcome>>(
-        photos.size(), jobs,
+    const auto [taken, stopped] = detail::for_each_photo_in_batches<Outcome>(
+        photos.size(), jobs, batch, "reindex", progress,
         [&] {
             return [&, analyzer = Analyzer(prototype)](std::size_t i) mutable -> std::optional<Outcome> {
                 if (stop && stop()) return std::nullopt;
                 return redescribe_photo(analyzer, photos[i]);
             };
         },
-        [&](std::size_t, std::optional<Outcome>&& outcome) {
-            if (!outcome || r.interrupted) {
-                r.interrupted = true;
-                return;
-            }
-            ++r.photos;
-            for (auto& d : outcome->done) pending.push_back(std::move(d));
-            for (const auto& s : outcome->skipped) {
+        [&](Outcome&& outcome) {
+            for (auto& d : outcome.done) pending.push_back(std::move(d));
+            for (const auto& s : outcome.skipped) {
                 ++r.skipped;
                 if (on_skip) on_skip(s);
             }
-            if (++delivered % batch == 0) commit();
-            if (progress) progress({"reindex", delivered, photos.size()});
-        });
-    commit();
+        },
+        commit);
+    r.photos = taken;
+    r.interrupted = stopped;
     return r;
 }
 

@@ -63,30 +63,24 @@ ThumbnailsResult make_missing_thumbnails(Gallery& gallery, bool dry_run, int job
         }
         pending.clear();
     };
-    std::size_t delivered = 0;
-    ordered_parallel<std::optional<Outcome>>(
-        photos.size(), jobs,
+    const auto [taken, stopped] = detail::for_each_photo_in_batches<Outcome>(
+        photos.size(), jobs, batch, "thumbnails", progress,
         [&] {
             return [&](std::size_t i) -> std::optional<Outcome> {
                 if (stop && stop()) return std::nullopt;
                 return thumbnails_of(photos[i]);
             };
         },
-        [&](std::size_t, std::optional<Outcome>&& outcome) {
-            if (!outcome || r.interrupted) {
-                r.interrupted = true;
-                return;
-            }
-            ++r.photos;
-            for (auto& t : outcome->made) pending.push_back(std::move(t));
-            for (const auto& s : outcome->skipped) {
+        [&](Outcome&& outcome) {
+            for (auto& t : outcome.made) pending.push_back(std::move(t));
+            for (const auto& s : outcome.skipped) {
                 ++r.skipped;
                 if (on_skip) on_skip(s);
             }
-            if (++delivered % batch == 0) commit();
-            if (progress) progress({"thumbnails", delivered, photos.size()});
-        });
-    commit();
+        },
+        commit);
+    r.photos = taken;
+    r.interrupted = stopped;
     return r;
 }
 
