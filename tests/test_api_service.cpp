@@ -440,3 +440,35 @@ TEST_CASE("ApiService: without a key, POSTs under /api need the process's CSRF t
     CHECK(r.status == 403);
     CHECK(error_kind(r) == "forbidden");
 }
+
+TEST_CASE("ApiService: without a key on loopback, only loopback host names are served (DNS rebinding)",
+          "[serve][api]") {
+    ApiService api(ServiceInfo{});
+    auto with_host = [](const std::string& host) {
+        auto r = api_request("GET", "/api/session");
+        r.host = host;
+        return r;
+    };
+    for (const std::string host :
+         {"", "127.0.0.1:8000", "127.0.0.1", "localhost:8000", "LOCALHOST", "[::1]:8000", "127.1.2.3:9"}) {
+        INFO("Host: " << host);
+        CHECK_FALSE(api.admit(with_host(host)));
+    }
+    for (const std::string host : {"attacker.example:8000", "127.attacker.example", "127.0.0.1.nip.io:8000",
+                                   "localhost.attacker.example", "[::2]:8000", "10.0.0.1:8000"}) {
+        INFO("Host: " << host);
+        const auto refused = api.admit(with_host(host));
+        REQUIRE(refused);
+        CHECK(refused->status == 403);
+        CHECK(error_kind(*refused) == "forbidden");
+    }
+    // With a key, or listening beyond loopback, the Host is not this check's business.
+    ServiceInfo keyed;
+    keyed.api_key = "sesame-0123456789";
+    auto r = with_host("faceq.example");
+    r.api_key = "sesame-0123456789";
+    CHECK_FALSE(ApiService(keyed).admit(r));
+    ServiceInfo exposed;
+    exposed.exposed = true;
+    CHECK_FALSE(ApiService(exposed).admit(with_host("faceq.example")));
+}

@@ -287,11 +287,11 @@ TEST_CASE("faceq serve: every endpoint, identities, errors, concurrency, SIGTERM
         CHECK(raw_exchange(port, std::string("\x00\xff\x13garbage", 10) + "\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
         const std::string parts = "--xyz\r\nnot a part\r\n";  // not the announced boundary
         const std::string broken_multipart =
-            "POST /analyze HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=abc\r\n"
+            "POST /analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=abc\r\n"
             "Content-Length: " +
             std::to_string(parts.size()) + "\r\nConnection: close\r\n\r\n" + parts;
         CHECK(raw_exchange(port, broken_multipart).rfind("HTTP/1.1 400", 0) == 0);
-        CHECK(raw_exchange(port, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        CHECK(raw_exchange(port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
                   .rfind("HTTP/1.1 200", 0) == 0);
         expect_error(c->Post("/register", image_form(photo(dog_jpg), "A Dog")), 400, "invalid_input");
         expect_error(c->Post("/register", image_form(photo(obama2_jpg))), 400, "invalid_input");  // no person_name

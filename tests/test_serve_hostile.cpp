@@ -160,7 +160,7 @@ std::size_t fill_chunked(std::uint64_t offset, char* out, std::size_t room, std:
 // bytes of 'x' (not a valid form: the server must refuse it before parsing).
 Outcome chunked_upload(int port, pid_t pid, const std::string& extra_headers, std::uint64_t total) {
     return probe(port, pid,
-                 "POST /analyze HTTP/1.1\r\nHost: x\r\n" + extra_headers +
+                 "POST /analyze HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra_headers +
                      "Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n",
                  chunked_size(total),
                  [total](std::uint64_t at, char* out, std::size_t room) { return fill_chunked(at, out, room, total); });
@@ -195,7 +195,7 @@ std::pair<int, double> health(int port, const std::string& extra_headers = {}) {
     const int fd = connect_to(port, false);
     timeval tv{5, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    const std::string req = "GET /health HTTP/1.1\r\nHost: x\r\n" + extra_headers + "Connection: close\r\n\r\n";
+    const std::string req = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra_headers + "Connection: close\r\n\r\n";
     (void)!::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
     char buf[512];
     const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
@@ -305,8 +305,8 @@ std::vector<double> burst(int port, int connections, bool keep_open) {
     std::vector<bool> sent(static_cast<std::size_t>(connections), false);
     const auto start = Clock::now();
     for (int i = 0; i < connections; ++i) fds.push_back(connect_to(port, true));
-    const std::string req =
-        std::string("GET /health HTTP/1.1\r\nHost: x\r\n") + (keep_open ? "" : "Connection: close\r\n") + "\r\n";
+    const std::string req = std::string("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n") +
+                            (keep_open ? "" : "Connection: close\r\n") + "\r\n";
     int left = connections;
     while (left > 0 && since(start) < 10) {
         std::vector<pollfd> p;
@@ -373,7 +373,7 @@ TEST_CASE("faceq serve: hostile clients are refused early, cut off in time, and 
         for (const bool keyed : {false, true}) {
             const auto o =
                 probe(port, pid,
-                      "POST /analyze HTTP/1.1\r\nHost: x\r\n" + (keyed ? with_key : std::string()) + multipart +
+                      "POST /analyze HTTP/1.1\r\nHost: 127.0.0.1\r\n" + (keyed ? with_key : std::string()) + multipart +
                           "Content-Encoding: gzip\r\nContent-Length: " + std::to_string(bomb.size()) + "\r\n\r\n",
                       bomb.size(), [&bomb](std::uint64_t at, char* out, std::size_t room) {
                           const std::size_t n = std::min<std::size_t>(room, bomb.size() - at);
@@ -386,9 +386,9 @@ TEST_CASE("faceq serve: hostile clients are refused early, cut off in time, and 
         }
     }
     {
-        const auto o = probe(
-            port, pid,
-            "POST /analyze HTTP/1.1\r\nHost: x\r\n" + with_key + multipart + "Content-Length: 99999999999\r\n\r\n");
+        const auto o = probe(port, pid,
+                             "POST /analyze HTTP/1.1\r\nHost: 127.0.0.1\r\n" + with_key + multipart +
+                                 "Content-Length: 99999999999\r\n\r\n");
         CHECK(o.status == 413);
         CHECK(o.seconds < 1);
         CHECK(o.answer.find("\"too_large\"") != std::string::npos);
@@ -401,7 +401,7 @@ TEST_CASE("faceq serve: hostile clients are refused early, cut off in time, and 
             "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n"
             "Content-Type: image/jpeg\r\n\r\nplain text, not an image\r\n--b--\r\n";
         const auto post = [&](const std::string& headers, std::uint64_t length) {
-            return "POST /analyze HTTP/1.1\r\nHost: x\r\n" + headers + multipart +
+            return "POST /analyze HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + multipart +
                    "Expect: 100-continue\r\nConnection: close\r\nContent-Length: " + std::to_string(length) +
                    "\r\n\r\n";
         };
@@ -428,7 +428,7 @@ TEST_CASE("faceq serve: hostile clients are refused early, cut off in time, and 
         for (int i = 0; i < 32; ++i) chunked_body += "10000\r\n" + std::string(64 * 1024, 'x') + "\r\n";
         chunked_body += "0\r\n\r\n";
         const auto chunked = expect_continue(port,
-                                             "POST /analyze HTTP/1.1\r\nHost: x\r\n" + with_key + multipart +
+                                             "POST /analyze HTTP/1.1\r\nHost: 127.0.0.1\r\n" + with_key + multipart +
                                                  "Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
                                              chunked_body);
         CHECK(chunked.first == 100);
@@ -448,20 +448,21 @@ TEST_CASE("faceq serve: hostile clients are refused early, cut off in time, and 
 
     // Slow clients: one deadline for head and body; /health answered meanwhile
     // (--threads 1: they hold no worker).
-    trickle(port, pid, "POST /analyze HTTP/1.1\r\nHost: x\r\n" + with_key + multipart + "Content-Length: 10\r\n\r\n",
+    trickle(port, pid,
+            "POST /analyze HTTP/1.1\r\nHost: 127.0.0.1\r\n" + with_key + multipart + "Content-Length: 10\r\n\r\n",
             "0123456789", read_timeout);
-    trickle(port, pid, "", "GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
+    trickle(port, pid, "", "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
             read_timeout);
 
     // Pipelining: three requests in one write, three answers in order.
     {
         const auto o = probe(port, pid,
-                             "GET /health HTTP/1.1\r\nHost: x\r\n" + with_key +
+                             "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + with_key +
                                  "\r\n"
-                                 "GET /no-such-route HTTP/1.1\r\nHost: x\r\n" +
+                                 "GET /no-such-route HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
                                  with_key +
                                  "\r\n"
-                                 "DELETE /health HTTP/1.1\r\nHost: x\r\n" +
+                                 "DELETE /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
                                  with_key + "Connection: close\r\n\r\n");
         std::vector<int> statuses;
         for (auto at = o.answer.find("HTTP/1.1 "); at != std::string::npos; at = o.answer.find("HTTP/1.1 ", at + 1))
@@ -473,9 +474,9 @@ TEST_CASE("faceq serve: hostile clients are refused early, cut off in time, and 
     // /health 405 — answered in order all the same.
     {
         const auto o = probe(port, pid,
-                             "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
-                             "GET /no-such-route HTTP/1.1\r\nHost: x\r\n\r\n"
-                             "DELETE /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                             "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                             "GET /no-such-route HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                             "DELETE /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
         std::vector<int> statuses;
         for (auto at = o.answer.find("HTTP/1.1 "); at != std::string::npos; at = o.answer.find("HTTP/1.1 ", at + 1))
             statuses.push_back(std::atoi(o.answer.c_str() + at + 9));
@@ -483,11 +484,11 @@ TEST_CASE("faceq serve: hostile clients are refused early, cut off in time, and 
     }
     // Range is ignored: 2,600 ranges get the plain answer.
     {
-        const auto plain = probe(port, pid, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        const auto plain = probe(port, pid, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
         std::string ranges = "Range: bytes=0-";
         for (int i = 1; i < 2600; ++i) ranges += ",0-";
         const auto o =
-            probe(port, pid, "GET /health HTTP/1.1\r\nHost: x\r\n" + ranges + "\r\nConnection: close\r\n\r\n");
+            probe(port, pid, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + ranges + "\r\nConnection: close\r\n\r\n");
         CHECK(o.status == 200);
         CHECK(o.answer.size() <= plain.answer.size() + 1024);
     }
@@ -504,12 +505,12 @@ TEST_CASE("faceq serve: hostile clients are refused early, cut off in time, and 
     // /health says only its state without the key; nothing shows paths or SQL.
     const std::string home_path = home.root();
     {
-        const auto o = probe(port, pid, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        const auto o = probe(port, pid, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
         CHECK(o.status == 200);
         const auto body = o.answer.substr(o.answer.find("\r\n\r\n") + 4);
         CHECK(json::parse(body) == json{{"status", "ok"}});
         const auto keyed =
-            probe(port, pid, "GET /health HTTP/1.1\r\nHost: x\r\n" + with_key + "Connection: close\r\n\r\n");
+            probe(port, pid, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + with_key + "Connection: close\r\n\r\n");
         CHECK(keyed.status == 200);
         CHECK(keyed.answer.find("\"models\"") != std::string::npos);
         CHECK(keyed.answer.find(home_path) == std::string::npos);
@@ -519,12 +520,13 @@ TEST_CASE("faceq serve: hostile clients are refused early, cut off in time, and 
         REQUIRE(std::filesystem::exists(db));
         db_exec(db, "ALTER TABLE samples RENAME TO samples_hidden");
         const auto stats =
-            probe(port, pid, "GET /stats HTTP/1.1\r\nHost: x\r\n" + with_key + "Connection: close\r\n\r\n");
-        const auto search =
-            probe(port, pid, "GET /search?name= HTTP/1.1\r\nHost: x\r\n" + with_key + "Connection: close\r\n\r\n");
-        const auto open_health = probe(port, pid, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            probe(port, pid, "GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n" + with_key + "Connection: close\r\n\r\n");
+        const auto search = probe(
+            port, pid, "GET /search?name= HTTP/1.1\r\nHost: 127.0.0.1\r\n" + with_key + "Connection: close\r\n\r\n");
+        const auto open_health =
+            probe(port, pid, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
         const auto keyed_health =
-            probe(port, pid, "GET /health HTTP/1.1\r\nHost: x\r\n" + with_key + "Connection: close\r\n\r\n");
+            probe(port, pid, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + with_key + "Connection: close\r\n\r\n");
         db_exec(db, "ALTER TABLE samples_hidden RENAME TO samples");
         CHECK(stats.status == 503);
         // /health reads the gallery through its cache, which may not notice the
@@ -539,10 +541,10 @@ TEST_CASE("faceq serve: hostile clients are refused early, cut off in time, and 
         CHECK(server.log().find("no such table") != std::string::npos);  // the operator still learns why
         CHECK(health(port).first == 200);
     }
-    for (const std::string& request :
-         std::vector<std::string>{"GET /nope HTTP/1.1\r\nHost: x\r\n" + with_key + "Connection: close\r\n\r\n",
-                                  "DELETE /stats HTTP/1.1\r\nHost: x\r\n" + with_key + "Connection: close\r\n\r\n",
-                                  "NOT HTTP\r\n\r\n", "GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"}) {
+    for (const std::string& request : std::vector<std::string>{
+             "GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n" + with_key + "Connection: close\r\n\r\n",
+             "DELETE /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n" + with_key + "Connection: close\r\n\r\n",
+             "NOT HTTP\r\n\r\n", "GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"}) {
         const auto o = probe(port, pid, request);
         CHECK(o.status >= 400);
         CHECK(o.answer.find(home_path) == std::string::npos);
@@ -569,7 +571,7 @@ TEST_CASE("faceq serve: connections over --max-connections are closed at once, t
     // The server may close those /health connections a moment after the
     // client read its answer: let them leave the count first.
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    const std::string keep_alive = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    const std::string keep_alive = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     // One keep-alive /health on a held connection: its status (0: none in 5 s).
     const auto ask = [&keep_alive](int fd) {
         (void)!::send(fd, keep_alive.data(), keep_alive.size(), MSG_NOSIGNAL);

@@ -95,6 +95,7 @@ struct ApiRequestHead {
     std::string cookie;                                      // the Cookie header
     std::string csrf_token;                                  // the X-CSRF-Token header
     std::string if_none_match;                               // the If-None-Match header
+    std::string host;                                        // the Host header
 };
 
 struct ApiRequest : ApiRequestHead {
@@ -116,7 +117,10 @@ struct ServiceInfo {
     std::optional<std::string> api_key;  // when set, every route but /health needs it (and /health's details)
     std::uint64_t max_body_bytes = 0;    // request bodies above it get 413 from admit(); 0 = no limit
     // Listens beyond the loopback interface: without an API key, deploy and
-    // rollback are then refused (403).
+    // rollback are then refused (403). Not exposed and without a key, a
+    // request whose Host header names another machine is refused (403): a
+    // web page whose name was made to resolve to 127.0.0.1 (DNS rebinding)
+    // must not read the gallery or the page's CSRF token.
     bool exposed = false;
     // Lifetime of a login session (the cookie's Max-Age), seconds.
     std::int64_t session_seconds = 43200;

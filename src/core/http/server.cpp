@@ -3,6 +3,7 @@
 // the glue is server_http.cpp.
 #include "faceq/http/server.hpp"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -384,7 +385,29 @@ struct ApiService::Impl {
         return std::nullopt;
     }
 
+    // A Host header that names the loopback interface (any port), or none.
+    static bool loopback_host(const std::string& host_header) {
+        std::string h = lower(trim(host_header));
+        if (h.empty()) return true;
+        if (h.front() == '[') {
+            const auto close = h.find(']');
+            if (close == std::string::npos) return false;
+            h = h.substr(1, close - 1);
+        } else if (const auto colon = h.find(':'); colon != std::string::npos) {
+            h = h.substr(0, colon);
+        }
+        if (h == "localhost" || h == "::1") return true;
+        // 127.0.0.0/8 as an address literal only: "127.x.example.com" is a name.
+        in_addr a{};
+        return inet_pton(AF_INET, h.c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+    }
+
     std::optional<ApiResponse> admit(const ApiRequestHead& req) const {
+        if (!info.api_key && !info.exposed && !loopback_host(req.host))
+            return refusal(req, error_response(403, "forbidden",
+                                               "this server has no API key and listens on the loopback interface "
+                                               "only: it answers requests for localhost or 127.0.0.1, not for "
+                                               "another host name (set an API key to serve other names)"));
         Match m = match(req);
         const bool open = m.route && m.route->guard == Guard::open;
         const Caller c = caller(req);

@@ -243,6 +243,7 @@ private:
         head.transfer_encoding = field(http::field::transfer_encoding);
         head.content_encoding = field(http::field::content_encoding);
         head.cookie = field(http::field::cookie);
+        head.host = field(http::field::host);
         head.csrf_token = field("X-CSRF-Token");
         head.if_none_match = field(http::field::if_none_match);
         if (auto refused = api().admit(head)) {
