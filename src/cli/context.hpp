@@ -80,6 +80,10 @@ std::pair<CLI::App*, Runner> register_cluster(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_gallery(CLI::App& app, Context& ctx);
 // The HTTP API (issue 5): cmd_serve.
 std::pair<CLI::App*, Runner> register_serve(CLI::App& app, Context& ctx);
+// The shell completion script and the man page, generated from `app`'s tree
+// (cmd_completion.cpp): registered after every other subcommand.
+std::pair<CLI::App*, Runner> register_completion(CLI::App& app, Context& ctx);
+std::pair<CLI::App*, Runner> register_manpage(CLI::App& app, Context& ctx);
 
 // --jobs as given, or the number of cores when it was not (0).
 int jobs_or_cores(int jobs);

@@ -66,6 +66,9 @@ int main(int argc, char** argv) {
                      cli::register_prune, cli::register_cluster, cli::register_gallery})
         commands.push_back(reg(app, ctx));
     commands.push_back(cli::register_serve(app, ctx));
+    // Last: they read the tree the others built.
+    commands.push_back(cli::register_completion(app, ctx));
+    commands.push_back(cli::register_manpage(app, ctx));
 
     try {
         app.parse(argc, argv);
