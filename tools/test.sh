@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tools/test.sh — the README's test command, and CI's (.ci/run): installs the
-# dependencies, then runs six parts, each whatever the others did, and fails
+# dependencies, then runs seven parts, each whatever the others did, and fails
 # if any failed:
 #   format   tools/format.sh --check: every tracked .cpp/.hpp clang-formatted
 #   release  build/ (Release, -DFACEQ_WERROR=ON): the whole suite, slow tests
@@ -25,6 +25,12 @@
 #            hold together, and the Slurm array script, run through bash as
 #            2 tasks with build/'s faceq, covers a photo folder once (~10 s;
 #            after release, whose build and test home it uses)
+#   package  tools/check_package.sh: `cpack -G DEB` of build/, the package's
+#            fields and files, installed on this machine (apt-get install
+#            ./faceq_*.deb), the installed faceq, man page, models downloaded
+#            as the user faceq into /var/lib/faceq, the unit's command line
+#            serving with the API key, systemd-analyze verify, bash completion;
+#            then purged (~45 s; after release, whose build it packages)
 # The release and asan parts run the gallery tests on SQLite and on a real
 # PostgreSQL server that this script starts (postgresql-15, a throw-away
 # cluster in /tmp run by an unprivileged user: tools/pg_cluster.sh) and stops
@@ -36,12 +42,12 @@
 # Environment: FACEQ_REQUIRE_DATA (default 1: a test whose data — ../shared,
 # the model mirror — is missing fails, naming it; 0: such tests are skipped and
 # the run's summary says how many and why), FACEQ_TEST_PARTS (default
-# "format release browser deploy asan fuzz"; e.g. "release" runs one part),
+# "format release browser deploy package asan fuzz"; e.g. "release" runs one part),
 # FACEQ_FUZZ_SECONDS (per harness, default 45), and setup.sh's.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 export FACEQ_REQUIRE_DATA="${FACEQ_REQUIRE_DATA:-1}"
-parts="${FACEQ_TEST_PARTS:-format release browser deploy asan fuzz}"
+parts="${FACEQ_TEST_PARTS:-format release browser deploy package asan fuzz}"
 tsay() { printf 'test: %s\n' "$*" >&2; }
 
 # Runs the test binary of build directory $1 with the test spec $2, its output
@@ -145,6 +151,12 @@ part_deploy() {
   bash "$FACEQ_ROOT/tools/check_deploy.sh"
 }
 
+# Builds build/ when the release part did not (FACEQ_TEST_PARTS=package).
+part_package() {
+  build_faceq -DFACEQ_BUILD_TESTS=ON -DFACEQ_WERROR=ON || return
+  bash "$FACEQ_ROOT/tools/check_package.sh"
+}
+
 # A throw-away PostgreSQL server for the release and asan parts' gallery
 # tests (tools/pg_cluster.sh; test_gallery_db.hpp), stopped when this script
 # exits, pass or fail. FACEQ_TEST_PG set by the caller is used instead.
@@ -198,6 +210,8 @@ case " $parts " in *" browser "*)
   extra_packages+=(chromium)
   command -v npm >/dev/null || extra_packages+=(nodejs npm) ;;
 esac
+# The package: dpkg-shlibdeps, the man page's lint, systemd-analyze, bash-completion.
+case " $parts " in *" package "*) extra_packages+=(dpkg-dev mandoc man-db systemd bash-completion curl) ;; esac
 install_packages "${extra_packages[@]}"
 default_mirror
 start_test_server
