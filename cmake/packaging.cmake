@@ -80,8 +80,10 @@ if(FACEQ_IMGCODECS_LOCATION)
   endif()
 endif()
 string(REPLACE ";" ", " CPACK_DEBIAN_PACKAGE_DEPENDS "${FACEQ_DEB_DEPENDS}")
-# dlib's convolutions run through libblas.so.3: OpenBLAS makes them fast (README).
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libopenblas0")
+# dlib's convolutions run through libblas.so.3: OpenBLAS makes them fast (README);
+# libdlib-data holds the 68-point landmark model, the fallback `faceq download
+# models` installs when dlib.net is out of reach (data/models.json).
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libopenblas0, libdlib-data")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${FACEQ_PACKAGING_DIR}/postinst ${FACEQ_PACKAGING_DIR}/prerm
                                        ${FACEQ_PACKAGING_DIR}/postrm ${FACEQ_PACKAGING_DIR}/conffiles)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)

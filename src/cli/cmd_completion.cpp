@@ -370,7 +370,7 @@ std::string bash_script(CLI::App& app) {
 # _faceq_files [-d]: file (or directory) names, by bash-completion's _filedir
 # when it is loaded, else by compgen.
 _faceq_files() {
-    if declare -F _filedir >/dev/null; then
+    if declare -f _filedir >/dev/null; then
         _filedir "$@"
         return
     fi
