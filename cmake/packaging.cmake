@@ -1,12 +1,13 @@
 # cmake/packaging.cmake — the man page, the bash completion and the Debian
 # package (docs/packaging.md), included at the end of CMakeLists.txt.
 #
-# faceq.1.gz and faceq.bash are made at build time by the built binary from
-# its own command-line definition (`faceq manpage`, `faceq completion bash`:
-# src/cli/cmd_completion.cpp), so they never drift from the options.
+# faceq.1.gz, faceq.bash and _faceq (zsh) are made at build time by the built
+# binary from its own command-line definition (`faceq manpage`, `faceq
+# completion bash|zsh`: src/cli/cmd_completion.cpp), so they never drift from
+# the options.
 # `cpack -G DEB` in the build directory then makes faceq_<version>_amd64.deb:
 # /usr/bin/faceq (stripped), data/ in /usr/share/faceq, the man page, the
-# completion, and — a component of their own that `cmake --install` leaves
+# bash and zsh completions, and — a component of their own that `cmake --install` leaves
 # out, since they belong to the system — the systemd unit, /etc/default/faceq
 # and the maintainer scripts (packaging/).
 
@@ -29,11 +30,19 @@ add_custom_command(OUTPUT ${FACEQ_BASH_COMPLETION}
   DEPENDS faceq
   COMMENT "Generating the bash completion from faceq's options"
   VERBATIM)
-add_custom_target(faceq_docs ALL DEPENDS ${FACEQ_MAN_PAGE} ${FACEQ_BASH_COMPLETION})
+set(FACEQ_ZSH_COMPLETION ${CMAKE_CURRENT_BINARY_DIR}/_faceq)
+add_custom_command(OUTPUT ${FACEQ_ZSH_COMPLETION}
+  COMMAND sh -c "\"$1\" completion zsh >\"$2.tmp\" && mv \"$2.tmp\" \"$2\"" sh
+          $<TARGET_FILE:faceq> ${FACEQ_ZSH_COMPLETION}
+  DEPENDS faceq
+  COMMENT "Generating the zsh completion from faceq's options"
+  VERBATIM)
+add_custom_target(faceq_docs ALL DEPENDS ${FACEQ_MAN_PAGE} ${FACEQ_BASH_COMPLETION} ${FACEQ_ZSH_COMPLETION})
 
 install(FILES ${FACEQ_MAN_PAGE}.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES ${FACEQ_BASH_COMPLETION} DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions
         RENAME faceq)
+install(FILES ${FACEQ_ZSH_COMPLETION} DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs FILES_MATCHING PATTERN "*.md")
 install(FILES LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR} RENAME copyright)

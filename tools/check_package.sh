@@ -21,6 +21,7 @@
 #   7. the installed completion sourced in bash — plain, and with
 #      bash-completion loaded — and asked for `faceq an<TAB>`, a nested
 #      subcommand, an option, an option's value and a directory argument;
+#      the zsh one autoloaded by compinit in a real zsh (zpty), the same;
 #   8. purges the package, removes the user faceq (postrm leaves it, as
 #      Debian packages do) and checks that nothing of it is left.
 # Refuses to start when faceq is installed already, or a user faceq or
@@ -34,7 +35,7 @@ fail() {
   exit 1
 }
 
-install_packages dpkg-dev mandoc man-db systemd bash-completion curl
+install_packages dpkg-dev mandoc man-db systemd bash-completion zsh curl
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 [ -x "$FACEQ_BUILD_DIR/faceq" ] || fail "no faceq binary in $FACEQ_BUILD_DIR: build first (tools/setup.sh)"
@@ -109,6 +110,7 @@ done
 contents="$(dpkg-deb --contents "$deb" | awk '{print $NF}')"
 for f in ./usr/bin/faceq ./usr/share/faceq/models.json ./usr/share/faceq/datasets.json \
   ./usr/share/man/man1/faceq.1.gz ./usr/share/bash-completion/completions/faceq \
+  ./usr/share/zsh/vendor-completions/_faceq \
   ./lib/systemd/system/faceq.service ./etc/default/faceq ./usr/share/doc/faceq/copyright; do
   grep -qx -- "$f" <<<"$contents" || fail "the package lacks $f"
 done
@@ -232,7 +234,33 @@ EOF
 for mode in plain bash-completion; do
   bash --norc --noprofile "$work/complete.sh" "$mode" "$work" || fail "completion ($mode bash)"
 done
-psay "completion: faceq an<TAB> = analyze, nested subcommands, options, values and paths, plain and with bash-completion"
+# zsh: a real interactive zsh in a pseudo-terminal (zsh/zpty), the packaged
+# _faceq autoloaded by compinit from the vendor directory, asked for TABs.
+cat >"$work/complete.zsh" <<'EOF'
+zmodload zsh/zpty
+zpty z 'PS1="> " TERM=dumb zsh -f -i'
+zpty -w z 'autoload -U compinit && compinit -u -D && echo LOADED'
+sleep 1
+drain() { local o; while zpty -r -t z o; do :; done; }
+drain
+expect() {
+  local out="" o
+  zpty -w -n z "$1"$'\t'
+  sleep 0.6
+  while zpty -r -t z o; do out+=$o; done
+  zpty -w -n z $'\C-u'
+  sleep 0.3
+  drain
+  [[ $out == *"$2" ]] || { print -r -- "zsh: '$1<TAB>' gives ${(q+)out}, not '$2'"; exit 1; }
+}
+expect 'faceq an' 'faceq analyze '
+expect 'faceq gallery ex' 'faceq gallery export '
+expect 'faceq analyze --detector y' 'faceq analyze --detector yunet '
+zpty -d z
+EOF
+[ -f /usr/share/zsh/vendor-completions/_faceq ] || fail "no /usr/share/zsh/vendor-completions/_faceq"
+(cd "$work" && timeout 60 zsh -f "$work/complete.zsh") || fail "completion (zsh)"
+psay "completion: faceq an<TAB> = analyze, nested subcommands, options, values and paths: bash (plain and with bash-completion) and zsh"
 
 # 8. Purged, nothing left.
 $sudo apt-get purge -y -q -o DPkg::Lock::Timeout=300 faceq >"$work/purge.log" 2>&1 || {

@@ -210,8 +210,8 @@ case " $parts " in *" browser "*)
   extra_packages+=(chromium)
   command -v npm >/dev/null || extra_packages+=(nodejs npm) ;;
 esac
-# The package: dpkg-shlibdeps, the man page's lint, systemd-analyze, bash-completion.
-case " $parts " in *" package "*) extra_packages+=(dpkg-dev mandoc man-db systemd bash-completion curl) ;; esac
+# The package: dpkg-shlibdeps, the man page's lint, systemd-analyze, the shells it completes in.
+case " $parts " in *" package "*) extra_packages+=(dpkg-dev mandoc man-db systemd bash-completion zsh curl) ;; esac
 install_packages "${extra_packages[@]}"
 default_mirror
 start_test_server

@@ -451,10 +451,17 @@ std::pair<CLI::App*, Runner> register_completion(CLI::App& app, Context& /*ctx*/
         "completion", "Print a shell completion script (e.g. source <(faceq completion bash) in ~/.bashrc)");
     sub->add_option("shell", cmd->shell, "The shell")->required()->check(CLI::IsMember({"bash", "zsh"}));
     return {sub, [cmd, &app] {
+                // zsh runs the bash script through its bashcompinit. As a file _faceq in
+                // $fpath, compinit autoloads it for the first `faceq <TAB>`: it then
+                // defines the functions and completes that first word too.
                 if (cmd->shell == "zsh")
-                    std::cout << "# zsh completion for faceq, through zsh's bashcompinit: source <(faceq completion "
-                                 "zsh) in ~/.zshrc, after compinit.\nautoload -U +X bashcompinit && bashcompinit\n";
+                    std::cout << "#compdef faceq\n"
+                                 "# zsh completion for faceq, through zsh's bashcompinit: a file _faceq in $fpath\n"
+                                 "# (the package: /usr/share/zsh/vendor-completions), or source <(faceq completion "
+                                 "zsh)\n# in ~/.zshrc after compinit.\n"
+                                 "autoload -U +X bashcompinit && bashcompinit\n";
                 std::cout << bash_script(app);
+                if (cmd->shell == "zsh") std::cout << "if (( ${+compstate} )); then _bash_complete -F _faceq; fi\n";
                 return 0;
             }};
 }
