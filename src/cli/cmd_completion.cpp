@@ -19,6 +19,7 @@
 // of both. Not help2man: it sees one --help page and no subcommand sections.
 #include <fmt/format.h>
 
+#include <cctype>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -44,6 +45,7 @@ struct OptionDoc {
     std::string description;
     std::string default_value;
     std::string envname;
+    std::vector<std::string> needs, excludes;  // other options' names, as --help shows them
 };
 
 struct CommandDoc {
@@ -85,6 +87,8 @@ OptionDoc describe(CLI::Option* opt) {
     doc.description = opt->get_description();
     doc.default_value = opt->get_default_str();
     doc.envname = opt->get_envname();
+    for (const CLI::Option* o : opt->get_needs()) doc.needs.push_back(o->get_name());
+    for (const CLI::Option* o : opt->get_excludes()) doc.excludes.push_back(o->get_name());
     if (opt->get_items_expected_max() == 0) return doc;  // a flag
     const std::string type_name = opt->get_type_name();
     doc.type = type_name.substr(0, type_name.find(':'));
@@ -188,7 +192,14 @@ std::string wrap(const std::string& text) {
         }
         std::istringstream words(input);
         while (words >> word) {
-            if (!line.empty() && line.size() + 1 + word.size() > 78) end_line();
+            if (!line.empty() && line.size() + 1 + word.size() > 78) {
+                // A line ending in '.' ends a sentence to roff (two spaces):
+                // not so before a lower-case word ("e.g. 0.01", "vs. the").
+                if (std::string(".?!").find(line.back()) != std::string::npos &&
+                    !std::isupper(static_cast<unsigned char>(word.front())))
+                    line += "\\&";
+                end_line();
+            }
             line += (line.empty() ? "" : " ") + word;
         }
         if (!line.empty()) end_line();
@@ -217,6 +228,8 @@ std::string option_text(const OptionDoc& o) {
     if (o.positional && o.kind == ValueKind::choice) notes.push_back("one of " + join(o.choices, ", "));
     if (!o.default_value.empty()) notes.push_back("default: " + o.default_value);
     if (!o.envname.empty()) notes.push_back("environment: " + o.envname);
+    if (!o.needs.empty()) notes.push_back("needs " + join(o.needs, ", "));
+    if (!o.excludes.empty()) notes.push_back("not with " + join(o.excludes, ", "));
     if (!notes.empty()) text += (text.empty() ? "" : " ") + ("(" + join(notes, "; ") + ")");
     return wrap(roff(text));
 }
@@ -294,7 +307,13 @@ std::string man_page(CLI::App& app, const std::string& date) {
         << wrap(roff("The models faceq knows, with their checksums (data/ of the source tree, or next to the binary)."))
         << "\n.TP\n"
         << italic("HOME") << "/models, " << italic("HOME") << "/faceq.db\n"
-        << roff("Downloaded models and the SQLite gallery, under the state directory (--home).") << "\n";
+        << roff("Downloaded models and the SQLite gallery, under the state directory (--home).") << "\n"
+        << ".TP\n"
+        << bold("/etc/default/faceq") << ", " << bold("/etc/faceq/api-key") << ", " << bold("/var/lib/faceq") << "\n"
+        << wrap(roff("With the Debian package: the settings and the API key of the service faceq.service (faceq "
+                     "serve as the user faceq), and its state directory; models for it are downloaded with "
+                     "sudo -u faceq faceq --home /var/lib/faceq download models."))
+        << "\n";
     out << ".SH EXIT STATUS\n"
         << ".TP\n0\nSuccess.\n.TP\n1\n"
         << roff("Failure, including a batch in which some inputs failed.") << "\n.TP\n2\n"
