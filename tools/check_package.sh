@@ -240,16 +240,17 @@ cat >"$work/complete.zsh" <<'EOF'
 zmodload zsh/zpty
 zpty z 'PS1="> " TERM=dumb zsh -f -i'
 zpty -w z 'autoload -U compinit && compinit -u -D && echo LOADED'
-sleep 1
-drain() { local o; while zpty -r -t z o; do :; done; }
+zpty -r z out '*LOADED*'
+drain() { local o; sleep 0.3; while zpty -r -t z o; do :; done; }
 drain
+# expect LINE WANT: types LINE and TAB; the terminal must end with WANT within 10 s.
 expect() {
-  local out="" o
+  local out="" o deadline=$((SECONDS + 10))
   zpty -w -n z "$1"$'\t'
-  sleep 0.6
-  while zpty -r -t z o; do out+=$o; done
+  while ((SECONDS < deadline)) && [[ $out != *"$2" ]]; do
+    if zpty -r -t z o; then out+=$o; else sleep 0.1; fi
+  done
   zpty -w -n z $'\C-u'
-  sleep 0.3
   drain
   [[ $out == *"$2" ]] || { print -r -- "zsh: '$1<TAB>' gives ${(q+)out}, not '$2'"; exit 1; }
 }
