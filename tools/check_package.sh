@@ -10,6 +10,8 @@
 #      the installed faceq's --version and its data directory
 #      (/usr/share/faceq), `man -l` and `mandoc -T lint` of the installed page,
 #      the system user faceq, /var/lib/faceq and the API key (0600, root's);
+#      installed again over itself: an edited /etc/default/faceq and the key
+#      are kept;
 #   4. `faceq --home /var/lib/faceq download models` as the user faceq, from
 #      the mirror (FACEQ_MIRROR, else ../shared/mirror): the models land in the
 #      service's state directory, owned by faceq;
@@ -137,6 +139,19 @@ getent passwd faceq | grep -q ":/var/lib/faceq:" || fail "no system user faceq w
 [ "$(stat -c '%U %a' /etc/faceq/api-key)" = "root 600" ] || fail "/etc/faceq/api-key: $(stat -c '%U %a' /etc/faceq/api-key)"
 [ "$(wc -c </etc/faceq/api-key)" -eq 64 ] || fail "the API key is not 64 hex digits"
 psay "installed: $(/usr/bin/faceq --version), man page lint-clean, user faceq, /var/lib/faceq, API key"
+
+# Installed again over itself (as an upgrade runs the scripts): an edited
+# conffile and the key stay, without a question (stdin is /dev/null).
+key_before="$(cat /etc/faceq/api-key)"
+echo "# edited by check_package.sh" | $sudo tee -a /etc/default/faceq >/dev/null
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --reinstall --no-install-recommends \
+  -o DPkg::Lock::Timeout=300 "$deb" </dev/null >"$work/reinstall.log" 2>&1 || {
+  cat "$work/reinstall.log" >&2
+  fail "apt-get install --reinstall $deb"
+}
+grep -q "^# edited by check_package.sh" /etc/default/faceq || fail "reinstalling lost the edit of /etc/default/faceq"
+[ "$(cat /etc/faceq/api-key)" = "$key_before" ] || fail "reinstalling changed the API key"
+psay "reinstalled: the edited /etc/default/faceq and the API key kept"
 
 # 4. Models into the service's state directory, as the README says.
 $sudo env FACEQ_MIRROR="$FACEQ_MIRROR" runuser -u faceq -- faceq --home /var/lib/faceq download models \
