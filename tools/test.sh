@@ -29,8 +29,9 @@
 #            fields and files, installed on this machine (apt-get install
 #            ./faceq_*.deb), the installed faceq, man page, models downloaded
 #            as the user faceq into /var/lib/faceq, the unit's command line
-#            serving with the API key, systemd-analyze verify, bash completion;
-#            then purged (~45 s; after release, whose build it packages)
+#            serving with the API key, systemd-analyze verify, the bash and
+#            zsh completions; then purged (~50 s; after release, whose build
+#            it packages)
 # The release and asan parts run the gallery tests on SQLite and on a real
 # PostgreSQL server that this script starts (postgresql-15, a throw-away
 # cluster in /tmp run by an unprivileged user: tools/pg_cluster.sh) and stops
