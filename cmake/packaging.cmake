@@ -51,7 +51,8 @@ install(FILES ${FACEQ_BASH_COMPLETION} DESTINATION ${CMAKE_INSTALL_DATADIR}/bash
         RENAME faceq)
 install(FILES ${FACEQ_ZSH_COMPLETION} DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
-install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs FILES_MATCHING PATTERN "*.md")
+install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs FILES_MATCHING PATTERN "*.md"
+        PATTERN screenshots EXCLUDE)
 install(FILES LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR} RENAME copyright)
 
 # The service: absolute paths, so only in the package.
@@ -73,6 +74,15 @@ string(JOIN "\n" CPACK_PACKAGE_DESCRIPTION
     "output, and an HTTP API with a web page (faceq serve), run as the systemd"
     "service faceq.service. Models are downloaded after installation"
     "(faceq download models).")
+# A Debian package carries a changelog (Policy 12.7): one entry for this
+# version, pointing at the real history.
+string(TIMESTAMP FACEQ_CHANGELOG_DATE "%a, %d %b %Y %H:%M:%S +0000" UTC)
+file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/changelog
+     "faceq (${PROJECT_VERSION}) unstable; urgency=medium\n\n"
+     "  * Built from faceq's source tree with cpack; its history is the git log.\n\n"
+     " -- ${CPACK_PACKAGE_CONTACT}  ${FACEQ_CHANGELOG_DATE}\n")
+execute_process(COMMAND gzip -9nf ${CMAKE_CURRENT_BINARY_DIR}/changelog)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/changelog.gz DESTINATION ${CMAKE_INSTALL_DOCDIR})
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION graphics)

@@ -5,7 +5,7 @@
 #   2. dpkg-deb --info: Depends names the packages of the linked libraries
 #      (dpkg-shlibdeps) and adduser, /etc/default/faceq is a conffile, the
 #      maintainer scripts are there; dpkg-deb --contents: every promised file,
-#      the binary stripped;
+#      the binary stripped; lintian: no error or warning;
 #   3. installs it on this machine (apt-get install ./faceq_*.deb), then:
 #      the installed faceq's --version and its data directory
 #      (/usr/share/faceq), `man -l` and `mandoc -T lint` of the installed page,
@@ -37,7 +37,7 @@ fail() {
   exit 1
 }
 
-install_packages dpkg-dev mandoc man-db systemd bash-completion zsh curl
+install_packages dpkg-dev lintian mandoc man-db systemd bash-completion zsh curl
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 [ -x "$FACEQ_BUILD_DIR/faceq" ] || fail "no faceq binary in $FACEQ_BUILD_DIR: build first (tools/setup.sh)"
@@ -83,20 +83,29 @@ done
 # The libraries linked after the package was first written (e.g. exiv2) are
 # found the same way: every NEEDED library's package must be in Depends.
 ldcache="$(ldconfig -p)"
+declare -A lib_path
 for so in $(objdump -p "$FACEQ_BUILD_DIR/faceq" | awk '/NEEDED/ {print $2}'); do
-  path="$(awk -v so="$so" '$1 == so && /x86-64/ {print $NF; exit}' <<<"$ldcache")"
-  [ -n "$path" ] || continue
-  # The SONAME link where ldconfig found it, or in the real directory (merged
-  # /usr: dpkg knows some libraries as /lib/..., others as /usr/lib/...).
-  owner="$(dpkg-query -S "$path" 2>/dev/null || dpkg-query -S "$(readlink -f "$(dirname "$path")")/$so" 2>/dev/null ||
-    true)"
-  owner="${owner%%:*}"
+  lib_path[$so]="$(awk -v so="$so" '$1 == so && /x86-64/ {print $NF; exit}' <<<"$ldcache")"
+done
+# Who owns each SONAME link, where ldconfig found it or in the real directory
+# (merged /usr: dpkg knows some libraries as /lib/..., others as /usr/lib/...):
+# one dpkg-query for all (each call reads dpkg's whole file list).
+candidates=()
+for so in "${!lib_path[@]}"; do
+  [ -n "${lib_path[$so]}" ] || continue
+  candidates+=("${lib_path[$so]}" "$(readlink -f "$(dirname "${lib_path[$so]}")")/$so")
+done
+owners="$(dpkg-query -S "${candidates[@]}" 2>/dev/null || true)"
+for so in "${!lib_path[@]}"; do
+  [ -n "${lib_path[$so]}" ] || continue
+  owner="$(awk -v so="/$so" 'substr($NF, length($NF) - length(so) + 1) == so {sub(/:.*/, "", $1); print $1; exit}' \
+    <<<"$owners")"
   # No owner: an alternative (libblas.so.3), declared by its SONAME.
   if [ -z "$owner" ]; then
     grep -qF "$so" <<<"$depends" || fail "Depends lacks $so: $depends"
     continue
   fi
-  case "$owner" in "" | libc6 | libgcc-s1 | libstdc++6 | libgomp1) continue ;; esac
+  case "$owner" in libc6 | libgcc-s1 | libstdc++6 | libgomp1) continue ;; esac
   grep -qE "(^|[ ,|])$owner( |,|$)" <<<"$depends" || fail "Depends lacks $owner (for $so): $depends"
 done
 grep -q "adduser" <<<"$depends" || fail "Depends lacks adduser"
@@ -119,6 +128,13 @@ done
 dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/bin/faceq >"$work/faceq.bin"
 file "$work/faceq.bin" | grep -q ", stripped" || fail "/usr/bin/faceq is not stripped"
 psay "dpkg-deb: Depends ($depends), conffiles and every promised file present"
+# Debian's own checker: no error, no warning (its informational tags, e.g.
+# the build's hardening flags, are not failures).
+lintian --fail-on error,warning --tag-display-limit 0 "$deb" >"$work/lintian.log" 2>&1 || {
+  cat "$work/lintian.log" >&2
+  fail "lintian"
+}
+psay "lintian: no error or warning"
 
 # 3. Installed.
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 \

@@ -26,12 +26,12 @@
 #            2 tasks with build/'s faceq, covers a photo folder once (~10 s;
 #            after release, whose build and test home it uses)
 #   package  tools/check_package.sh: `cpack -G DEB` of build/, the package's
-#            fields and files, installed on this machine (apt-get install
-#            ./faceq_*.deb), the installed faceq, man page, models downloaded
-#            as the user faceq into /var/lib/faceq, the unit's command line
-#            serving with the API key, systemd-analyze verify, the bash and
-#            zsh completions; then purged (~50 s; after release, whose build
-#            it packages)
+#            fields and files, lintian, installed on this machine (apt-get
+#            install ./faceq_*.deb), the installed faceq, man page, models
+#            downloaded as the user faceq into /var/lib/faceq, the unit's
+#            command line serving with the API key, systemd-analyze verify,
+#            the bash and zsh completions; then purged (~1 min; after
+#            release, whose build it packages)
 # The release and asan parts run the gallery tests on SQLite and on a real
 # PostgreSQL server that this script starts (postgresql-15, a throw-away
 # cluster in /tmp run by an unprivileged user: tools/pg_cluster.sh) and stops
@@ -211,8 +211,8 @@ case " $parts " in *" browser "*)
   extra_packages+=(chromium)
   command -v npm >/dev/null || extra_packages+=(nodejs npm) ;;
 esac
-# The package: dpkg-shlibdeps, the man page's lint, systemd-analyze, the shells it completes in.
-case " $parts " in *" package "*) extra_packages+=(dpkg-dev mandoc man-db systemd bash-completion zsh curl) ;; esac
+# The package: dpkg-shlibdeps, lintian, the man page's lint, systemd-analyze, the shells it completes in.
+case " $parts " in *" package "*) extra_packages+=(dpkg-dev lintian mandoc man-db systemd bash-completion zsh curl) ;; esac
 install_packages "${extra_packages[@]}"
 default_mirror
 start_test_server
