@@ -156,6 +156,8 @@ complete_line faceq bench detection photos/al
 complete_line faceq analyze -r photos/a
 complete_line faceq serve --port 80
 complete_line faceq completion z
+complete_line faceq models list --na
+complete_line faceq analyze --ho
 )";
     const auto run = run_command({"bash", "--norc", "--noprofile", (dir / "driver.sh").string(),
                                   (dir / "faceq.bash").string(), dir.path().string()});
@@ -173,7 +175,10 @@ complete_line faceq completion z
           "photos/album\n"
           "photos/a.jpg photos/album\n"
           "\n"
-          "zsh\n");
+          "zsh\n"
+          // `models` falls through: --name (of models) after `list`; analyze does not: no --home.
+          "--name\n"
+          "\n");
 }
 
 TEST_CASE(

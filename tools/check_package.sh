@@ -28,7 +28,7 @@
 #      Debian packages do) and checks that nothing of it is left.
 # Refuses to start when faceq is installed already, or a user faceq or
 # /var/lib/faceq exists: it would purge them. Cleans up at exit, pass or fail.
-# Needs build/ built (tools/setup.sh) and root (or sudo). Takes ~30 s.
+# Needs build/ built (tools/setup.sh) and root (or sudo). Takes ~40 s.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 psay() { printf 'check_package: %s\n' "$*" >&2; }
