@@ -132,6 +132,9 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
     const auto& v = session.versions();
     ctx.debug(fmt::format("models: detector {}, landmarks {}, embedder {}, gender {}", v.detector, v.landmarks,
                           v.embedder, v.gender.empty() ? "none" : v.gender));
+    if (cmd.xmp && !session.identifies())
+        ctx.warn(fmt::format("no gallery at '{}': no face can be named, so --xmp writes no regions (enroll first)",
+                             Gallery::describe_location(ctx.home.gallery_location())));
     const ImageLimits limits{cmd.max_pixels, ImageLimits{}.max_file_bytes};
 
     RecordWriter writer(std::cout, format);

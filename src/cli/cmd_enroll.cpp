@@ -16,6 +16,7 @@
 // exit 1 only when a photo's XMP or image could not be read or a person failed.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <iostream>
 
 #include "context.hpp"
@@ -53,6 +54,9 @@ int run_enroll(EnrollCommand& cmd, Context& ctx) {
     if (!cmd.from_xmp.empty() && (cmd.name || !cmd.dir.empty() || !cmd.images.empty()))
         throw Error(ErrorKind::usage, "--from-xmp DIR takes no --name, --dir or photos: the regions name the persons");
     if (cmd.recursive && cmd.from_xmp.empty()) throw Error(ErrorKind::usage, "-r/--recursive goes with --from-xmp");
+    if (std::error_code ec; !cmd.from_xmp.empty() && !std::filesystem::is_directory(cmd.from_xmp, ec))
+        throw Error(ErrorKind::not_found,
+                    fmt::format("no such directory '{}'", cmd.from_xmp));  // before loading models
     if (cmd.from_xmp.empty() && cmd.dir.empty() != cmd.name.has_value())
         throw Error(ErrorKind::usage,
                     "give either --name NAME with photos, --dir DIR (one folder per person) or --from-xmp DIR");
