@@ -367,6 +367,11 @@ TEST_CASE("export xmp writes what the gallery holds; missing and changed photos 
     for (const auto& f : group["faces"]) strangers += f["decision"] == "unknown" && f["person_id"].is_string();
     const json with_strangers = exiftool(photos / "bbt4.jpg.xmp");
     CHECK(with_strangers["RegionInfo"]["RegionList"].size() == named.size() + strangers);
+    // Known persons only again: the strangers' regions go (faceq's own, replaced).
+    const auto known_again = lines(home.run({"export", "xmp"}).out);
+    for (const auto& r : known_again)
+        if (r.value("file", "") == (photos / "bbt4.jpg").string()) CHECK(r["replaced"] == named.size() + strangers);
+    CHECK(exiftool(photos / "bbt4.jpg.xmp")["RegionInfo"]["RegionList"].size() == named.size());
     CHECK(home.run({"export", "xmp", "--persons", "nobody"}).exit_code == 2);
 }
 
