@@ -4,7 +4,7 @@
 // (../shared/data, copied into a TempDir so that sidecars can be written
 // beside them): analyze --xmp read back by exiftool and by exiv2, reruns
 // replacing faceq's regions and keeping a foreign region and foreign tags, an
-// EXIF-rotated photo, embedded XMP, export xmp on both gallery engines, the
+// EXIF-rotated photos (orientations 6, 3, 8), embedded XMP, export xmp on both gallery engines, the
 // round trip analyze --xmp -> enroll --from-xmp, and hostile sidecars.
 #include <fmt/format.h>
 
@@ -260,57 +260,74 @@ TEST_CASE(
     CHECK(home.run({"analyze", "--sidecar", "photo.xmp", group.string()}).exit_code == 2);
 }
 
-TEST_CASE("analyze --xmp on an EXIF-rotated photo: Area is relative to the photo as stored", "[xmp][cli]") {
+TEST_CASE("analyze --xmp on EXIF-rotated photos: Area is relative to the photo as stored", "[xmp][cli]") {
     REQUIRE_MODELS();
     XmpHome home;
-    // The upright photo, and a copy stored turned a quarter anticlockwise with
-    // EXIF orientation 6 (show turned clockwise): both display alike.
+    // The upright photo, and copies stored turned so that their EXIF
+    // orientation shows them upright again: 6 (stored a quarter
+    // anticlockwise, shown turned clockwise), 3 (half a turn), 8 (a quarter
+    // clockwise, shown turned anticlockwise). All four display alike.
     const auto upright = home / "upright.jpg";
     std::filesystem::copy_file(bbt() / "bbt4.jpg", upright);
     cv::Mat pixels = cv::imread(upright.string());
     REQUIRE(pixels.cols == 710);
-    cv::Mat turned;
-    cv::rotate(pixels, turned, cv::ROTATE_90_COUNTERCLOCKWISE);
-    const auto rotated = home / "rotated.jpg";
-    REQUIRE(cv::imwrite(rotated.string(), turned, {cv::IMWRITE_JPEG_QUALITY, 97}));
-    exiftool_write({"-n", "-Orientation=6", rotated.string()});
+    const std::vector<std::pair<int, cv::RotateFlags>> turns = {
+        {6, cv::ROTATE_90_COUNTERCLOCKWISE}, {3, cv::ROTATE_180}, {8, cv::ROTATE_90_CLOCKWISE}};
+    std::vector<std::string> args{"analyze", "--store", "--xmp", "--persons", "all", "--jobs", "1", upright.string()};
+    for (const auto& [orientation, turn] : turns) {
+        cv::Mat turned;
+        cv::rotate(pixels, turned, turn);
+        const auto path = home / fmt::format("rotated{}.jpg", orientation);
+        REQUIRE(cv::imwrite(path.string(), turned, {cv::IMWRITE_JPEG_QUALITY, 97}));
+        exiftool_write({"-n", fmt::format("-Orientation={}", orientation), path.string()});
+        args.push_back(path.string());
+    }
 
     // Strangers are written too (--persons all), so that no enrolment is needed.
-    const auto r = home.run(
-        {"analyze", "--store", "--xmp", "--persons", "all", "--jobs", "1", upright.string(), rotated.string()});
+    const auto r = home.run(args);
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     const auto records = lines(r.out);
-    REQUIRE(records.size() == 2);
-    CHECK(records[1]["width"] == 710);  // displayed as the upright one
-    CHECK(records[1]["height"] == 473);
-    const json a = exiftool(home / "upright.jpg.xmp"), b = exiftool(home / "rotated.jpg.xmp");
-    CHECK(b["RegionInfo"]["AppliedToDimensions"]["W"] == 473);  // stored size
-    CHECK(b["RegionInfo"]["AppliedToDimensions"]["H"] == 710);
-    // The same faces (the same strangers: the second photo's faces match the first's).
+    REQUIRE(records.size() == 4);
+    const json a = exiftool(home / "upright.jpg.xmp");
     const auto& list_a = a["RegionInfo"]["RegionList"];
     REQUIRE(list_a.size() >= 5);
-    CHECK(b["RegionInfo"]["RegionList"].size() == list_a.size());
-    for (const auto& region : list_a) {
-        INFO(region.dump());
-        const auto same = regions_named(b, region["Name"]);
-        REQUIRE(same.size() == 1);
-        // Turned anticlockwise: the displayed (x, y) is at (y, 1 - x) of the stored image, w and h swap.
-        const auto& s = region["Area"];
-        check_area(same[0]["Area"], {{"X", s["Y"]}, {"Y", 1 - s["X"].get<double>()}, {"W", s["H"]}, {"H", s["W"]}},
-                   0.01);
-    }
-    // And faceq reads the rotated region back into the displayed frame.
-    const auto read = read_face_regions(rotated);
-    REQUIRE(read);
-    const PhotoFrame frame = read_photo_frame(rotated);
-    CHECK(frame.orientation == 6);
-    for (const auto& f : read->faces) {
-        const auto shown = to_displayed(f.area, frame.orientation);
-        const auto same = regions_named(a, f.name);
-        REQUIRE(same.size() == 1);
-        CHECK(shown.x == Approx(same[0]["Area"]["X"].get<double>()).margin(0.01));
-        CHECK(shown.y == Approx(same[0]["Area"]["Y"].get<double>()).margin(0.01));
+    for (std::size_t k = 0; k < turns.size(); ++k) {
+        const int orientation = turns[k].first;
+        INFO("orientation " << orientation);
+        CHECK(records[k + 1]["width"] == 710);  // displayed as the upright one
+        CHECK(records[k + 1]["height"] == 473);
+        const auto rotated = home / fmt::format("rotated{}.jpg", orientation);
+        const json b = exiftool(home / fmt::format("rotated{}.jpg.xmp", orientation));
+        const bool quarter = orientation != 3;
+        CHECK(b["RegionInfo"]["AppliedToDimensions"]["W"] == (quarter ? 473 : 710));  // the stored size
+        CHECK(b["RegionInfo"]["AppliedToDimensions"]["H"] == (quarter ? 710 : 473));
+        // The same faces (the same strangers: these photos' faces match the upright one's).
+        CHECK(b["RegionInfo"]["RegionList"].size() == list_a.size());
+        for (const auto& region : list_a) {
+            INFO(region.dump());
+            const auto same = regions_named(b, region["Name"]);
+            REQUIRE(same.size() == 1);
+            // Where the displayed (x, y) lies in the stored image, by the turn made above; w and h swap on quarters.
+            const double x = region["Area"]["X"], y = region["Area"]["Y"], w = region["Area"]["W"],
+                         h = region["Area"]["H"];
+            const json expected = orientation == 6   ? json{{"X", y}, {"Y", 1 - x}, {"W", h}, {"H", w}}
+                                  : orientation == 3 ? json{{"X", 1 - x}, {"Y", 1 - y}, {"W", w}, {"H", h}}
+                                                     : json{{"X", 1 - y}, {"Y", x}, {"W", h}, {"H", w}};
+            check_area(same[0]["Area"], expected, 0.01);
+        }
+        // And faceq reads the regions back into the displayed frame.
+        const auto read = read_face_regions(rotated);
+        REQUIRE(read);
+        const PhotoFrame frame = read_photo_frame(rotated);
+        CHECK(frame.orientation == orientation);
+        for (const auto& f : read->faces) {
+            const auto shown = to_displayed(f.area, frame.orientation);
+            const auto same = regions_named(a, f.name);
+            REQUIRE(same.size() == 1);
+            CHECK(shown.x == Approx(same[0]["Area"]["X"].get<double>()).margin(0.01));
+            CHECK(shown.y == Approx(same[0]["Area"]["Y"].get<double>()).margin(0.01));
+        }
     }
 }
 
