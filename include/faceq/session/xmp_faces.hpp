@@ -52,7 +52,7 @@ using XmpLog = std::function<void(const std::string&)>;
 // read back only when it is still the photo recorded (sha256): one "xmp"
 // record per photo ({file, sidecar, created, written, replaced, kept,
 // overlapping}, or {file, skipped: why} for a photo missing or changed, or
-// {file, error}) and an "xmp_export" summary ({photos, written, skipped,
+// {file, error}) and an "xmp_export" summary ({photos, regions (written), skipped,
 // failed}). Returns the number of failed photos (a sidecar that cannot be
 // read or written). `jobs` threads read the photos.
 std::size_t export_gallery_xmp(Gallery& gallery, const XmpWriteOptions& options, int jobs, const XmpReport& report,
