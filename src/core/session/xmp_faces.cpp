@@ -94,7 +94,8 @@ std::size_t export_gallery_xmp(Gallery& gallery, const XmpWriteOptions& options,
                     const auto& image = std::get<DecodedImage>(loaded);
                     std::vector<NamedFace> faces;
                     for (const auto& f : photo.faces)
-                        if (auto name = region_name(f.person, options))
+                        if (auto name =
+                                f.decision == Decision::ambiguous ? std::nullopt : region_name(f.person, options))
                             faces.push_back({*name, f.box, f.person->public_id});
                     const auto frame = checked_frame(photo.path, image.bgr.cols, image.bgr.rows);
                     const auto w = write_face_regions(photo.path, options.naming, frame, faces);
