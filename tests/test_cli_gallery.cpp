@@ -327,8 +327,27 @@ TEST_CASE("analyze --store: stable stranger ids, unchanged photos skipped, --for
     CHECK(f3["person_id"] == id_a);
     CHECK(f3["decision"] == "known");
 
-    // Merge the other stranger into Aaron (a deliberate mistake), then delete him.
+    // Listing: Aaron (2 detections) and the other stranger (1), in each order, paged.
     const auto id_b = r[2]["faces"][0]["person_id"].get<std::string>();
+    const auto listed = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {"persons", "list"});
+        const auto res = home.run(args);
+        INFO(res.err);
+        REQUIRE(res.exit_code == 0);
+        std::vector<std::string> ids;
+        for (const auto& p : lines(res.out)) ids.push_back(p["person_id"].get<std::string>());
+        return ids;
+    };
+    CHECK(listed({}) == std::vector<std::string>{id_a, id_b});  // known by name, then strangers
+    CHECK(listed({"--order", "detections"}) == std::vector<std::string>{id_a, id_b});
+    CHECK(listed({"--order", "detections", "--limit", "1"}) == std::vector<std::string>{id_a});
+    CHECK(listed({"--offset", "1", "--limit", "5"}) == std::vector<std::string>{id_b});
+    CHECK(listed({"--kind", "unknown"}) == std::vector<std::string>{id_b});
+    CHECK(listed({"--text", "PEIRSOL"}) == std::vector<std::string>{id_a});
+    CHECK(home.run({"persons", "list", "--limit", "0"}).exit_code == 2);
+    CHECK(home.run({"persons", "list", "--order", "age"}).exit_code == 2);
+
+    // Merge the other stranger into Aaron (a deliberate mistake), then delete him.
     const auto merged = home.run({"persons", "merge", id_b, "aaron peirsol"});
     REQUIRE(merged.exit_code == 0);
     CHECK(lines(merged.out)[0]["detections"] == detections);

@@ -631,6 +631,19 @@ TEST_CASE("gallery: enroll, re-enroll is a no-op, names are case-insensitive and
     CHECK(r3.samples[0].reason == "already enrolled as 'Alice O'Hara'");
     CHECK_FALSE(g.person("Bob"));
     CHECK_THROWS_AS(g.enroll("", {sample(alice, "x")}, emb), Error);
+    // Another face of Alice's photo may be Bob's (a group photo's named
+    // regions, enroll --from-xmp); a box overlapping hers (IoU >= 0.5) may not.
+    auto beside = sample(random_descriptor(rng), "a1");
+    beside.box = {200, 20, 100, 100};
+    auto over = sample(random_descriptor(rng), "a1");
+    over.box = {30, 30, 100, 100};  // IoU 0.56 with hers
+    const auto r4 = g.enroll("Bob", {over}, emb);
+    CHECK_FALSE(r4.person);
+    CHECK(r4.samples[0].reason == "already enrolled as 'Alice O'Hara'");
+    const auto r5 = g.enroll("Bob", {beside}, emb);
+    REQUIRE(r5.person);
+    CHECK(r5.samples[0].added);
+    CHECK(g.enrolled_as("a1", emb)->public_id == r1.person->public_id);
 
     const auto info = g.person("ALICE O'HARA");
     REQUIRE(info);

@@ -17,6 +17,7 @@ FACEQ_PACKAGES=(
   libdlib-dev libdlib-data libopenblas-dev liblapack-dev
   libopencv-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libsqlite3-dev libpq-dev libfmt-dev libcli11-dev catch2 nlohmann-json3-dev
   libcpp-httplib-dev libboost-dev libhnswlib-dev libcurl4-openssl-dev libarchive-dev libssl-dev
+  libexiv2-dev
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }

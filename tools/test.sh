@@ -200,7 +200,8 @@ for part in $parts; do
   declare -F "part_$part" >/dev/null || { tsay "error: unknown part '$part' in FACEQ_TEST_PARTS"; exit 2; }
 done
 start=$SECONDS
-extra_packages=(clang-format)
+# exiftool reads back the XMP sidecars faceq writes (tests/test_xmp.cpp).
+extra_packages=(clang-format libimage-exiftool-perl)
 # libFuzzer ships in libclang-rt-14-dev (libclang_rt.fuzzer*.a): Debian's
 # libfuzzer-14-dev, a libFuzzer.a for other compilers, is not needed.
 case " $parts " in *" fuzz "*) extra_packages+=(clang-14 libclang-rt-14-dev) ;; esac

@@ -19,7 +19,9 @@
 #include "faceq/pipeline/image_io.hpp"
 #include "faceq/session/analysis_session.hpp"
 #include "faceq/session/records.hpp"
+#include "faceq/session/xmp_faces.hpp"
 #include "gallery_support.hpp"
+#include "xmp_options.hpp"
 
 namespace faceq::cli {
 namespace {
@@ -36,6 +38,8 @@ struct AnalyzeCommand {
     std::string shard;  // "K/N", "auto" or empty (every input)
     SessionOptions session;
     bool no_thumbnails = false;
+    bool xmp = false;
+    XmpCliOptions xmp_options;
 };
 
 struct ItemOutcome {
@@ -128,6 +132,9 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
     const auto& v = session.versions();
     ctx.debug(fmt::format("models: detector {}, landmarks {}, embedder {}, gender {}", v.detector, v.landmarks,
                           v.embedder, v.gender.empty() ? "none" : v.gender));
+    if (cmd.xmp && !session.identifies())
+        ctx.warn(fmt::format("no gallery at '{}': no face can be named, so --xmp writes no regions (enroll first)",
+                             Gallery::describe_location(ctx.home.gallery_location())));
     const ImageLimits limits{cmd.max_pixels, ImageLimits{}.max_file_bytes};
 
     RecordWriter writer(std::cout, format);
@@ -164,6 +171,21 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
                     session.identify(out.analysis, out.record);
                 } catch (const std::exception& e) {
                     out.fail(items[i].path, e);
+                }
+            }
+            // On this thread, in input order: exiv2's XMP toolkit is not thread-safe.
+            if (cmd.xmp && !out.failed && !out.analysis.skipped) {
+                try {
+                    out.record["xmp"] = write_record_xmp(items[i].path, out.record, cmd.xmp_options.options());
+                } catch (const std::exception& e) {
+                    ++failures;
+                    const auto* error = dynamic_cast<const Error*>(&e);
+                    const std::string message =
+                        error ? e.what() : fmt::format("cannot write XMP for '{}': {}", items[i].path, e.what());
+                    ctx.error(message);
+                    out.record["xmp"] = {
+                        {"error",
+                         {{"kind", to_string(error ? error->kind() : ErrorKind::internal)}, {"message", message}}}};
                 }
             }
             if (out.failed) {
@@ -211,6 +233,10 @@ std::pair<CLI::App*, Runner> register_analyze(CLI::App& app, Context& ctx) {
                     "argument they were found in (a file given directly or on stdin: its path as given), so "
                     "workers mounting the photos at different roots agree");
     add_calibration_flags(sub, cmd->session.calibration);
+    auto* xmp = sub->add_flag("--xmp", cmd->xmp,
+                              "Write each photo's named faces as XMP face regions (MWG) into its sidecar, replacing "
+                              "those faceq wrote before; other tags and regions stay, the photo is never touched");
+    add_xmp_options(sub, cmd->xmp_options, xmp);
     return {sub, [cmd, &ctx] { return run_analyze(*cmd, ctx); }};
 }
 

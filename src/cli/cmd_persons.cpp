@@ -16,10 +16,15 @@
 // detection leaves the person and is never matched to it again; `--undo`
 // puts it back (Gallery::reject). The detection ids are those of `faces` and
 // of `analyze --store` records ("detection_id").
+// `faceq persons list [--kind K] [--text T] [--order name|detections|last_seen]
+// [--offset N] [--limit N]` prints one "person" line each, in pages read from
+// Gallery::list_persons (every person when there is no --limit).
 // Each other command prints the affected person as one JSON line.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iostream>
+#include <limits>
 
 #include "context.hpp"
 #include "faceq/base/error.hpp"
@@ -45,8 +50,9 @@ struct PersonsCommand {
     CLI::App* reject = nullptr;
     CalibrationChoice calibration;
     std::int64_t offset = 0, limit = 50, detection = 0;
+    std::int64_t list_limit = 0;  // 0: every person
     bool undo = false;
-    std::string kind = "all";
+    std::string kind = "all", order = "name", text;
     std::string who, new_name, into;
 };
 
@@ -64,8 +70,18 @@ int run_persons(const PersonsCommand& cmd, Context& ctx) {
     if (cmd.list->parsed()) {
         auto g = open_gallery(ctx.home, false);
         if (!g) return 0;
-        for (const auto& p : g->find_persons(""))
-            if (cmd.kind == "all" || p.person.kind == cmd.kind) print(person_json(p));
+        // Gallery::list_persons pages in SQL (at most 500 a page): read page
+        // after page until the limit, or every person without one.
+        PersonQuery q{cmd.kind, cmd.text, cmd.order, cmd.offset, 500};
+        std::int64_t left = cmd.list_limit > 0 ? cmd.list_limit : std::numeric_limits<std::int64_t>::max();
+        while (left > 0) {
+            q.limit = std::min<std::int64_t>(left, 500);
+            const auto page = g->list_persons(q);
+            for (const auto& p : page.persons) print(person_json(p));
+            left -= static_cast<std::int64_t>(page.persons.size());
+            q.offset += static_cast<std::int64_t>(page.persons.size());
+            if (static_cast<std::int64_t>(page.persons.size()) < q.limit) break;
+        }
         return 0;
     }
     if (cmd.candidates->parsed()) {
@@ -118,6 +134,17 @@ std::pair<CLI::App*, Runner> register_persons(CLI::App& app, Context& ctx) {
     cmd->list->add_option("--kind", cmd->kind, "Only known or unknown persons")
         ->check(CLI::IsMember({"all", "known", "unknown"}))
         ->capture_default_str();
+    cmd->list->add_option("--text", cmd->text, "Only persons whose name or id contains TEXT (ignoring case)");
+    cmd->list
+        ->add_option("--order", cmd->order,
+                     "name: known persons by name, then strangers by id; detections: most first; last_seen: "
+                     "newest first")
+        ->check(CLI::IsMember({"name", "detections", "last_seen"}))
+        ->capture_default_str();
+    cmd->list->add_option("--offset", cmd->offset, "Skip the first N persons of that order")
+        ->check(CLI::NonNegativeNumber);
+    cmd->list->add_option("--limit", cmd->list_limit, "List at most N persons (default: all)")
+        ->check(CLI::PositiveNumber);
     cmd->show = sub->add_subcommand("show", "One person");
     cmd->show->add_option("person", cmd->who, "Person id or name")->required();
     cmd->rename = sub->add_subcommand("rename", "Rename a person (a stranger becomes known)");

@@ -78,6 +78,8 @@ std::pair<CLI::App*, Runner> register_persons(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_prune(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_cluster(CLI::App& app, Context& ctx);
 std::pair<CLI::App*, Runner> register_gallery(CLI::App& app, Context& ctx);
+// XMP face regions (issue 15): cmd_export (`export xmp`).
+std::pair<CLI::App*, Runner> register_export(CLI::App& app, Context& ctx);
 // The HTTP API (issue 5): cmd_serve.
 std::pair<CLI::App*, Runner> register_serve(CLI::App& app, Context& ctx);
 // The shell completion script and the man page, generated from `app`'s tree

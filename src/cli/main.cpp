@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
                      cli::register_models})
         commands.push_back(reg(app, ctx));
     for (auto reg : {cli::register_enroll, cli::register_search, cli::register_stats, cli::register_persons,
-                     cli::register_prune, cli::register_cluster, cli::register_gallery})
+                     cli::register_prune, cli::register_cluster, cli::register_gallery, cli::register_export})
         commands.push_back(reg(app, ctx));
     commands.push_back(cli::register_serve(app, ctx));
     // Last: they read the tree the others built.

@@ -281,6 +281,17 @@ struct FaceThumbnail {
     std::string jpeg;
 };
 
+// A face `analyze --store` recorded, with the person it is attributed to now
+// (Gallery::recorded_faces).
+struct RecordedFace {
+    std::string path;    // the photo as recorded
+    std::string sha256;  // of its bytes then
+    std::int64_t analyzed_at = 0;
+    Box box;                          // in the photo as displayed (EXIF orientation applied)
+    std::optional<PersonRef> person;  // none: an unattributed or ambiguous face
+    Decision decision = Decision::unknown;
+};
+
 // What Gallery::copy_to copied.
 struct CopyResult {
     std::int64_t persons = 0, samples = 0, images = 0, detections = 0, rejections = 0;
@@ -327,8 +338,10 @@ public:
     // ---- persons
     // Adds the samples to the known person `name` (created when missing), in
     // one transaction. A sample whose image (sha256) this person already has
-    // for this embedder is skipped ("already enrolled"), as is one another
-    // known person has ("already enrolled as '<name>'").
+    // for this embedder is skipped ("already enrolled"), as is a face another
+    // known person has from that image (its box overlapping by IoU >= 0.5:
+    // "already enrolled as '<name>'"); another face of the image may be
+    // another person's (a group photo's named regions, enroll --from-xmp).
     EnrollResult enroll(const std::string& name, const std::vector<FaceSample>& samples, const std::string& embedder);
 
     // The known person that already has a sample of this image (sha256) for
@@ -439,6 +452,13 @@ public:
     // meanwhile, or that has a thumbnail by now, is skipped. Returns how many
     // were stored.
     std::size_t add_thumbnails(const std::vector<FaceThumbnail>& batch);
+
+    // ---- what the gallery holds of each photo (faceq export xmp)
+    // The faces of each recorded photo path's newest analysis (an image
+    // analysed again under other models, or a changed file under the same
+    // path, counts once: the newest), ordered by path, then by detection id.
+    // Read in one snapshot.
+    std::vector<RecordedFace> recorded_faces();
 
     // ---- moving a gallery (faceq gallery copy / export / import)
     // Copies every person, sample, image, detection and rejection into `dest`, which

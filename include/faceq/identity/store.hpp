@@ -232,6 +232,11 @@ public:
     // embedder: `preferred` when it is one, else the one with the lowest id.
     virtual std::optional<PersonRef> known_owner(const std::string& sha256, const std::string& embedder,
                                                  std::optional<std::int64_t> preferred) = 0;
+    // The known persons' samples of this image (sha256) for this embedder:
+    // whose, and the face's box (Gallery::enroll: two faces of one photo may
+    // be two persons, one face may not).
+    virtual std::vector<std::pair<PersonRef, Box>> known_samples_of(const std::string& sha256,
+                                                                    const std::string& embedder) = 0;
 
     // ---- identification data
     virtual void scan_persons(const std::function<void(const PersonRef&)>& visit) = 0;

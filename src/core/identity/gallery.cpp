@@ -256,8 +256,17 @@ EnrollResult Gallery::enroll(const std::string& raw_name, const std::vector<Face
         for (const auto& s : samples) {
             SampleOutcome out;
             out.source_path = s.source_path;
-            const auto owner =
-                w.known_owner(s.source_sha256, embedder, person ? std::optional(person->id) : std::nullopt);
+            // This person with a sample of the image, or another known person
+            // with a sample of this face (a box overlapping by IoU >= 0.5):
+            // two faces of one photo may be two persons (enroll --from-xmp).
+            std::optional<PersonRef> owner;
+            for (const auto& [who, box] : w.known_samples_of(s.source_sha256, embedder)) {
+                if (person && who.id == person->id) {
+                    owner = who;
+                    break;
+                }
+                if (!owner && iou(box, s.box) >= 0.5) owner = who;
+            }
             if (owner) {
                 out.reason = person && owner->id == person->id
                                  ? "already enrolled"

@@ -596,6 +596,21 @@ public:
         return read_ref(Row(r.get(), 0), 0);
     }
 
+    std::vector<std::pair<PersonRef, Box>> known_samples_of(const std::string& sha256,
+                                                            const std::string& embedder) override {
+        const auto r =
+            run("SELECT p.id, p.public_id, p.name, p.kind, s.box_x, s.box_y, s.box_w, s.box_h FROM faceq.samples s JOIN"
+                " faceq.persons p ON p.id = s.person_id WHERE s.source_sha256 = $1 AND s.embedder = $2 AND"
+                " p.kind = 'known' ORDER BY p.id, s.id",
+                Params().add(sha256).add(embedder), "find an image's samples");
+        std::vector<std::pair<PersonRef, Box>> out;
+        for (int i = 0; i < PQntuples(r.get()); ++i) {
+            const Row row(r.get(), i);
+            out.emplace_back(read_ref(row, 0), read_box(row, 4));
+        }
+        return out;
+    }
+
     void scan_persons(const std::function<void(const PersonRef&)>& visit) override {
         scan("SELECT id, public_id, name, kind FROM faceq.persons", Params{}, "read persons",
              [&](const Row& row) { visit(read_ref(row, 0)); });

@@ -428,6 +428,18 @@ public:
         return read_ref(*s, 0);
     }
 
+    std::vector<std::pair<PersonRef, Box>> known_samples_of(const std::string& sha256,
+                                                            const std::string& embedder) override {
+        Use s =
+            use("SELECT p.id, p.public_id, p.name, p.kind, s.box_x, s.box_y, s.box_w, s.box_h FROM samples s CROSS JOIN"
+                " persons p ON p.id = s.person_id WHERE s.source_sha256 = ? AND s.embedder = ? AND p.kind = 'known'"
+                " ORDER BY p.id, s.id");
+        s->bind(1, sha256).bind(2, embedder);
+        std::vector<std::pair<PersonRef, Box>> out;
+        while (s->step()) out.emplace_back(read_ref(*s, 0), read_box(*s, 4));
+        return out;
+    }
+
     void scan_persons(const std::function<void(const PersonRef&)>& visit) override {
         Use s = use("SELECT id, public_id, name, kind FROM persons");
         while (s->step()) visit(read_ref(*s, 0));
