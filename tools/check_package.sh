@@ -77,7 +77,7 @@ psay "built $(basename "$deb") ($(du -k "$deb" | cut -f1) kB)"
 info="$(dpkg-deb --info "$deb")"
 depends="$(dpkg-deb --field "$deb" Depends)"
 # One package per library linked into the binary (ldd), as dpkg-shlibdeps found them.
-for lib in libdlib libopencv-core libopencv-dnn libsqlite3 libpq5 libcurl libarchive libssl libfmt libjpeg libpng; do
+for lib in libdlib libopencv-core libopencv-dnn libsqlite3 libpq5 libcurl libarchive libssl libfmt libjpeg libpng libexiv2; do
   grep -q "$lib" <<<"$depends" || fail "Depends lacks $lib: $depends"
 done
 # The libraries linked after the package was first written (e.g. exiv2) are
