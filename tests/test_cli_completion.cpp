@@ -183,7 +183,7 @@ complete_line faceq analyze --ho
 
 TEST_CASE(
     "faceq completion zsh is the bash script behind zsh's bashcompinit\\, as an fpath file; another shell is a "
-    "usage error",
+    "usage error; a failed write is an error",
     "[completion]") {
     const auto bash = run_faceq({"completion", "bash"});
     const auto zsh = run_faceq({"completion", "zsh"});
@@ -199,4 +199,12 @@ TEST_CASE(
     CHECK(fish.exit_code == 2);
     CHECK(fish.err.find("fish") != std::string::npos);
     CHECK(fish.out.empty());
+
+    // A failed write (here: a full disk) is an error, not a truncated file with exit 0.
+    for (const char* command : {"completion bash", "manpage"}) {
+        const auto full = run_command({"sh", "-c", std::string("\"$0\" ") + command + " >/dev/full", FACEQ_BINARY});
+        INFO(command);
+        CHECK(full.exit_code == 1);
+        CHECK(full.err.find("cannot write the") != std::string::npos);
+    }
 }

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "context.hpp"
+#include "faceq/base/error.hpp"
 #include "faceq/base/home.hpp"
 
 namespace faceq::cli {
@@ -487,6 +488,15 @@ struct CompletionCommand {
     std::string shell;
 };
 
+// Writes `text` to stdout; a full disk or a closed pipe is an error, so that
+// the build step writing faceq.1 (cmake/packaging.cmake) fails, not ships a
+// truncated file.
+int print(const std::string& text, const char* what) {
+    std::cout << text << std::flush;
+    if (!std::cout) throw Error(ErrorKind::io, fmt::format("cannot write the {} to stdout", what));
+    return 0;
+}
+
 }  // namespace
 
 std::pair<CLI::App*, Runner> register_completion(CLI::App& app, Context& /*ctx*/) {
@@ -498,15 +508,17 @@ std::pair<CLI::App*, Runner> register_completion(CLI::App& app, Context& /*ctx*/
                 // zsh runs the bash script through its bashcompinit. As a file _faceq in
                 // $fpath, compinit autoloads it for the first `faceq <TAB>`: it then
                 // defines the functions and completes that first word too.
+                std::string text;
                 if (cmd->shell == "zsh")
-                    std::cout << "#compdef faceq\n"
-                                 "# zsh completion for faceq, through zsh's bashcompinit: a file _faceq in $fpath\n"
-                                 "# (the package: /usr/share/zsh/vendor-completions), or source <(faceq completion "
-                                 "zsh)\n# in ~/.zshrc after compinit.\n"
-                                 "autoload -U +X bashcompinit && bashcompinit\n";
-                std::cout << bash_script(app);
-                if (cmd->shell == "zsh") std::cout << "if (( ${+compstate} )); then _bash_complete -F _faceq; fi\n";
-                return 0;
+                    text +=
+                        "#compdef faceq\n"
+                        "# zsh completion for faceq, through zsh's bashcompinit: a file _faceq in $fpath\n"
+                        "# (the package: /usr/share/zsh/vendor-completions), or source <(faceq completion "
+                        "zsh)\n# in ~/.zshrc after compinit.\n"
+                        "autoload -U +X bashcompinit && bashcompinit\n";
+                text += bash_script(app);
+                if (cmd->shell == "zsh") text += "if (( ${+compstate} )); then _bash_complete -F _faceq; fi\n";
+                return print(text, "completion script");
             }};
 }
 
@@ -515,10 +527,7 @@ std::pair<CLI::App*, Runner> register_manpage(CLI::App& app, Context& /*ctx*/) {
     auto* sub = app.add_subcommand("manpage", "Print the man page faceq(1) in roff (used by the build)");
     sub->group("");  // hidden: a build step, not a user's command
     sub->add_option("--date", *date, "The page's date (YYYY-MM-DD)");
-    return {sub, [date, &app] {
-                std::cout << man_page(app, *date);
-                return 0;
-            }};
+    return {sub, [date, &app] { return print(man_page(app, *date), "man page"); }};
 }
 
 }  // namespace faceq::cli
