@@ -22,6 +22,7 @@
 
 #include "faceq/base/error.hpp"
 #include "faceq/pipeline/image_io.hpp"
+#include "json_lines.hpp"
 #include "test_models.hpp"
 #include "test_png.hpp"
 
@@ -52,17 +53,6 @@ std::vector<std::string> split_lines(const std::string& text) {
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);) lines.push_back(line);
     return lines;
-}
-
-// Every stdout line as JSON; a line that does not parse fails the test.
-std::vector<json> json_lines(const std::string& text) {
-    std::vector<json> records;
-    for (const auto& line : split_lines(text)) {
-        INFO("stdout line: " << line);
-        REQUIRE(json::accept(line));
-        records.push_back(json::parse(line));
-    }
-    return records;
 }
 
 std::string lower(std::string s) {

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "faceq/identity/calibration.hpp"
+#include "json_lines.hpp"
 #include "test_gallery_db.hpp"
 #include "test_models.hpp"
 #include "test_sqlite.hpp"
@@ -62,17 +63,6 @@ private:
     TempDir dir_;
     TestGalleryDb db_;
 };
-
-std::vector<json> lines(const std::string& out) {
-    std::vector<json> records;
-    std::istringstream in(out);
-    for (std::string line; std::getline(in, line);) {
-        INFO("stdout line: " << line);
-        REQUIRE(json::accept(line));
-        records.push_back(json::parse(line));
-    }
-    return records;
-}
 
 // The database is whole and holds no duplicates.
 void check_consistent(const TestGalleryDb& db) {
@@ -190,7 +180,7 @@ TEST_CASE("enroll --dir, then analyze names known people; search and stats", "[c
     const auto enroll = home.run({"enroll", "--dir", people.string(), "--jobs", "2"});
     INFO("stderr: " << enroll.err);
     REQUIRE(enroll.exit_code == 0);
-    const auto persons = lines(enroll.out);
+    const auto persons = json_lines(enroll.out);
     REQUIRE(persons.size() == 8);
     for (std::size_t i = 0; i < 8; ++i) {
         CHECK(persons[i]["person"] == characters[i]);
@@ -206,7 +196,7 @@ TEST_CASE("enroll --dir, then analyze names known people; search and stats", "[c
     const auto analyzed = home.run(args);
     REQUIRE(analyzed.exit_code == 0);
     std::size_t right = 0, wrong = 0;
-    const auto records = lines(analyzed.out);
+    const auto records = json_lines(analyzed.out);
     REQUIRE(records.size() == 9);
     for (std::size_t i = 0; i < 8; ++i) {
         const auto& faces = records[i]["faces"];
@@ -234,19 +224,19 @@ TEST_CASE("enroll --dir, then analyze names known people; search and stats", "[c
 
     const auto by_name = home.run({"search", "--name", "SHEL"});
     REQUIRE(by_name.exit_code == 0);
-    const auto found = lines(by_name.out);
+    const auto found = json_lines(by_name.out);
     REQUIRE(found.size() == 1);
     CHECK(found[0]["name"] == "sheldon");
     CHECK(found[0]["samples"] == 4);
     CHECK(found[0]["kind"] == "known");
-    CHECK(lines(home.run({"search", "--name", ""}).out).size() == 8);
+    CHECK(json_lines(home.run({"search", "--name", ""}).out).size() == 8);
     const auto none = home.run({"search", "--name", "nobody"});
     CHECK(none.exit_code == 0);
     CHECK(none.out.empty());
 
     const auto by_face = home.run({"search", "--face", bbt_photo("howard", 5).string(), "--top", "3"});
     REQUIRE(by_face.exit_code == 0);
-    const auto near = lines(by_face.out);
+    const auto near = json_lines(by_face.out);
     REQUIRE(near.size() == 1);
     REQUIRE(near[0]["matches"].size() == 3);
     CHECK(near[0]["matches"][0]["name"] == "howard");
@@ -281,13 +271,13 @@ TEST_CASE("analyze --store: stable stranger ids, unchanged photos skipped, --for
     // No gallery yet and no --store: no identity fields, nothing created.
     const auto plain = home.run({"analyze", a1});
     REQUIRE(plain.exit_code == 0);
-    CHECK_FALSE(lines(plain.out)[0]["faces"][0].contains("identity"));
+    CHECK_FALSE(json_lines(plain.out)[0]["faces"][0].contains("identity"));
     CHECK_FALSE(home.gallery_exists());
 
     const auto first = home.run({"analyze", "--store", "--jobs", "2", a1, a2, b1});
     INFO("stderr: " << first.err);
     REQUIRE(first.exit_code == 0);
-    auto r = lines(first.out);
+    auto r = json_lines(first.out);
     REQUIRE(r.size() == 3);
     for (const auto& rec : r) {
         CHECK(rec["stored"] == true);
@@ -305,23 +295,23 @@ TEST_CASE("analyze --store: stable stranger ids, unchanged photos skipped, --for
     // A cron run over the same photos: nothing analysed again.
     const auto again = home.run({"analyze", "--store", a1, a2, b1});
     REQUIRE(again.exit_code == 0);
-    for (const auto& rec : lines(again.out)) CHECK(rec["skipped"] == "unchanged");
+    for (const auto& rec : json_lines(again.out)) CHECK(rec["skipped"] == "unchanged");
     CHECK(db_int(home.db(), "SELECT count(*) FROM detections") == detections);
     // --force analyses them again and replaces, not duplicates.
     const auto forced = home.run({"analyze", "--store", "--force", a1, a2});
     REQUIRE(forced.exit_code == 0);
-    CHECK(lines(forced.out)[0]["faces"][0]["person_id"] == id_a);
+    CHECK(json_lines(forced.out)[0]["faces"][0]["person_id"] == id_a);
     CHECK(db_int(home.db(), "SELECT count(*) FROM detections") == detections);
     check_consistent(home.db());
 
     // The stranger gets a name: a new photo of him is now known.
     const auto renamed = home.run({"persons", "rename", id_a, "Aaron Peirsol"});
     REQUIRE(renamed.exit_code == 0);
-    CHECK(lines(renamed.out)[0]["person_id"] == id_a);
-    CHECK(lines(renamed.out)[0]["kind"] == "known");
+    CHECK(json_lines(renamed.out)[0]["person_id"] == id_a);
+    CHECK(json_lines(renamed.out)[0]["kind"] == "known");
     const auto named = home.run({"analyze", a3});
     REQUIRE(named.exit_code == 0);
-    const auto f3 = lines(named.out)[0]["faces"][0];
+    const auto f3 = json_lines(named.out)[0]["faces"][0];
     INFO(f3.dump());
     CHECK(f3["identity"] == "Aaron Peirsol");
     CHECK(f3["person_id"] == id_a);
@@ -335,7 +325,7 @@ TEST_CASE("analyze --store: stable stranger ids, unchanged photos skipped, --for
         INFO(res.err);
         REQUIRE(res.exit_code == 0);
         std::vector<std::string> ids;
-        for (const auto& p : lines(res.out)) ids.push_back(p["person_id"].get<std::string>());
+        for (const auto& p : json_lines(res.out)) ids.push_back(p["person_id"].get<std::string>());
         return ids;
     };
     CHECK(listed({}) == std::vector<std::string>{id_a, id_b});  // known by name, then strangers
@@ -350,11 +340,11 @@ TEST_CASE("analyze --store: stable stranger ids, unchanged photos skipped, --for
     // Merge the other stranger into Aaron (a deliberate mistake), then delete him.
     const auto merged = home.run({"persons", "merge", id_b, "aaron peirsol"});
     REQUIRE(merged.exit_code == 0);
-    CHECK(lines(merged.out)[0]["detections"] == detections);
+    CHECK(json_lines(merged.out)[0]["detections"] == detections);
     CHECK(home.run({"persons", "show", id_b}).exit_code == 1);
     const auto deleted = home.run({"persons", "delete", id_a});
     REQUIRE(deleted.exit_code == 0);
-    CHECK(lines(deleted.out)[0]["deleted"] == true);
+    CHECK(json_lines(deleted.out)[0]["deleted"] == true);
     CHECK(db_int(home.db(), "SELECT count(*) FROM persons") == 0);
     CHECK(db_int(home.db(), "SELECT count(*) FROM detections WHERE person_id IS NULL") == detections);
     const auto missing = home.run({"persons", "delete", "Nobody"});
@@ -365,7 +355,7 @@ TEST_CASE("analyze --store: stable stranger ids, unchanged photos skipped, --for
     db_exec(home.db(), "UPDATE detections SET detected_at = detected_at - 40 * 86400");
     const auto dry = home.run({"prune", "--older-than", "30d", "--dry-run"});
     REQUIRE(dry.exit_code == 0);
-    CHECK(lines(dry.out)[0]["detections_deleted"] == detections);
+    CHECK(json_lines(dry.out)[0]["detections_deleted"] == detections);
     CHECK(db_int(home.db(), "SELECT count(*) FROM detections") == detections);
     const auto pruned = home.run({"prune", "--older-than", "30d"});
     REQUIRE(pruned.exit_code == 0);
@@ -393,7 +383,7 @@ TEST_CASE("cluster joins one stranger's detections into one person", "[cli][gall
     const auto c = home.run({"cluster", "--threshold", "0.55"});
     INFO("stderr: " << c.err);
     REQUIRE(c.exit_code == 0);
-    const auto r = lines(c.out)[0];
+    const auto r = json_lines(c.out)[0];
     CHECK(r["detections"] == 9);
     CHECK(r["clusters"] == 4);  // Aaron Peirsol's 4, Abdullah Gul's 3, and the two others alone
     CHECK(db_int(home.db(), "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 4);
@@ -414,7 +404,7 @@ TEST_CASE("cluster joins one stranger's detections into one person", "[cli][gall
     const auto listed = home.run({"persons", "candidates"});
     INFO(listed.err);
     REQUIRE(listed.exit_code == 0);
-    const auto candidates = lines(listed.out);
+    const auto candidates = json_lines(listed.out);
     REQUIRE(candidates.size() == 1);
     CHECK(candidates[0]["type"] == "candidate");
     CHECK(candidates[0]["stranger"] == aaron_id);
@@ -422,13 +412,13 @@ TEST_CASE("cluster joins one stranger's detections into one person", "[cli][gall
     CHECK(candidates[0]["distance"].get<double>() < 0.49);
     CHECK(candidates[0]["merge"].get<std::string>().rfind("faceq persons merge " + aaron_id + " person_", 0) == 0);
     CHECK(db_int(home.db(), "SELECT count(*) FROM persons WHERE kind = 'unknown'") == 4);
-    const auto clustered = lines(home.run({"cluster"}).out);
+    const auto clustered = json_lines(home.run({"cluster"}).out);
     REQUIRE(clustered.size() == 2);
     CHECK(clustered[0]["threshold"] == 0.53);  // the stranger threshold by default
     CHECK(clustered[1] == candidates[0]);
     // Merged when asked.
     REQUIRE(home.run({"persons", "merge", aaron_id, "Aaron"}).exit_code == 0);
-    CHECK(lines(home.run({"persons", "candidates"}).out).empty());
+    CHECK(json_lines(home.run({"persons", "candidates"}).out).empty());
     check_consistent(home.db());
 }
 
@@ -443,7 +433,7 @@ TEST_CASE("persons faces and reject: not this person, on real photos; undo; erro
     const auto stored = home.run({"analyze", "--store", aaron[2].string()});
     INFO("stderr: " << stored.err);
     REQUIRE(stored.exit_code == 0);
-    const auto face = lines(stored.out).at(0)["faces"].at(0);
+    const auto face = json_lines(stored.out).at(0)["faces"].at(0);
     REQUIRE(face["identity"] == "Aaron");
     REQUIRE(face["detection_id"].is_number_integer());
     const std::string det = std::to_string(face["detection_id"].get<std::int64_t>());
@@ -452,7 +442,7 @@ TEST_CASE("persons faces and reject: not this person, on real photos; undo; erro
         const auto r = home.run({"persons", "faces", who});
         INFO("stderr: " << r.err);
         REQUIRE(r.exit_code == 0);
-        return lines(r.out);
+        return json_lines(r.out);
     };
     auto listed = faces_of("Aaron");
     REQUIRE(listed.size() == 2);
@@ -469,16 +459,16 @@ TEST_CASE("persons faces and reject: not this person, on real photos; undo; erro
     const auto rejected = home.run({"persons", "reject", "Aaron", det});
     INFO("stderr: " << rejected.err);
     REQUIRE(rejected.exit_code == 0);
-    CHECK(lines(rejected.out).at(0)["detections"] == 0);
-    CHECK(std::to_string(lines(rejected.out).at(0)["rejected"].get<std::int64_t>()) == det);
+    CHECK(json_lines(rejected.out).at(0)["detections"] == 0);
+    CHECK(std::to_string(json_lines(rejected.out).at(0)["rejected"].get<std::int64_t>()) == det);
     listed = faces_of("Aaron");
     CHECK(listed.at(0)["rejected"] == true);
-    CHECK(lines(home.run({"persons", "show", "Aaron"}).out).at(0)["detections"] == 0);
+    CHECK(json_lines(home.run({"persons", "show", "Aaron"}).out).at(0)["detections"] == 0);
     // The same photo analysed again is not named Aaron (the same descriptor:
     // distance 0 to the rejected one), and stays listed as rejected.
     const auto again = home.run({"analyze", "--store", "--force", aaron[2].string()});
     REQUIRE(again.exit_code == 0);
-    const auto face2 = lines(again.out).at(0)["faces"].at(0);
+    const auto face2 = json_lines(again.out).at(0)["faces"].at(0);
     INFO(face2.dump());
     CHECK(face2["identity"] == "unknown");
     CHECK(face2["person_id"] != face["person_id"]);
@@ -488,12 +478,12 @@ TEST_CASE("persons faces and reject: not this person, on real photos; undo; erro
     CHECK(listed.at(0)["rejected"] == true);
     // His other photos are still his.
     const auto other = home.run({"analyze", aaron[3].string()});
-    CHECK(lines(other.out).at(0)["faces"].at(0)["identity"] == "Aaron");
+    CHECK(json_lines(other.out).at(0)["faces"].at(0)["identity"] == "Aaron");
 
     // A stranger's face rejected: cluster does not give it back.
     const auto strangers = home.run({"analyze", "--store", gul[0].string(), gul[1].string(), gul[2].string()});
     REQUIRE(strangers.exit_code == 0);
-    const auto gul_records = lines(strangers.out);
+    const auto gul_records = json_lines(strangers.out);
     const std::string sid = gul_records.at(0)["faces"].at(0)["person_id"];
     std::vector<std::string> gul_dets;
     for (const auto& r : gul_records)
@@ -516,7 +506,7 @@ TEST_CASE("persons faces and reject: not this person, on real photos; undo; erro
     const auto undone = home.run({"persons", "reject", "Aaron", det2, "--undo"});
     INFO("stderr: " << undone.err);
     REQUIRE(undone.exit_code == 0);
-    CHECK(lines(undone.out).at(0)["detections"] == 1);
+    CHECK(json_lines(undone.out).at(0)["detections"] == 1);
     listed = faces_of("Aaron");
     CHECK(listed.at(0)["rejected"] == false);
     CHECK(listed.at(0)["decision"] == "known");
@@ -551,14 +541,14 @@ TEST_CASE("names with quotes, unicode and SQL are kept; empty and over-long name
         const auto r = home.run({"enroll", "--name", name, bbt_photo(who, 1).string()});
         INFO(name << ": " << r.err);
         REQUIRE(r.exit_code == 0);
-        CHECK(lines(r.out)[0]["person"] == name);
+        CHECK(json_lines(r.out)[0]["person"] == name);
     }
     CHECK(db_int(home.db(), "SELECT count(*) FROM persons") == 3);
-    CHECK(lines(home.run({"search", "--name", "drop TABLE"}).out).size() == 1);
-    CHECK(lines(home.run({"search", "--name", "ZOË"}).out).at(0)["name"] == "Zoë \"Zed\" Ñandú");
-    CHECK(lines(home.run({"search", "--name", "小明"}).out).size() == 1);
+    CHECK(json_lines(home.run({"search", "--name", "drop TABLE"}).out).size() == 1);
+    CHECK(json_lines(home.run({"search", "--name", "ZOË"}).out).at(0)["name"] == "Zoë \"Zed\" Ñandú");
+    CHECK(json_lines(home.run({"search", "--name", "小明"}).out).size() == 1);
     const auto named = home.run({"analyze", bbt_photo("raj", 2).string()});
-    CHECK(lines(named.out)[0]["faces"][0]["identity"] == "王小明");
+    CHECK(json_lines(named.out)[0]["faces"][0]["identity"] == "王小明");
 
     for (const std::string& bad : {std::string(""), std::string("   "), std::string(129, 'x')}) {
         const auto r = home.run({"enroll", "--name", bad, bbt_photo("howard", 1).string()});
@@ -579,7 +569,7 @@ TEST_CASE("enroll: one face per photo unless --pick largest; re-enrolling is a n
     const std::string dog = (data_dir() / "negatives" / "clean" / "dlib_dog.jpg").string();
     const auto r = home.run({"enroll", "--name", "Leonard", group, dog, bbt_photo("leonard", 1).string()});
     REQUIRE(r.exit_code == 1);
-    const auto rec = lines(r.out).at(0);
+    const auto rec = json_lines(r.out).at(0);
     CHECK(rec["added"] == 1);
     REQUIRE(rec["failed"].size() == 2);
     CHECK(rec["failed"][0]["error"]["message"].get<std::string>().find("faces in") != std::string::npos);
@@ -588,16 +578,16 @@ TEST_CASE("enroll: one face per photo unless --pick largest; re-enrolling is a n
 
     const auto picked = home.run({"enroll", "--name", "Leonard", "--pick", "largest", group});
     REQUIRE(picked.exit_code == 0);
-    CHECK(lines(picked.out)[0]["added"] == 1);
+    CHECK(json_lines(picked.out)[0]["added"] == 1);
     const auto again = home.run({"enroll", "--name", "leonard", bbt_photo("leonard", 1).string(), group});
     REQUIRE(again.exit_code == 0);
-    const auto a = lines(again.out)[0];
+    const auto a = json_lines(again.out)[0];
     CHECK(a["added"] == 0);
     CHECK(a["person"] == "Leonard");
     REQUIRE(a["skipped"].size() == 2);
     CHECK(a["skipped"][0]["reason"] == "already enrolled");
     const auto other = home.run({"enroll", "--name", "Sheldon", bbt_photo("leonard", 1).string()});
-    CHECK(lines(other.out)[0]["skipped"][0]["reason"] == "already enrolled as 'Leonard'");
+    CHECK(json_lines(other.out)[0]["skipped"][0]["reason"] == "already enrolled as 'Leonard'");
     CHECK(db_int(home.db(), "SELECT count(*) FROM samples") == 2);
     CHECK(home.run({"enroll", bbt_photo("leonard", 1).string()}).exit_code == 2);  // no --name nor --dir
     // enroll takes analyze's detection options (the gallery's pipeline must be reachable).
@@ -633,7 +623,7 @@ TEST_CASE("a deployed calibration is used when its embedder is installed; anothe
     deploy(embedder.sha256);
     const auto used = home.run({"analyze", bbt_photo("amy", 2).string()});
     REQUIRE(used.exit_code == 0);
-    const auto id = lines(used.out)[0]["identification"];
+    const auto id = json_lines(used.out)[0]["identification"];
     CHECK(id["calibration"] == "face-recognition v3");
     CHECK(id["threshold"] == 0.42);
     CHECK(id["margin"] == 0.05);
@@ -641,7 +631,7 @@ TEST_CASE("a deployed calibration is used when its embedder is installed; anothe
     // one is used. With one person, 0.1% of strangers allows a wide threshold.
     const auto far = home.run({"analyze", "--far", "0.001", bbt_photo("amy", 2).string()});
     REQUIRE(far.exit_code == 0);
-    const auto far_id = lines(far.out)[0]["identification"];
+    const auto far_id = json_lines(far.out)[0]["identification"];
     CHECK(far_id["calibration"] == "face-recognition v3, --far 0.001");
     CHECK(far_id["threshold"].get<double>() == Approx(threshold_for_far(default_calibration(), 0.001, 1)).margin(1e-4));
 
@@ -649,7 +639,7 @@ TEST_CASE("a deployed calibration is used when its embedder is installed; anothe
     const auto refused = home.run({"analyze", bbt_photo("amy", 2).string()});
     REQUIRE(refused.exit_code == 0);
     CHECK(refused.err.find("was measured with embedder") != std::string::npos);
-    CHECK(lines(refused.out)[0]["identification"]["calibration"] == "default");
+    CHECK(json_lines(refused.out)[0]["identification"]["calibration"] == "default");
 
     // Samples from another embedder are reported and never compared.
     db_exec(home.db(), "UPDATE samples SET embedder = 'dlib_face_recognition_resnet_model_v1@0123456789ab'");
@@ -657,7 +647,7 @@ TEST_CASE("a deployed calibration is used when its embedder is installed; anothe
     REQUIRE(foreign.exit_code == 0);
     CHECK(foreign.err.find("computed by embedder 'dlib_face_recognition_resnet_model_v1@0123456789ab'") !=
           std::string::npos);
-    const auto f = lines(foreign.out)[0]["faces"][0];
+    const auto f = json_lines(foreign.out)[0]["faces"][0];
     CHECK(f["decision"] == "unknown");
     CHECK(f["distance"].is_null());
     CHECK(json::parse(home.run({"stats", "--format", "json"}).out)["embedder"]["mismatch"] == true);
@@ -683,9 +673,9 @@ TEST_CASE("two faceq processes writing at once: no lost rows, no 'database is lo
     CHECK(ra.err.find("locked") == std::string::npos);
     CHECK(re.err.find("locked") == std::string::npos);
     std::size_t faces = 0;
-    for (const auto& rec : lines(ra.out)) faces += rec["faces"].size();
+    for (const auto& rec : json_lines(ra.out)) faces += rec["faces"].size();
     std::int64_t added = 0;
-    for (const auto& rec : lines(re.out)) added += rec["added"].get<std::int64_t>();
+    for (const auto& rec : json_lines(re.out)) added += rec["added"].get<std::int64_t>();
     CHECK(added == 39);  // amy1 was enrolled as First
     CHECK(db_int(home.db(), "SELECT count(*) FROM images") == 24);
     CHECK(db_int(home.db(), "SELECT count(*) FROM detections") == static_cast<std::int64_t>(faces));
@@ -717,7 +707,7 @@ TEST_CASE("kill -9 during enroll --dir and analyze --store: consistent, and a re
     const auto rerun = home.run(enroll);
     INFO("killed after " << persons_before << " persons; rerun stderr: " << rerun.err);
     std::int64_t skipped = 0, added = 0, failed = 0;
-    for (const auto& rec : lines(rerun.out)) {
+    for (const auto& rec : json_lines(rerun.out)) {
         skipped += static_cast<std::int64_t>(rec["skipped"].size());
         added += rec["added"].get<std::int64_t>();
         failed += static_cast<std::int64_t>(rec["failed"].size());
@@ -738,7 +728,7 @@ TEST_CASE("kill -9 during enroll --dir and analyze --store: consistent, and a re
     INFO("killed after " << stored_before << " images; rerun stderr: " << again.err);
     REQUIRE(again.exit_code == 0);
     std::int64_t unchanged = 0;
-    for (const auto& rec : lines(again.out)) unchanged += rec.value("skipped", "") == "unchanged";
+    for (const auto& rec : json_lines(again.out)) unchanged += rec.value("skipped", "") == "unchanged";
     CHECK(unchanged == stored_before);
     CHECK(db_int(home.db(), "SELECT count(*) FROM images") == 50);
     check_consistent(home.db());
@@ -753,7 +743,7 @@ TEST_CASE("enroll --dir reports a looping or dangling entry and enrolls the othe
     const auto enroll = home.run({"enroll", "--dir", people.string(), "--jobs", "1"});
     INFO("stderr: " << enroll.err);
     CHECK(enroll.exit_code == 1);
-    const auto records = lines(enroll.out);
+    const auto records = json_lines(enroll.out);
     REQUIRE(records.size() == 4);  // sorted by folder name: gone, leonard, loop, penny
     CHECK(records[0]["person"] == "gone");
     CHECK_THAT(records[0]["error"]["message"].get<std::string>(), Catch::Contains("cannot read"));
@@ -788,7 +778,7 @@ TEST_CASE("gallery copy, export, import: SQLite to PostgreSQL and back, the same
     const auto copied = home.run({"gallery", "copy", "--to", pg.location()});
     INFO("stderr: " << copied.err);
     REQUIRE(copied.exit_code == 0);
-    const auto c = lines(copied.out).at(0);
+    const auto c = json_lines(copied.out).at(0);
     CHECK(c["type"] == "gallery_copy");
     CHECK(c["persons"].get<int>() >= 3 + 3);
     CHECK(c["samples"].get<int>() >= 6);
@@ -806,8 +796,8 @@ TEST_CASE("gallery copy, export, import: SQLite to PostgreSQL and back, the same
     CHECK(s_pg["database"]["engine"] == "postgresql");
     CHECK(s_sq["database"]["engine"] == "sqlite");
     const auto probe = bbt_photo("penny", 5).string();
-    const auto a_pg = lines(run_pg({"analyze", probe}).out).at(0)["faces"],
-               a_sq = lines(home.run({"analyze", probe}).out).at(0)["faces"];
+    const auto a_pg = json_lines(run_pg({"analyze", probe}).out).at(0)["faces"],
+               a_sq = json_lines(home.run({"analyze", probe}).out).at(0)["faces"];
     CHECK(a_pg == a_sq);
     CHECK(a_pg.at(0)["identity"] == "penny");
 
@@ -822,8 +812,8 @@ TEST_CASE("gallery copy, export, import: SQLite to PostgreSQL and back, the same
     const auto exported = run_pg({"gallery", "export", file});
     INFO("export stderr: " << exported.err);
     REQUIRE(exported.exit_code == 0);
-    CHECK(lines(exported.out).at(0)["digest"] == c["digest"]);
-    CHECK(lines(exported.out).at(0)["thumbnails"] == c["thumbnails"]);
+    CHECK(json_lines(exported.out).at(0)["digest"] == c["digest"]);
+    CHECK(json_lines(exported.out).at(0)["thumbnails"] == c["thumbnails"]);
     CHECK(std::filesystem::exists(file));
     CHECK_FALSE(std::filesystem::exists(file + ".part"));
     CHECK(run_pg({"gallery", "export", file}).exit_code == 2);  // never overwrites
@@ -831,7 +821,7 @@ TEST_CASE("gallery copy, export, import: SQLite to PostgreSQL and back, the same
     const auto imported = other.run({"gallery", "import", file});
     INFO("import stderr: " << imported.err);
     REQUIRE(imported.exit_code == 0);
-    CHECK(lines(imported.out).at(0)["digest"] == c["digest"]);
+    CHECK(json_lines(imported.out).at(0)["digest"] == c["digest"]);
     CHECK(other.run({"search", "--name", ""}).out == home.run({"search", "--name", ""}).out);
     CHECK(other.run({"gallery", "import", file}).exit_code == 2);  // not into a gallery that holds one
     CHECK(other.run({"gallery", "import", (home / "missing.db").string()}).exit_code == 1);
@@ -857,7 +847,7 @@ TEST_CASE("bench store: concurrent writers into an empty gallery, figures printe
                               "--seconds", "1", "--persons", "50", "--new-share", "0.2", "--format", "jsonl"});
     INFO("stderr: " << r.err);
     REQUIRE(r.exit_code == 0);
-    const auto rec = lines(r.out).at(0);
+    const auto rec = json_lines(r.out).at(0);
     CHECK(rec["type"] == "store_bench");
     CHECK(rec["engine"] == engine);
     CHECK(rec["images"].get<std::int64_t>() > 10);

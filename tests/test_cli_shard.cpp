@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "faceq/base/shard.hpp"
+#include "json_lines.hpp"
 #include "test_models.hpp"
 #include "test_sqlite.hpp"
 
@@ -49,12 +50,7 @@ Run analyze(const std::string& home, const std::vector<std::string>& args, const
     Run run{run_faceq(argv, stdin_text, environment(env), std::chrono::minutes(3)), {}};
     INFO("analyze " << args.back() << " stderr: " << run.result.err);
     REQUIRE(run.result.exit_code == 0);
-    std::istringstream in(run.result.out);
-    for (std::string line; std::getline(in, line);) {
-        INFO("stdout line: " << line);
-        REQUIRE(json::accept(line));
-        run.records.push_back(json::parse(line));
-    }
+    run.records = json_lines(run.result.out);
     return run;
 }
 

@@ -19,6 +19,7 @@
 #include "faceq/pipeline/image_io.hpp"
 #include "faceq/pipeline/thumbnail.hpp"
 #include "faceq/session/detection_bench.hpp"
+#include "json_lines.hpp"
 #include "test_faces.hpp"
 #include "test_gallery_db.hpp"
 #include "test_models.hpp"
@@ -76,17 +77,6 @@ std::vector<std::string> real_thumbnails(std::size_t n) {
     for (std::size_t i = 0; i < n; ++i)
         out.push_back(make_face_thumbnail(obama, {300 + 20 * static_cast<int>(i), 200, 300, 300}));
     return out;
-}
-
-std::vector<json> lines(const std::string& out) {
-    std::vector<json> records;
-    std::istringstream in(out);
-    for (std::string line; std::getline(in, line);) {
-        INFO("stdout line: " << line);
-        REQUIRE(json::accept(line));
-        records.push_back(json::parse(line));
-    }
-    return records;
 }
 
 std::vector<std::int64_t> ids(const TestGalleryDb& db, const std::string& table) {
@@ -332,11 +322,11 @@ TEST_CASE("analyze --store and enroll store a thumbnail per face; gallery thumbn
     INFO(stored.err);
     REQUIRE(stored.exit_code == 0);
     std::size_t faces = 0;
-    for (const auto& r : lines(stored.out)) faces += r["faces"].size();
+    for (const auto& r : json_lines(stored.out)) faces += r["faces"].size();
     REQUIRE(faces >= 4);
     const auto without = faceq({"analyze", "--store", "--no-thumbnails", (photos / "obama-480p.jpg").string()});
     REQUIRE(without.exit_code == 0);
-    REQUIRE(lines(without.out).at(0)["faces"].size() == 1);
+    REQUIRE(json_lines(without.out).at(0)["faces"].size() == 1);
 
     // One thumbnail per face stored with thumbnails, each a 112x112 JPEG within 6 kB; none with --no-thumbnails.
     const auto detections = ids(db, "detections");
@@ -394,7 +384,7 @@ TEST_CASE("analyze --store and enroll store a thumbnail per face; gallery thumbn
     INFO(dry.err);
     CHECK(dry.exit_code == 1);
     CHECK(db_int(db, "SELECT count(*) FROM detection_thumbnails") == 0);
-    const auto dry_records = lines(dry.out);
+    const auto dry_records = json_lines(dry.out);
     REQUIRE_FALSE(dry_records.empty());
     CHECK(dry_records.back()["dry_run"] == true);
     CHECK(dry_records.back()["skipped"] == expected_skips);
@@ -403,7 +393,7 @@ TEST_CASE("analyze --store and enroll store a thumbnail per face; gallery thumbn
     INFO(run.err);
     CHECK(run.exit_code == 1);
     CHECK(run.err.find("have no thumbnail") != std::string::npos);
-    const auto records = lines(run.out);
+    const auto records = json_lines(run.out);
     REQUIRE(records.size() == expected_skips + 1);
     std::map<std::string, std::string> reasons;
     for (std::size_t i = 0; i < expected_skips; ++i) {
@@ -441,7 +431,7 @@ TEST_CASE("analyze --store and enroll store a thumbnail per face; gallery thumbn
     }
     // A second run finds only the faces of the moved and changed photos; nothing else to do.
     const auto again = faceq({"gallery", "thumbnails"});
-    const auto again_records = lines(again.out);
+    const auto again_records = json_lines(again.out);
     REQUIRE_FALSE(again_records.empty());
     CHECK(again_records.back()["detections"] == json{{"missing", expected_skips}, {"made", 0}});
 
@@ -449,7 +439,7 @@ TEST_CASE("analyze --store and enroll store a thumbnail per face; gallery thumbn
     const auto exported = faceq({"gallery", "export", (home / "copy.db").string()});
     INFO(exported.err);
     REQUIRE(exported.exit_code == 0);
-    CHECK(lines(exported.out).at(0)["thumbnails"] == detections.size() - expected_skips + 1);
+    CHECK(json_lines(exported.out).at(0)["thumbnails"] == detections.size() - expected_skips + 1);
     CHECK(db_int(home / "copy.db", "SELECT count(*) FROM detection_thumbnails") ==
           static_cast<std::int64_t>(detections.size() - expected_skips));
 }
@@ -468,7 +458,7 @@ TEST_CASE("a gallery written by faceq ca972f7 gets thumbnails for its faces from
     const auto r = run_faceq({"--home", home.path().string(), "gallery", "thumbnails"});
     INFO(r.err);
     CHECK(r.exit_code == 0);
-    const auto records = lines(r.out);
+    const auto records = json_lines(r.out);
     REQUIRE(records.size() == 1);
     // 12 enrolled samples; 5 faces in 4 stored photos (the strangers' 4 samples show theirs).
     CHECK(records[0]["samples"] == json{{"missing", 12}, {"made", 12}});

@@ -19,6 +19,7 @@
 
 #include "base/fsutil.hpp"
 #include "faceq/photo/xmp_regions.hpp"
+#include "json_lines.hpp"
 #include "test_gallery_db.hpp"
 #include "test_models.hpp"
 
@@ -64,17 +65,6 @@ private:
     TempDir dir_;
     TestGalleryDb db_;
 };
-
-std::vector<json> lines(const std::string& out) {
-    std::vector<json> records;
-    std::istringstream in(out);
-    for (std::string line; std::getline(in, line);) {
-        INFO("stdout line: " << line);
-        REQUIRE(json::accept(line));
-        records.push_back(json::parse(line));
-    }
-    return records;
-}
 
 // exiftool's reading of a file's XMP, structures kept (-struct), numbers as numbers.
 json exiftool(const std::filesystem::path& file) {
@@ -203,7 +193,7 @@ TEST_CASE(
     const auto first = home.run({"analyze", "--xmp", "--jobs", "2", group.string()});
     INFO(first.err);
     REQUIRE(first.exit_code == 0);
-    const auto record = lines(first.out).at(0);
+    const auto record = json_lines(first.out).at(0);
     const auto named = known_faces(record);
     REQUIRE(named.size() >= 3);  // measured: 5 of 6 faces named
     CHECK(record["xmp"]["sidecar"] == sidecar.string());
@@ -244,7 +234,7 @@ TEST_CASE(
     // Again: faceq's regions replaced, not added.
     const auto second = home.run({"analyze", "--xmp", group.string()});
     REQUIRE(second.exit_code == 0);
-    const auto again = lines(second.out).at(0);
+    const auto again = json_lines(second.out).at(0);
     CHECK(again["xmp"]["replaced"] == named.size());
     CHECK(again["xmp"]["written"] == named.size());
     check_sidecar();
@@ -253,7 +243,7 @@ TEST_CASE(
     // --sidecar photo.xmp: the other naming, a new file.
     const auto stem = home.run({"analyze", "--xmp", "--sidecar", "photo.xmp", group.string()});
     REQUIRE(stem.exit_code == 0);
-    CHECK(lines(stem.out).at(0)["xmp"]["created"] == true);
+    CHECK(json_lines(stem.out).at(0)["xmp"]["created"] == true);
     CHECK(exiftool(photos / "bbt4.xmp")["RegionInfo"]["RegionList"].size() == named.size());
 
     // Without --xmp the sidecar options are refused.
@@ -287,7 +277,7 @@ TEST_CASE("analyze --xmp on EXIF-rotated photos: Area is relative to the photo a
     const auto r = home.run(args);
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
-    const auto records = lines(r.out);
+    const auto records = json_lines(r.out);
     REQUIRE(records.size() == 4);
     const json a = exiftool(home / "upright.jpg.xmp");
     const auto& list_a = a["RegionInfo"]["RegionList"];
@@ -343,7 +333,7 @@ TEST_CASE("export xmp writes what the gallery holds; missing and changed photos 
     const auto stored = home.run({"analyze", "--store", "--jobs", "2", photos.string()});
     INFO(stored.err);
     REQUIRE(stored.exit_code == 0);
-    const auto records = lines(stored.out);
+    const auto records = json_lines(stored.out);
     REQUIRE(records.size() == 3);
     // bbt1 goes, bbt2 changes (another photo under its name).
     std::filesystem::remove(photos / "bbt1.jpg");
@@ -353,7 +343,7 @@ TEST_CASE("export xmp writes what the gallery holds; missing and changed photos 
     const auto exported = home.run({"export", "xmp", "--jobs", "2"});
     INFO(exported.err);
     REQUIRE(exported.exit_code == 0);
-    const auto out = lines(exported.out);
+    const auto out = json_lines(exported.out);
     REQUIRE(out.size() == 4);
     std::map<std::string, json> by_file;
     for (std::size_t i = 0; i < 3; ++i) by_file[out[i]["file"].get<std::string>()] = out[i];
@@ -379,13 +369,13 @@ TEST_CASE("export xmp writes what the gallery holds; missing and changed photos 
     // --persons all: the strangers too, under their ids; a rerun replaces.
     const auto all = home.run({"export", "xmp", "--persons", "all"});
     REQUIRE(all.exit_code == 0);
-    const auto all_out = lines(all.out);
+    const auto all_out = json_lines(all.out);
     std::size_t strangers = 0;
     for (const auto& f : group["faces"]) strangers += f["decision"] == "unknown" && f["person_id"].is_string();
     const json with_strangers = exiftool(photos / "bbt4.jpg.xmp");
     CHECK(with_strangers["RegionInfo"]["RegionList"].size() == named.size() + strangers);
     // Known persons only again: the strangers' regions go (faceq's own, replaced).
-    const auto known_again = lines(home.run({"export", "xmp"}).out);
+    const auto known_again = json_lines(home.run({"export", "xmp"}).out);
     for (const auto& r : known_again)
         if (r.value("file", "") == (photos / "bbt4.jpg").string()) CHECK(r["replaced"] == named.size() + strangers);
     CHECK(exiftool(photos / "bbt4.jpg.xmp")["RegionInfo"]["RegionList"].size() == named.size());
@@ -409,7 +399,7 @@ TEST_CASE("round trip: analyze --xmp, then enroll --from-xmp into a fresh galler
     INFO(analyzed.err);
     REQUIRE(analyzed.exit_code == 0);
     std::map<std::string, int> written;  // name -> faces written
-    for (const auto& r : lines(analyzed.out))
+    for (const auto& r : json_lines(analyzed.out))
         for (const auto& [name, box] : known_faces(r)) ++written[name];
     REQUIRE(written.size() >= 3);  // measured: all 8 crops named right
 
@@ -417,7 +407,7 @@ TEST_CASE("round trip: analyze --xmp, then enroll --from-xmp into a fresh galler
     const auto enrolled = fresh.run({"enroll", "--from-xmp", photos.string(), "-r", "--jobs", "2"});
     INFO(enrolled.err);
     REQUIRE(enrolled.exit_code == 0);
-    const auto out = lines(enrolled.out);
+    const auto out = json_lines(enrolled.out);
     REQUIRE(out.size() == written.size() + 1);
     std::map<std::string, int> got;
     for (std::size_t i = 0; i < written.size(); ++i) {
@@ -431,7 +421,7 @@ TEST_CASE("round trip: analyze --xmp, then enroll --from-xmp into a fresh galler
     CHECK(summary["failed"].empty());
     // Without -r only the top folder's photos.
     XmpHome flat;
-    const auto top = lines(flat.run({"enroll", "--from-xmp", photos.string()}).out);
+    const auto top = json_lines(flat.run({"enroll", "--from-xmp", photos.string()}).out);
     CHECK(top.back()["photos"] == 4);
 }
 
@@ -444,7 +434,7 @@ TEST_CASE("enroll --from-xmp: XMP embedded in a JPEG, the sidecar winning over i
     const auto group = photos / "bbt4.jpg";
     std::filesystem::copy_file(bbt() / "bbt4.jpg", group);
     // Where faceq finds the faces: the regions are drawn on two of them, as a user would.
-    const auto found = lines(home.run({"analyze", group.string()}).out).at(0);
+    const auto found = json_lines(home.run({"analyze", group.string()}).out).at(0);
     REQUIRE(found["faces"].size() >= 2);
     const auto a0 = area_of(found["faces"][0]["bbox"], 710, 473), a1 = area_of(found["faces"][1]["bbox"], 710, 473);
     const auto region = [](const std::string& name, const json& a) {
@@ -471,7 +461,7 @@ TEST_CASE("enroll --from-xmp: XMP embedded in a JPEG, the sidecar winning over i
     const auto r = home.run({"enroll", "--from-xmp", photos.string()});
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
-    const auto out = lines(r.out);
+    const auto out = json_lines(r.out);
     REQUIRE(out.size() == 4);  // Alice, Bob, Carol, summary
     std::map<std::string, json> persons;
     for (std::size_t i = 0; i < 3; ++i) persons[out[i]["person"].get<std::string>()] = out[i];
@@ -578,7 +568,7 @@ TEST_CASE(
     const auto e = fresh.run({"enroll", "--from-xmp", photos.string()});
     INFO(e.err);
     CHECK(e.exit_code == 1);
-    const auto summary = lines(e.out).back();
+    const auto summary = json_lines(e.out).back();
     CHECK(summary["failed"].size() == sidecars.size());
     std::set<std::string> reasons;
     for (const auto& u : summary["unmatched"])
