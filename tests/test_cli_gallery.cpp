@@ -173,7 +173,7 @@ bool kill_when(const GalleryHome& home, std::vector<std::string> args, const std
 
 TEST_CASE("enroll --dir, then analyze names known people; search and stats", "[cli][gallery]") {
     REQUIRE_MODELS();
-    GALLERY_ENGINE(engine);
+    CLI_GALLERY_ENGINE(engine);
     GalleryHome home(engine);
     // Photos 1-4 of each character enrolled; photo 5 identified.
     const auto people = person_folders(home, characters, bbt_photo, 4);
@@ -261,7 +261,7 @@ TEST_CASE("enroll --dir, then analyze names known people; search and stats", "[c
 TEST_CASE("analyze --store: stable stranger ids, unchanged photos skipped, --force, then persons care",
           "[cli][gallery]") {
     REQUIRE_MODELS();
-    GALLERY_ENGINE(engine);
+    CLI_GALLERY_ENGINE(engine);
     GalleryHome home(engine);
     // One face in each (checked below).
     const std::string a1 = (lfw() / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg").string(),
@@ -367,7 +367,7 @@ TEST_CASE("analyze --store: stable stranger ids, unchanged photos skipped, --for
 
 TEST_CASE("cluster joins one stranger's detections into one person", "[cli][gallery]") {
     REQUIRE_MODELS();
-    GALLERY_ENGINE(engine);
+    CLI_GALLERY_ENGINE(engine);
     GalleryHome home(engine);
     // A strict threshold while storing makes every face a new stranger.
     std::vector<std::string> args{"analyze", "--store", "--threshold", "0.1", "--stranger-threshold", "0.1",
@@ -424,7 +424,7 @@ TEST_CASE("cluster joins one stranger's detections into one person", "[cli][gall
 
 TEST_CASE("persons faces and reject: not this person, on real photos; undo; errors", "[cli][gallery][reject]") {
     REQUIRE_MODELS();
-    GALLERY_ENGINE(engine);
+    CLI_GALLERY_ENGINE(engine);
     GalleryHome home(engine);
     const auto aaron = lfw_files("Aaron_Peirsol");
     const auto gul = lfw_files("Abdullah_Gul");

@@ -190,3 +190,17 @@ inline void db_exec(const TestGalleryDb& db, const std::string& sql) {
                  "FACEQ_TEST_PG",                                                                          \
                  "tools/pg_cluster.sh start DIR, which prints the URL to set (tools/test.sh does "         \
                  "this itself)")
+
+// A CLI test's engines (the faceq processes it starts): both, but in the
+// sanitizer build (FACEQ_TEST_SANITIZED) SQLite only — there the PostgreSQL
+// store's code is sanitized by the in-process gallery tests and by the CLI
+// tests about processes at once and kill -9, which keep GALLERY_ENGINE; the
+// others would run the same store code a second time through a process
+// (~1.5 of CI's 60 minutes). The release build runs them on both.
+#ifdef FACEQ_TEST_SANITIZED
+#define CLI_GALLERY_ENGINE(var)       \
+    const std::string var = "sqlite"; \
+    INFO("gallery engine: " << var)
+#else
+#define CLI_GALLERY_ENGINE(var) GALLERY_ENGINE(var)
+#endif

@@ -299,7 +299,7 @@ TEST_CASE("gallery: a gallery of the schema before thumbnails is migrated, rows 
 TEST_CASE("analyze --store and enroll store a thumbnail per face; gallery thumbnails makes lost ones again",
           "[cli][gallery][thumbnails]") {
     REQUIRE_MODELS();
-    GALLERY_ENGINE(engine);
+    CLI_GALLERY_ENGINE(engine);
     TempDir home;
     std::filesystem::create_directory_symlink(test_home().models_dir(), home / "models");
     const TestGalleryDb db(engine, home.path());

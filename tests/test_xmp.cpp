@@ -323,7 +323,7 @@ TEST_CASE("analyze --xmp on EXIF-rotated photos: Area is relative to the photo a
 
 TEST_CASE("export xmp writes what the gallery holds; missing and changed photos are skipped", "[xmp][cli][gallery]") {
     REQUIRE_MODELS();
-    GALLERY_ENGINE(engine);
+    CLI_GALLERY_ENGINE(engine);
     XmpHome home(engine);
     home.enroll(2);
     const auto photos = home / "photos";

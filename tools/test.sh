@@ -15,7 +15,8 @@
 #            dozens to hundreds of labelled photos, its figures checked, mostly
 #            dlib's and OpenCV's arithmetic, which this build leaves
 #            unsanitized; 4 minutes of CI's 60), both of which the release
-#            part runs
+#            part runs; the CLI gallery tests on SQLite only but those about
+#            processes at once and kill -9 (tests/test_gallery_db.hpp)
 #   fuzz     build-fuzz/ (-DFACEQ_FUZZ=ON, clang++-14: ASan + UBSan + libFuzzer,
 #            a few of the core's files, no dlib): each harness in fuzz/ for
 #            FACEQ_FUZZ_SECONDS (45) on a copy of its seed corpus; a crash, a
