@@ -183,9 +183,7 @@ int run_analyze(AnalyzeCommand& cmd, Context& ctx) {
                     const std::string message =
                         error ? e.what() : fmt::format("cannot write XMP for '{}': {}", items[i].path, e.what());
                     ctx.error(message);
-                    out.record["xmp"] = {
-                        {"error",
-                         {{"kind", to_string(error ? error->kind() : ErrorKind::internal)}, {"message", message}}}};
+                    out.record["xmp"] = {{"error", error_json(error ? error->kind() : ErrorKind::internal, message)}};
                 }
             }
             if (out.failed) {

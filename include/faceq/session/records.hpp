@@ -41,6 +41,9 @@ nlohmann::json analysis_record(const std::string& file, const AnalysisResult& re
                                double elapsed_ms, bool with_embedding);
 // Adds the identity fields to one face object of an analysis record.
 void add_identity(nlohmann::json& face, const Identity& identity);
+// An error as every record carries it: {"kind", "message"}.
+nlohmann::json error_json(ErrorKind kind, const std::string& message);
+// {"file", "error": error_json(kind, message)}.
 nlohmann::json error_record(const std::string& file, ErrorKind kind, const std::string& message);
 
 enum class RecordFormat { jsonl, json, csv };

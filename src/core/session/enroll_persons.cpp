@@ -8,6 +8,7 @@
 #include "faceq/base/error.hpp"
 #include "faceq/session/analysis_session.hpp"
 #include "faceq/session/enroller.hpp"
+#include "faceq/session/records.hpp"
 
 namespace faceq {
 namespace {
@@ -17,10 +18,6 @@ struct PhotoOutcome {
     std::string skipped;  // reason, when not analysed
     std::optional<Error> error;
 };
-
-nlohmann::json error_json(ErrorKind kind, const std::string& message) {
-    return {{"kind", to_string(kind)}, {"message", message}};
-}
 
 // Collects one person's outcomes and writes its record when the person is done.
 class PersonRecords {
@@ -32,7 +29,7 @@ public:
     void add(const std::string& path, PhotoOutcome&& out) {
         if (out.error) {
             fail(out.error->what());
-            failed_.push_back({{"file", path}, {"error", error_json(out.error->kind(), out.error->what())}});
+            failed_.push_back(error_record(path, out.error->kind(), out.error->what()));
         } else if (out.sample) {
             samples_.push_back(std::move(*out.sample));
         } else {

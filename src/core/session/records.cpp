@@ -89,8 +89,12 @@ void add_identity(nlohmann::json& face, const Identity& id) {
     }
 }
 
+nlohmann::json error_json(ErrorKind kind, const std::string& message) {
+    return {{"kind", to_string(kind)}, {"message", message}};
+}
+
 nlohmann::json error_record(const std::string& file, ErrorKind kind, const std::string& message) {
-    return {{"file", file}, {"error", {{"kind", to_string(kind)}, {"message", message}}}};
+    return {{"file", file}, {"error", error_json(kind, message)}};
 }
 
 RecordFormat parse_record_format(const std::string& name) {

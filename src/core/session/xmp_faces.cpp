@@ -11,14 +11,11 @@
 #include "faceq/base/error.hpp"
 #include "faceq/session/analysis_session.hpp"
 #include "faceq/session/enroller.hpp"
+#include "faceq/session/records.hpp"
 #include "session/recorded_photos.hpp"
 
 namespace faceq {
 namespace {
-
-nlohmann::json error_json(ErrorKind kind, const std::string& message) {
-    return {{"kind", to_string(kind)}, {"message", message}};
-}
 
 // The photo's frame, checked against the size faceq decoded it to.
 PhotoFrame checked_frame(const std::filesystem::path& photo, int displayed_width, int displayed_height) {
@@ -258,8 +255,7 @@ std::size_t enroll_from_xmp(const AnalysisSession& session, const std::filesyste
             if (out.error) {
                 ++failures;
                 on_error(out.error->what());
-                failed.push_back(
-                    {{"file", items[i].path}, {"error", error_json(out.error->kind(), out.error->what())}});
+                failed.push_back(error_record(items[i].path, out.error->kind(), out.error->what()));
                 return;
             }
             if (!out.has_regions) {
