@@ -71,6 +71,12 @@ public:
     const Face& choose_face(const AnalysisResult& result, const std::string& name, bool pick_largest) const;
     FaceSample sample(const Face& face, const std::string& source_path, const DecodedImage& image) const;
     EnrollResult enroll(const std::string& person_name, const std::vector<FaceSample>& samples);
+    // enroll() (nothing written without samples), as the "enrollment" record
+    // enroll_persons() describes: person (as the gallery spells it),
+    // person_id (null without such a person), created, added, skipped
+    // (`skipped` and the samples the gallery skipped) and failed.
+    nlohmann::json enroll_record(const std::string& person_name, const std::vector<FaceSample>& samples,
+                                 nlohmann::json skipped, nlohmann::json failed);
 
     const std::string& embedder() const { return embedder_; }
 

@@ -22,9 +22,9 @@ struct PhotoOutcome {
 // Collects one person's outcomes and writes its record when the person is done.
 class PersonRecords {
 public:
-    PersonRecords(Enroller& enroller, Gallery& gallery, const std::function<void(nlohmann::json)>& report,
+    PersonRecords(Enroller& enroller, const std::function<void(nlohmann::json)>& report,
                   const std::function<void(const std::string&)>& on_error)
-        : enroller_(enroller), gallery_(gallery), report_(report), on_error_(on_error) {}
+        : enroller_(enroller), report_(report), on_error_(on_error) {}
 
     void add(const std::string& path, PhotoOutcome&& out) {
         if (out.error) {
@@ -47,7 +47,7 @@ public:
             fail(message);
             record["error"] = error_json(ErrorKind::not_found, message);
         } else {
-            enroll(job.name, record);
+            record = enroller_.enroll_record(job.name, samples_, skipped_, failed_);
         }
         report_(std::move(record));
         samples_.clear();
@@ -63,34 +63,7 @@ private:
         on_error_(message);
     }
 
-    void enroll(const std::string& name, nlohmann::json& record) {
-        std::size_t added = 0;
-        bool created = false;
-        std::optional<PersonRef> person;
-        if (!samples_.empty()) {
-            const auto result = enroller_.enroll(name, samples_);
-            for (const auto& s : result.samples) {
-                if (s.added)
-                    ++added;
-                else
-                    skipped_.push_back({{"file", s.source_path}, {"reason", s.reason}});
-            }
-            created = result.created;
-            person = result.person;
-        }
-        if (!person) {
-            if (auto existing = gallery_.person(name)) person = existing->person;
-        }
-        record["person"] = person && person->name ? *person->name : check_person_name(name);
-        record["person_id"] = person ? nlohmann::json(person->public_id) : nlohmann::json(nullptr);
-        record["created"] = created;
-        record["added"] = added;
-        record["skipped"] = skipped_;
-        record["failed"] = failed_;
-    }
-
     Enroller& enroller_;
-    Gallery& gallery_;
     const std::function<void(nlohmann::json)>& report_;
     const std::function<void(const std::string&)>& on_error_;
     std::vector<FaceSample> samples_;
@@ -127,7 +100,7 @@ std::size_t enroll_persons(const AnalysisSession& session, const std::vector<Per
                            const std::function<void(const std::string&)>& on_error) {
     Gallery& gallery = *session.gallery();
     Enroller enroller(gallery, session.identification().context.embedder, {});
-    PersonRecords records(enroller, gallery, report, on_error);
+    PersonRecords records(enroller, report, on_error);
 
     // All photos in one list, person by person, so workers stay busy across persons.
     struct Photo {

@@ -94,4 +94,31 @@ EnrollResult Enroller::enroll(const std::string& person_name, const std::vector<
     return gallery_.enroll(person_name, samples, embedder_);
 }
 
+nlohmann::json Enroller::enroll_record(const std::string& person_name, const std::vector<FaceSample>& samples,
+                                       nlohmann::json skipped, nlohmann::json failed) {
+    std::size_t added = 0;
+    bool created = false;
+    std::optional<PersonRef> person;
+    if (!samples.empty()) {
+        const auto result = enroll(person_name, samples);
+        for (const auto& s : result.samples) {
+            if (s.added)
+                ++added;
+            else
+                skipped.push_back({{"file", s.source_path}, {"reason", s.reason}});
+        }
+        created = result.created;
+        person = result.person;
+    }
+    if (!person) {
+        if (auto existing = gallery_.person(person_name)) person = existing->person;
+    }
+    return {{"person", person && person->name ? *person->name : check_person_name(person_name)},
+            {"person_id", person ? nlohmann::json(person->public_id) : nlohmann::json(nullptr)},
+            {"created", created},
+            {"added", added},
+            {"skipped", std::move(skipped)},
+            {"failed", std::move(failed)}};
+}
+
 }  // namespace faceq

@@ -271,8 +271,9 @@ std::size_t enroll_from_xmp(const AnalysisSession& session, const std::filesyste
             }
             for (auto& [name, sample] : out.samples) {
                 ++matched;
-                const std::string key = fold_case(check_person_name(name));
-                if (spelled.emplace(key, check_person_name(name)).second) order.push_back(key);
+                const std::string checked = check_person_name(name);
+                const std::string key = fold_case(checked);
+                if (spelled.emplace(key, checked).second) order.push_back(key);
                 samples[key].push_back(std::move(sample));
             }
         });
@@ -281,24 +282,7 @@ std::size_t enroll_from_xmp(const AnalysisSession& session, const std::filesyste
         const std::string& name = spelled[key];
         nlohmann::json record{{"person", name}};
         try {
-            const auto result = enroller.enroll(name, samples[key]);
-            std::size_t added = 0;
-            nlohmann::json skipped = nlohmann::json::array();
-            for (const auto& s : result.samples) {
-                if (s.added)
-                    ++added;
-                else
-                    skipped.push_back({{"file", s.source_path}, {"reason", s.reason}});
-            }
-            std::optional<PersonRef> person = result.person;
-            if (!person)
-                if (auto existing = gallery.person(name)) person = existing->person;
-            record["person"] = person && person->name ? *person->name : name;
-            record["person_id"] = person ? nlohmann::json(person->public_id) : nlohmann::json(nullptr);
-            record["created"] = result.created;
-            record["added"] = added;
-            record["skipped"] = skipped;
-            record["failed"] = nlohmann::json::array();
+            record = enroller.enroll_record(name, samples[key], nlohmann::json::array(), nlohmann::json::array());
         } catch (const Error& e) {
             if (e.kind() == ErrorKind::database) throw;
             ++failures;
