@@ -4,15 +4,13 @@
 // "xmp_export" summary; a photo missing or changed since it was recorded is
 // skipped with a warning; exit 1 when a sidecar could not be read or written
 // (the others are written all the same).
-#include <fmt/format.h>
 
 #include <iostream>
 
 #include "context.hpp"
-#include "faceq/base/error.hpp"
-#include "faceq/session/identification.hpp"
 #include "faceq/session/records.hpp"
 #include "faceq/session/xmp_faces.hpp"
+#include "gallery_support.hpp"
 #include "xmp_options.hpp"
 
 namespace faceq::cli {
@@ -24,10 +22,7 @@ struct ExportXmpCommand {
 };
 
 int run_export_xmp(const ExportXmpCommand& cmd, Context& ctx) {
-    auto gallery = open_gallery(ctx.home, false);
-    if (!gallery)
-        throw Error(ErrorKind::not_found, fmt::format("no gallery at '{}' (enroll or analyze --store make one)",
-                                                      Gallery::describe_location(ctx.home.gallery_location())));
+    auto gallery = require_home_gallery(ctx);
     RecordWriter writer(std::cout, RecordFormat::jsonl);
     const std::size_t failed = export_gallery_xmp(
         *gallery, cmd.xmp.options(), jobs_or_cores(cmd.jobs),

@@ -38,6 +38,7 @@
 #include "faceq/session/identification.hpp"
 #include "faceq/session/reindex.hpp"
 #include "faceq/session/thumbnails.hpp"
+#include "gallery_support.hpp"
 #include "signals.hpp"
 
 namespace faceq::cli {
@@ -49,10 +50,7 @@ struct ReindexCommand {
 };
 
 int run_reindex(const ReindexCommand& cmd, Context& ctx) {
-    auto gallery = open_gallery(ctx.home, false);
-    if (!gallery)
-        throw Error(ErrorKind::not_found, fmt::format("no gallery at '{}' (enroll or analyze --store make one)",
-                                                      Gallery::describe_location(ctx.home.gallery_location())));
+    auto gallery = require_home_gallery(ctx);
     const ModelSet models =
         installed_models(ctx.home.models_dir(), load_manifest(ctx.manifest_path()), cmd.options.detector == "cnn");
     StopSignals signals(stop_between_steps);
@@ -88,10 +86,7 @@ struct ThumbnailsCommand {
 };
 
 int run_thumbnails(const ThumbnailsCommand& cmd, Context& ctx) {
-    auto gallery = open_gallery(ctx.home, false, log_to(ctx));
-    if (!gallery)
-        throw Error(ErrorKind::not_found, fmt::format("no gallery at '{}' (enroll or analyze --store make one)",
-                                                      Gallery::describe_location(ctx.home.gallery_location())));
+    auto gallery = require_home_gallery(ctx);
     StopSignals signals(stop_between_steps);
     const auto r = make_missing_thumbnails(
         *gallery, cmd.dry_run, jobs_or_cores(cmd.jobs), [] { return StopSignals::received(); },
@@ -144,14 +139,6 @@ void print_copy(const CopyResult& r, const std::string& from, const std::string&
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-std::unique_ptr<Gallery> require_home_gallery(Context& ctx) {
-    auto gallery = open_gallery(ctx.home, false, log_to(ctx));
-    if (!gallery)
-        throw Error(ErrorKind::not_found, fmt::format("no gallery at '{}' (enroll or analyze --store make one)",
-                                                      Gallery::describe_location(ctx.home.gallery_location())));
-    return gallery;
 }
 
 int run_copy(const CopyCommand& cmd, Context& ctx) {

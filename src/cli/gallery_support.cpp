@@ -1,6 +1,19 @@
 #include "gallery_support.hpp"
 
+#include <fmt/format.h>
+
+#include "faceq/base/error.hpp"
+#include "faceq/session/identification.hpp"
+
 namespace faceq::cli {
+
+std::unique_ptr<Gallery> require_home_gallery(const Context& ctx) {
+    auto gallery = open_gallery(ctx.home, false, log_to(ctx));
+    if (!gallery)
+        throw Error(ErrorKind::not_found, fmt::format("no gallery at '{}' (enroll or analyze --store make one)",
+                                                      Gallery::describe_location(ctx.home.gallery_location())));
+    return gallery;
+}
 
 void add_calibration_flags(CLI::App* sub, CalibrationChoice& choice) {
     auto* far = sub->add_option("--far", choice.far,
